@@ -1,0 +1,163 @@
+"""llmfiles: put training, validation and batch files onto any LLM provider, one API for all.
+
+``import llmfiles`` is cheap: it loads no plugin, no provider SDK and no HTTP library.  Everything below is
+imported on first use.
+
+    >>> import llmfiles
+    >>> f = llmfiles.upload("train.jsonl", purpose="fine-tune", provider="local")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_API = (
+    "upload",
+    "aupload",
+    "upload_training_files",
+    "aupload_training_files",
+    "retrieve",
+    "aretrieve",
+    "list_files",
+    "alist_files",
+    "delete",
+    "adelete",
+    "download",
+    "adownload",
+    "Client",
+)
+_ERRORS = (
+    "LLMFilesError",
+    "ConfigurationError",
+    "ProviderNotInstalled",
+    "MissingCredentials",
+    "InputError",
+    "InvalidPurpose",
+    "BadFile",
+    "FileTooLarge",
+    "ValidationError",
+    "ProviderError",
+    "AuthenticationError",
+    "FileNotFound",
+    "NetworkError",
+    "RetriesExhausted",
+    "DeadlineExceeded",
+)
+_LAZY = {
+    **{name: "llmfiles.api" for name in _API},
+    **{name: "llmfiles.errors" for name in _ERRORS},
+    "FileObject": "llmfiles.models",
+    "TrainingFiles": "llmfiles.models",
+    "hookimpl": "llmfiles.pluginapi",
+}
+
+__all__ = [*_API, *_ERRORS, "FileObject", "TrainingFiles", "hookimpl", "errors", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "errors":
+        return importlib.import_module("llmfiles.errors")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llmfiles' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from llmfiles import errors as errors
+    from llmfiles.api import (
+        Client as Client,
+    )
+    from llmfiles.api import (
+        adelete as adelete,
+    )
+    from llmfiles.api import (
+        adownload as adownload,
+    )
+    from llmfiles.api import (
+        alist_files as alist_files,
+    )
+    from llmfiles.api import (
+        aretrieve as aretrieve,
+    )
+    from llmfiles.api import (
+        aupload as aupload,
+    )
+    from llmfiles.api import (
+        aupload_training_files as aupload_training_files,
+    )
+    from llmfiles.api import (
+        delete as delete,
+    )
+    from llmfiles.api import (
+        download as download,
+    )
+    from llmfiles.api import (
+        list_files as list_files,
+    )
+    from llmfiles.api import (
+        retrieve as retrieve,
+    )
+    from llmfiles.api import (
+        upload as upload,
+    )
+    from llmfiles.api import (
+        upload_training_files as upload_training_files,
+    )
+    from llmfiles.errors import (
+        AuthenticationError as AuthenticationError,
+    )
+    from llmfiles.errors import (
+        BadFile as BadFile,
+    )
+    from llmfiles.errors import (
+        ConfigurationError as ConfigurationError,
+    )
+    from llmfiles.errors import (
+        DeadlineExceeded as DeadlineExceeded,
+    )
+    from llmfiles.errors import (
+        FileNotFound as FileNotFound,
+    )
+    from llmfiles.errors import (
+        FileTooLarge as FileTooLarge,
+    )
+    from llmfiles.errors import (
+        InputError as InputError,
+    )
+    from llmfiles.errors import (
+        InvalidPurpose as InvalidPurpose,
+    )
+    from llmfiles.errors import (
+        LLMFilesError as LLMFilesError,
+    )
+    from llmfiles.errors import (
+        MissingCredentials as MissingCredentials,
+    )
+    from llmfiles.errors import (
+        NetworkError as NetworkError,
+    )
+    from llmfiles.errors import (
+        ProviderError as ProviderError,
+    )
+    from llmfiles.errors import (
+        ProviderNotInstalled as ProviderNotInstalled,
+    )
+    from llmfiles.errors import (
+        RetriesExhausted as RetriesExhausted,
+    )
+    from llmfiles.errors import (
+        ValidationError as ValidationError,
+    )
+    from llmfiles.models import FileObject as FileObject
+    from llmfiles.models import TrainingFiles as TrainingFiles
+    from llmfiles.pluginapi import hookimpl as hookimpl

@@ -1,0 +1,3 @@
+from llmfiles.cli import main
+
+raise SystemExit(main())

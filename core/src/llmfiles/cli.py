@@ -1,0 +1,376 @@
+"""The ``llmfiles`` command (also ``python -m llmfiles``).
+
+Exit codes: 0 ok, 1 provider or network error, 2 usage, configuration or validation error.  Errors are one
+clear line on stderr (plus notes), with a traceback only under ``--debug``.  ``--json`` prints machine-readable
+JSON only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llmfiles.api import Client
+    from llmfiles.models import FileObject, Progress
+
+
+def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    for item in getattr(args, "set", None) or []:
+        if "=" not in item:
+            raise SystemExit(_usage_error(f"--set expects NAME=VALUE, got {item!r}"))
+        name, value = item.split("=", 1)
+        settings[name.strip().replace("-", "_")] = value
+    for name in ("timeout", "deadline", "part_size", "max_concurrency", "multipart_threshold", "max_retries"):
+        value = getattr(args, name, None)
+        if value is not None:
+            settings[name] = value
+    if getattr(args, "no_validate", False):
+        settings["validate"] = False
+    return settings
+
+
+def _usage_error(message: str) -> int:
+    print(f"llmfiles: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _common(p: argparse.ArgumentParser, *, settings: bool = True) -> None:
+    p.add_argument("--provider", "-p", help="provider name (default: $LLMFILES_PROVIDER or 'local')")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON only")
+    if settings:
+        p.add_argument(
+            "--set",
+            "-s",
+            action="append",
+            metavar="NAME=VALUE",
+            help="a provider setting, e.g. -s api_base=https://example.com/v1 (repeatable)",
+        )
+        p.add_argument("--timeout", help="seconds a connect or any stall may last (default 600)")
+        p.add_argument("--deadline", help="seconds the whole operation may take")
+        p.add_argument("--max-retries", help="retries of a failed request (default 5)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llmfiles",
+        description="Put training, validation and batch files onto any LLM provider.",
+        epilog="Exit codes: 0 ok, 1 provider or network error, 2 usage, configuration or validation error.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("--version", action="version", version=f"llmfiles {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("providers", help="list installed providers")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON only")
+
+    p = sub.add_parser("upload", help="upload a file (and optionally its validation file)")
+    p.add_argument("file", help="the file to upload")
+    p.add_argument("--purpose", default="fine-tune", help="what the file is for (default: fine-tune)")
+    p.add_argument("--validation", metavar="FILE", help="a validation file to upload together with FILE")
+    p.add_argument("--filename", help="the name to give the file at the provider (default: its own)")
+    p.add_argument("--dry-run", action="store_true", help="check the arguments and print the plan; send nothing")
+    p.add_argument("--wait", action="store_true", help="wait until the provider has processed the file")
+    p.add_argument("--no-validate", action="store_true", help="skip the content checks before upload")
+    p.add_argument(
+        "--keep-on-error", action="store_true", help="keep the training file if the validation file fails to upload"
+    )
+    p.add_argument("--part-size", help="size of each part of a large upload, e.g. 64MiB")
+    p.add_argument("--max-concurrency", help="parts sent at the same time (default 4)")
+    p.add_argument("--multipart-threshold", help="files larger than this are sent in parts")
+    _common(p)
+
+    p = sub.add_parser("list", help="list files at the provider")
+    p.add_argument("--purpose", help="only files with this purpose")
+    _common(p)
+
+    p = sub.add_parser("get", help="show one file")
+    p.add_argument("id")
+    _common(p)
+
+    p = sub.add_parser("delete", help="delete one file")
+    p.add_argument("id")
+    _common(p)
+
+    p = sub.add_parser("download", help="download a file's content")
+    p.add_argument("id")
+    p.add_argument("-o", "--output", required=True, help="file path, or a folder to keep the file's name")
+    p.add_argument("--force", action="store_true", help="replace the output file if it exists")
+    _common(p)
+
+    p = sub.add_parser("validate", help="check a file offline, as upload would before sending it")
+    p.add_argument("file")
+    p.add_argument("--purpose", default="fine-tune", help="what the file is for (default: fine-tune)")
+    p.add_argument("--max-problems", type=int, default=50, help="problems to list (the rest are counted)")
+    _common(p)
+    return parser
+
+
+def _version() -> str:
+    from llmfiles import __version__
+
+    return __version__
+
+
+# --- output --------------------------------------------------------------------------------------------------
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def _when(ts: int | None) -> str:
+    if not ts:
+        return "-"
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _describe(f: FileObject) -> str:
+    return (
+        f"{f.id}\n  filename:   {f.filename}\n  purpose:    {f.purpose}\n  bytes:      {f.bytes:,}\n"
+        f"  status:     {f.status}{' (' + f.status_details + ')' if f.status_details else ''}\n"
+        f"  created:    {_when(f.created_at)}\n  provider:   {f.provider}"
+    )
+
+
+class _Bar:
+    """A progress bar on stderr (tqdm), only on a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bars: dict[str, Any] = {}
+        self.last: dict[str, int] = {}
+
+    def __call__(self, event: Progress) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        key = f"{event.operation}:{event.filename}"
+        bar = self.bars.get(key)
+        if bar is None:
+            bar = tqdm(
+                total=event.total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=f"{event.operation} {event.filename}",
+                file=sys.stderr,
+                leave=True,
+                dynamic_ncols=True,
+            )
+            self.bars[key], self.last[key] = bar, 0
+        bar.update(event.done - self.last[key])
+        self.last[key] = event.done
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+# --- commands ------------------------------------------------------------------------------------------------
+
+
+def _cmd_providers(client: Client, args: argparse.Namespace) -> int:
+    from llmfiles.plugins import get_plugin_manager
+
+    providers = get_plugin_manager().providers()
+    rows = [
+        {
+            "name": info.name,
+            "aliases": list(info.aliases),
+            "package": info.package,
+            "purposes": list(info.purposes),
+            "large_files": info.supports_parts,
+            "settings": [s.name for s in info.settings],
+            "description": info.description,
+        }
+        for info in sorted(providers.values(), key=lambda i: i.name)
+    ]
+    if args.json:
+        _print_json(rows)
+    else:
+        for r in rows:
+            alias = f" (also: {', '.join(r['aliases'])})" if r["aliases"] else ""
+            print(f"{r['name']}{alias}  [{r['package']}]  {r['description']}")
+            print(f"    purposes: {', '.join(r['purposes'])}")
+    return 0
+
+
+def _cmd_upload(client: Client, args: argparse.Namespace) -> int:
+    from llmfiles.converter import to_dict
+
+    settings = _settings_from(args)
+    if args.dry_run:
+        plans = {"training": client.describe_upload(args.file, purpose=args.purpose, provider=args.provider, filename=args.filename, **settings)}
+        if args.validation:
+            plans["validation"] = client.describe_upload(args.validation, purpose=args.purpose, provider=args.provider, **settings)
+        if args.json:
+            _print_json(plans if args.validation else plans["training"])
+        else:
+            for role, plan in plans.items():
+                print(f"dry run ({role}): nothing will be sent")
+                for k, v in plan.items():
+                    text = "\n      ".join(v) if isinstance(v, list) else (f"{v:,}" if isinstance(v, int) else v)
+                    print(f"  {k + ':':<13} {text}")
+        return 0
+    bar = _Bar(enabled=not args.json and sys.stderr.isatty())
+    try:
+        if args.validation:
+            result = client.upload_training_files(
+                args.file,
+                args.validation,
+                purpose=args.purpose,
+                provider=args.provider,
+                keep_on_error=args.keep_on_error,
+                progress=bar,
+                wait=args.wait,
+                **settings,
+            )
+            if args.json:
+                _print_json({"training": to_dict(result.training), "validation": to_dict(result.validation)})
+            else:
+                print("training:   " + _describe(result.training).replace("\n", "\n" + " " * 12))
+                assert result.validation is not None
+                print("validation: " + _describe(result.validation).replace("\n", "\n" + " " * 12))
+        else:
+            fo = client.upload(
+                args.file,
+                purpose=args.purpose,
+                provider=args.provider,
+                filename=args.filename,
+                progress=bar,
+                wait=args.wait,
+                **settings,
+            )
+            if args.json:
+                _print_json(to_dict(fo))
+            else:
+                print(_describe(fo))
+    finally:
+        bar.close()
+    return 0
+
+
+def _cmd_list(client: Client, args: argparse.Namespace) -> int:
+    from llmfiles.converter import to_dict
+
+    files = client.list_files(provider=args.provider, purpose=args.purpose, **_settings_from(args))
+    if args.json:
+        _print_json([to_dict(f) for f in files])
+        return 0
+    count = 0
+    for f in files:
+        count += 1
+        print(f"{f.id}  {f.purpose:<11} {f.bytes:>14,}  {_when(f.created_at)}  {f.status:<9}  {f.filename}")
+    if count == 0:
+        print("no files", file=sys.stderr)
+    return 0
+
+
+def _cmd_get(client: Client, args: argparse.Namespace) -> int:
+    from llmfiles.converter import to_dict
+
+    fo = client.retrieve(args.id, provider=args.provider, **_settings_from(args))
+    if args.json:
+        _print_json(to_dict(fo))
+    else:
+        print(_describe(fo))
+    return 0
+
+
+def _cmd_delete(client: Client, args: argparse.Namespace) -> int:
+    client.delete(args.id, provider=args.provider, **_settings_from(args))
+    if args.json:
+        _print_json({"id": args.id, "deleted": True})
+    else:
+        print(f"deleted {args.id}")
+    return 0
+
+
+def _cmd_download(client: Client, args: argparse.Namespace) -> int:
+    bar = _Bar(enabled=not args.json and sys.stderr.isatty())
+    try:
+        path = client.download(
+            args.id, args.output, provider=args.provider, overwrite=args.force, progress=bar, **_settings_from(args)
+        )
+    finally:
+        bar.close()
+    if args.json:
+        _print_json({"id": args.id, "path": os.fspath(path), "bytes": path.stat().st_size})
+    else:
+        print(f"saved {args.id} to {path} ({path.stat().st_size:,} bytes)")
+    return 0
+
+
+def _cmd_validate(client: Client, args: argparse.Namespace) -> int:
+    report = client.validate(
+        args.file, purpose=args.purpose, provider=args.provider, max_problems=args.max_problems, **_settings_from(args)
+    )
+    if args.json:
+        _print_json(report.as_dict())
+    else:
+        for p in report.problems:
+            print(f"{args.file}: {p.describe()}")
+        hidden = report.total - len(report.problems)
+        if hidden:
+            print(f"... and {hidden} more problem(s) (raise --max-problems to see them)")
+        verdict = "ok" if report.ok else "NOT ok"
+        print(f"{args.file}: {verdict}: {report.records:,} records, {report.errors} error(s), {report.warnings} warning(s)")
+    return 0 if report.ok else 2
+
+
+COMMANDS = {
+    "providers": _cmd_providers,
+    "upload": _cmd_upload,
+    "list": _cmd_list,
+    "get": _cmd_get,
+    "delete": _cmd_delete,
+    "download": _cmd_download,
+    "validate": _cmd_validate,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.debug:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    from llmfiles.api import Client
+    from llmfiles.errors import LLMFilesError
+
+    client = Client()
+    try:
+        return COMMANDS[args.command](client, args)
+    except LLMFilesError as exc:
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"llmfiles: error: {exc}", file=sys.stderr)
+        for note in getattr(exc, "__notes__", ()):
+            print(f"  {note}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("llmfiles: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"llmfiles: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+    finally:
+        client.close()

@@ -1,0 +1,221 @@
+"""One error hierarchy, rooted at :class:`LLMFilesError`.
+
+Every failure that leaves llmfiles is one of these classes, never a bare third-party exception.  Messages say
+what was wrong and how to fix it, and never contain a secret: values that came from secret settings are
+redacted before an error is built (see :func:`llmfiles.transport.redact`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llmfiles.models import Problem
+
+
+class LLMFilesError(Exception):
+    """Base class of every error llmfiles raises."""
+
+    exit_code = 1
+
+
+# --- configuration -------------------------------------------------------------------------------------------
+
+
+class ConfigurationError(LLMFilesError):
+    """The environment, the settings or the installed plugins are not usable as they are."""
+
+    exit_code = 2
+
+
+class ProviderNotInstalled(ConfigurationError):
+    """No installed plugin provides the requested provider."""
+
+    def __init__(self, provider: str, *, package: str | None, installed: Sequence[str]) -> None:
+        self.provider = provider
+        self.package = package
+        self.installed = tuple(installed)
+        have = ", ".join(self.installed) or "none"
+        if package:
+            hint = f"install it with: pip install {package}"
+        else:
+            hint = "install the plugin that provides it (its distribution declares an entry point in group 'llmfiles')"
+        super().__init__(f"provider {provider!r} is not installed; {hint} (installed providers: {have})")
+
+
+class PluginError(ConfigurationError):
+    """A plugin failed to load, or two plugins claim the same provider name."""
+
+
+class InvalidSetting(ConfigurationError):
+    """A setting has a value of the wrong kind, or is not a setting of that provider."""
+
+
+class MissingCredentials(ConfigurationError):
+    """No credentials were found; the message names every place that was looked at."""
+
+    def __init__(self, provider: str, what: str, looked_at: Sequence[str], hint: str = "") -> None:
+        self.provider = provider
+        self.looked_at = tuple(looked_at)
+        places = "; ".join(self.looked_at)
+        msg = f"no {what} for provider {provider!r}: looked at {places}"
+        if hint:
+            msg += f". {hint}"
+        super().__init__(msg)
+
+
+# --- bad input -----------------------------------------------------------------------------------------------
+
+
+class InputError(LLMFilesError, ValueError):
+    """An argument is wrong: a file that cannot be uploaded, a purpose the provider does not accept..."""
+
+    exit_code = 2
+
+
+class InvalidPurpose(InputError):
+    """The purpose is unknown, or the provider does not accept it (for this kind of upload)."""
+
+    def __init__(self, provider: str, purpose: str, accepted: Sequence[str], context: str = "") -> None:
+        self.provider = provider
+        self.purpose = purpose
+        self.accepted = tuple(accepted)
+        where = f" {context}" if context else ""
+        super().__init__(
+            f"purpose {purpose!r} is not accepted by provider {provider!r}{where}; "
+            f"use one of: {', '.join(self.accepted)}"
+        )
+
+
+class FileTooLarge(InputError):
+    """The file is larger than the provider accepts."""
+
+    def __init__(self, path: str, size: int, limit: int, provider: str, detail: str = "") -> None:
+        self.size = size
+        self.limit = limit
+        extra = f" {detail}" if detail else ""
+        super().__init__(
+            f"{path}: {size:,} bytes is larger than provider {provider!r} accepts ({limit:,} bytes){extra}"
+        )
+
+
+class BadFile(InputError):
+    """The file does not exist, is not a regular file, is empty or cannot be read."""
+
+
+class ValidationError(InputError):
+    """The file's content breaks the rules for its provider and purpose; ``problems`` lists where."""
+
+    def __init__(self, path: str, problems: Sequence[Problem], total: int | None = None) -> None:
+        self.path = path
+        self.problems = tuple(problems)
+        self.total = total if total is not None else len(self.problems)
+        shown = "\n".join(f"  {p.describe()}" for p in self.problems[:10])
+        more = self.total - min(len(self.problems), 10)
+        tail = f"\n  ... and {more} more" if more > 0 else ""
+        super().__init__(
+            f"{path}: {self.total} problem(s) found before upload; nothing was sent "
+            f"(pass validate=False / --no-validate to upload anyway)\n{shown}{tail}"
+        )
+
+
+# --- talking to the provider ---------------------------------------------------------------------------------
+
+
+class ProviderError(LLMFilesError):
+    """The provider answered with an error.
+
+    ``status`` is the HTTP status, ``code``/``error_type``/``param`` come from the provider's error body when it
+    has them, ``request_id`` from its request-id header.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        status: int | None = None,
+        code: str | None = None,
+        error_type: str | None = None,
+        param: str | None = None,
+        request_id: str | None = None,
+        details: Any = None,
+    ) -> None:
+        self.provider = provider
+        self.status = status
+        self.code = code
+        self.error_type = error_type
+        self.param = param
+        self.request_id = request_id
+        self.details = details
+        self.message = message
+        parts = [f"{provider}"]
+        if status is not None:
+            parts.append(f"HTTP {status}")
+        if code:
+            parts.append(str(code))
+        head = " ".join(parts)
+        rid = f" (request id {request_id})" if request_id else ""
+        super().__init__(f"{head}: {message}{rid}")
+
+
+class AuthenticationError(ProviderError):
+    """401 or 403: the credential was refused.  The message names where the credential came from."""
+
+
+class FileNotFound(ProviderError):
+    """404 for a file id."""
+
+
+class NetworkError(LLMFilesError):
+    """The connection failed (refused, reset, TLS, DNS) and retries did not help."""
+
+
+class StallTimeout(NetworkError):
+    """No byte moved for ``timeout`` seconds while connecting, sending or receiving."""
+
+
+class DeadlineExceeded(LLMFilesError):
+    """The whole operation took longer than its ``deadline``."""
+
+
+class RetriesExhausted(LLMFilesError):
+    """Every retry failed; ``last`` is the final error."""
+
+    def __init__(self, message: str, last: BaseException | None = None, attempts: int = 0) -> None:
+        self.last = last
+        self.attempts = attempts
+        super().__init__(message)
+
+
+class UploadFailed(LLMFilesError):
+    """A large-file upload failed for good; the provider's session was aborted (or the abort is reported)."""
+
+
+class InsecureTransport(ConfigurationError):
+    """Plain ``http://`` to a host that is not loopback, without ``allow_insecure_http=True``."""
+
+
+__all__ = [
+    "AuthenticationError",
+    "BadFile",
+    "ConfigurationError",
+    "DeadlineExceeded",
+    "FileNotFound",
+    "FileTooLarge",
+    "InputError",
+    "InsecureTransport",
+    "InvalidPurpose",
+    "InvalidSetting",
+    "LLMFilesError",
+    "MissingCredentials",
+    "NetworkError",
+    "PluginError",
+    "ProviderError",
+    "ProviderNotInstalled",
+    "RetriesExhausted",
+    "StallTimeout",
+    "UploadFailed",
+    "ValidationError",
+]

@@ -1,0 +1,452 @@
+"""The built-in ``local`` provider: a file store in a folder on this machine, no account needed.
+
+It registers through the ``llmfiles`` entry point group like any third-party plugin and speaks a small
+HTTP-shaped protocol that the core's transport answers in-process (``local:`` URLs), so uploads to it run
+through the same engine as every cloud provider: checks, streaming, large-file parts, progress, retries.
+
+Files live under ``$LLMFILES_HOME/local`` (default: the platform's user data folder): ``files/<id>.data`` and
+``files/<id>.json``.  Ids are ``file-<32 hex>`` and are checked before any path is built from them, so no id
+can reach outside the store.  Everything is written to a temporary name first and renamed into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any, Callable
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from llmfiles.errors import ProviderError
+from llmfiles.models import (
+    Credentials,
+    FileObject,
+    FilePage,
+    HttpRequest,
+    HttpResponse,
+    Operation,
+    ProviderInfo,
+    Receipt,
+    Settings,
+    SettingSpec,
+    UploadPlan,
+    UploadState,
+)
+from llmfiles.paths import default_home, private_dir
+from llmfiles.pluginapi import hookimpl
+
+NAME = "local"
+PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+MiB = 1024 * 1024
+_ID = re.compile(r"^file-[0-9a-f]{32}$")
+_UPLOAD_ID = re.compile(r"^upload-[0-9a-f]{32}$")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+# --- the plugin ----------------------------------------------------------------------------------------------
+
+
+@hookimpl
+def llmfiles_register_providers(register: Callable[[ProviderInfo], None]) -> None:
+    register(
+        ProviderInfo(
+            name=NAME,
+            package="llmfiles",
+            purposes=PURPOSES,
+            description="files in a folder on this machine; no account needed",
+            settings=(
+                SettingSpec(
+                    name="home",
+                    kind="path",
+                    env=("LLMFILES_HOME",),
+                    help="llmfiles' data folder; the store is its 'local' subfolder",
+                ),
+            ),
+            default_multipart_threshold=64 * MiB,
+            default_part_size=8 * MiB,
+            supports_parts=True,
+        )
+    )
+
+
+@hookimpl
+def llmfiles_resolve_credentials(provider: str, settings: Settings, environ: Mapping[str, str]) -> Credentials | None:
+    if provider != NAME:
+        return None
+    return Credentials(kind="none", source="no credentials needed")
+
+
+def store_root(settings: Settings) -> Path:
+    home = settings.get("home")
+    return (Path(home).expanduser() if home else default_home()) / "local"
+
+
+def _url(root: Path, path: str, **query: Any) -> str:
+    q = {"store": str(root)}
+    q.update({k: str(v) for k, v in query.items() if v is not None})
+    return f"local://{path}?{urlencode(q)}"
+
+
+@hookimpl
+def llmfiles_build_request(
+    provider: str, operation: Operation, credentials: Credentials, settings: Settings
+) -> HttpRequest | UploadPlan | None:
+    if provider != NAME:
+        return None
+    root = store_root(settings)
+    op = operation.name
+    if op == "upload":
+        assert operation.source is not None
+        src = operation.source
+        from llmfiles.models import SourceRange
+
+        return HttpRequest(
+            method="POST",
+            url=_url(root, "/files", filename=operation.filename, purpose=operation.purpose),
+            body=(SourceRange(source=src, offset=0, length=src.size),),
+        )
+    if op == "upload_parts":
+        return _plan(root, operation, settings)
+    if op == "retrieve":
+        return HttpRequest(method="GET", url=_url(root, f"/files/{operation.file_id}"))
+    if op == "delete":
+        return HttpRequest(method="DELETE", url=_url(root, f"/files/{operation.file_id}"))
+    if op == "download":
+        return HttpRequest(method="GET", url=_url(root, f"/files/{operation.file_id}/content"))
+    if op == "list":
+        return HttpRequest(
+            method="GET",
+            url=_url(root, "/files", purpose=operation.purpose, after=operation.cursor, limit=operation.limit),
+        )
+    return None
+
+
+def _plan(root: Path, operation: Operation, settings: Settings) -> UploadPlan:
+    assert operation.source is not None
+    size = operation.source.size
+
+    def read_start(resp: HttpResponse) -> UploadState:
+        return {"upload_id": resp.json()["id"]}
+
+    def part(state: UploadState, p: Any) -> HttpRequest:
+        return HttpRequest(
+            method="PUT",
+            url=_url(root, f"/uploads/{state['upload_id']}/parts", offset=p.offset),
+            body=(p.body,),
+        )
+
+    def read_part(state: UploadState, p: Any, resp: HttpResponse, digests: Mapping[str, str]) -> Receipt:
+        data = resp.json()
+        if data.get("md5") != digests["md5"]:
+            raise ProviderError(
+                f"part {p.number} arrived damaged (md5 {data.get('md5')} != sent {digests['md5']})",
+                provider=NAME,
+                status=resp.status,
+            )
+        return {"id": data["id"], "offset": p.offset, "length": p.length}
+
+    def complete(state: UploadState, receipts: Any, digests: Mapping[str, str]) -> HttpRequest:
+        return HttpRequest(
+            method="POST",
+            url=_url(root, f"/uploads/{state['upload_id']}/complete"),
+            headers={"Content-Type": "application/json"},
+            body=json.dumps({"parts": list(receipts)}).encode(),
+        )
+
+    def read_complete(state: UploadState, resp: HttpResponse) -> FileObject:
+        return _file_object(resp.json())
+
+    def abort(state: UploadState) -> HttpRequest:
+        return HttpRequest(method="POST", url=_url(root, f"/uploads/{state['upload_id']}/cancel"))
+
+    return UploadPlan(
+        destination=str(root),
+        start=HttpRequest(
+            method="POST",
+            url=_url(root, "/uploads", filename=operation.filename, purpose=operation.purpose, bytes=size),
+        ),
+        read_start=read_start,
+        part=part,
+        read_part=read_part,
+        complete=complete,
+        read_complete=read_complete,
+        abort=abort,
+        part_size=settings["part_size"],
+        part_digests=("md5",),
+    )
+
+
+def _file_object(data: Mapping[str, Any]) -> FileObject:
+    return FileObject(
+        id=data["id"],
+        provider=NAME,
+        filename=data["filename"],
+        purpose=data["purpose"],
+        bytes=int(data["bytes"]),
+        created_at=int(data["created_at"]),
+        status=data.get("status", "processed"),
+        raw=dict(data),
+    )
+
+
+@hookimpl
+def llmfiles_normalize_response(
+    provider: str, operation: Operation, response: HttpResponse
+) -> FileObject | FilePage | Exception | bool | None:
+    if provider != NAME:
+        return None
+    if response.status >= 400:
+        try:
+            err = response.json()["error"]
+            message, code = err["message"], err.get("code")
+        except (ValueError, KeyError, TypeError):
+            message, code = response.body.decode("utf-8", "replace")[:500], None
+        return ProviderError(message, provider=NAME, status=response.status, code=code)
+    if operation.name in ("upload", "retrieve"):
+        return _file_object(response.json())
+    if operation.name == "list":
+        data = response.json()
+        files = tuple(_file_object(d) for d in data["data"])
+        return FilePage(files=files, next_cursor=files[-1].id if data.get("has_more") and files else None)
+    return True
+
+
+# --- the store, answering local: requests --------------------------------------------------------------------
+
+
+class _Error(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _json(status: int, data: Any) -> HttpResponse:
+    return HttpResponse(
+        status=status, headers={"content-type": "application/json"}, body=json.dumps(data).encode(), url="local:"
+    )
+
+
+class LocalStore:
+    """The folder behind the ``local`` provider."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.files = root / "files"
+        self.uploads = root / "uploads"
+        self.tmp = root / "tmp"
+
+    def ensure(self) -> None:
+        for d in (self.root, self.files, self.uploads, self.tmp):
+            private_dir(d)
+
+    # -- paths, checked --------------------------------------------------------------------------------------
+
+    def _file_paths(self, file_id: str) -> tuple[Path, Path]:
+        if not _ID.match(file_id):
+            raise _Error(404, "not_found", f"no file with id {file_id!r} in the local store (ids look like file-<32 hex>)")
+        return self.files / f"{file_id}.json", self.files / f"{file_id}.data"
+
+    def _upload_dir(self, upload_id: str) -> Path:
+        if not _UPLOAD_ID.match(upload_id):
+            raise _Error(404, "not_found", f"no upload session {upload_id!r}")
+        d = self.uploads / upload_id
+        if not d.is_dir():
+            raise _Error(404, "not_found", f"no upload session {upload_id!r}")
+        return d
+
+    def _write_json(self, path: Path, data: Any) -> None:
+        tmp = self.tmp / f"{secrets.token_hex(8)}.json"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+        os.replace(tmp, path)
+
+    def _read_meta(self, file_id: str) -> dict[str, Any]:
+        meta, _ = self._file_paths(file_id)
+        try:
+            fd = os.open(meta, os.O_RDONLY | _NOFOLLOW)
+        except FileNotFoundError:
+            raise _Error(404, "not_found", f"no file with id {file_id!r} in the local store") from None
+        except OSError as exc:
+            raise _Error(500, "store_error", f"cannot read {file_id}: {exc.strerror}") from None
+        with os.fdopen(fd, encoding="utf-8") as fh:
+            return json.load(fh)  # type: ignore[no-any-return]
+
+    # -- operations ------------------------------------------------------------------------------------------
+
+    def create(self, filename: str, purpose: str, body: Iterator[bytes]) -> dict[str, Any]:
+        self.ensure()
+        file_id = f"file-{secrets.token_hex(16)}"
+        meta_path, data_path = self._file_paths(file_id)
+        tmp = self.tmp / f"{file_id}.partial"
+        size = 0
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                for chunk in body:
+                    fh.write(chunk)
+                    size += len(chunk)
+            os.replace(tmp, data_path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return self._finish(file_id, filename, purpose, size)
+
+    def _finish(self, file_id: str, filename: str, purpose: str, size: int) -> dict[str, Any]:
+        meta_path, _ = self._file_paths(file_id)
+        data = {
+            "id": file_id,
+            "object": "file",
+            "filename": filename,
+            "purpose": purpose,
+            "bytes": size,
+            "created_at": int(time.time()),
+            "status": "processed",
+        }
+        self._write_json(meta_path, data)
+        return data
+
+    def get(self, file_id: str) -> dict[str, Any]:
+        return self._read_meta(file_id)
+
+    def delete(self, file_id: str) -> dict[str, Any]:
+        self._read_meta(file_id)
+        meta, data = self._file_paths(file_id)
+        meta.unlink(missing_ok=True)
+        data.unlink(missing_ok=True)
+        return {"id": file_id, "object": "file", "deleted": True}
+
+    def list(self, purpose: str | None, after: str | None, limit: int) -> dict[str, Any]:
+        items: list[dict[str, Any]] = []
+        if self.files.is_dir():
+            for entry in os.scandir(self.files):
+                name = entry.name
+                if name.endswith(".json") and _ID.match(name[:-5]) and not entry.is_symlink():
+                    try:
+                        meta = self._read_meta(name[:-5])
+                    except _Error:
+                        continue  # deleted meanwhile
+                    if purpose is None or meta.get("purpose") == purpose:
+                        items.append(meta)
+        items.sort(key=lambda m: (-int(m["created_at"]), m["id"]))
+        if after is not None:
+            ids = [m["id"] for m in items]
+            if after not in ids:
+                raise _Error(400, "invalid_cursor", f"cursor {after!r} is not a file of this listing")
+            items = items[ids.index(after) + 1 :]
+        return {"object": "list", "data": items[:limit], "has_more": len(items) > limit}
+
+    def open_content(self, file_id: str) -> IO[bytes]:
+        self._read_meta(file_id)
+        _, data = self._file_paths(file_id)
+        try:
+            fd = os.open(data, os.O_RDONLY | _NOFOLLOW)
+        except OSError:
+            raise _Error(404, "not_found", f"the content of {file_id} is missing from the local store") from None
+        return os.fdopen(fd, "rb")
+
+    # -- large-file sessions ---------------------------------------------------------------------------------
+
+    def start_upload(self, filename: str, purpose: str, size: int) -> dict[str, Any]:
+        self.ensure()
+        upload_id = f"upload-{secrets.token_hex(16)}"
+        d = private_dir(self.uploads / upload_id)
+        fd = os.open(d / "data", os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+        os.ftruncate(fd, size)
+        os.close(fd)
+        self._write_json(d / "meta.json", {"filename": filename, "purpose": purpose, "bytes": size})
+        return {"id": upload_id, "object": "upload", "status": "pending", "bytes": size}
+
+    def put_part(self, upload_id: str, offset: int, body: Iterator[bytes]) -> dict[str, Any]:
+        d = self._upload_dir(upload_id)
+        meta = json.loads((d / "meta.json").read_text())
+        md5 = hashlib.md5(usedforsecurity=False)
+        pos = offset
+        fd = os.open(d / "data", os.O_WRONLY | _NOFOLLOW)
+        try:
+            for chunk in body:
+                if pos + len(chunk) > meta["bytes"]:
+                    raise _Error(400, "part_out_of_range", "the part goes past the declared size of the upload")
+                os.pwrite(fd, chunk, pos)
+                md5.update(chunk)
+                pos += len(chunk)
+        finally:
+            os.close(fd)
+        return {"id": f"part-{offset}-{pos - offset}", "offset": offset, "length": pos - offset, "md5": md5.hexdigest()}
+
+    def complete_upload(self, upload_id: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+        d = self._upload_dir(upload_id)
+        meta = json.loads((d / "meta.json").read_text())
+        pos = 0
+        for p in sorted(parts, key=lambda p: int(p["offset"])):
+            if int(p["offset"]) != pos:
+                raise _Error(400, "parts_incomplete", f"the parts leave a gap or overlap at byte {pos:,}")
+            pos += int(p["length"])
+        if pos != meta["bytes"]:
+            raise _Error(400, "parts_incomplete", f"the parts hold {pos:,} bytes; the upload declared {meta['bytes']:,}")
+        file_id = f"file-{secrets.token_hex(16)}"
+        _, data_path = self._file_paths(file_id)
+        os.replace(d / "data", data_path)
+        result = self._finish(file_id, meta["filename"], meta["purpose"], pos)
+        shutil.rmtree(d, ignore_errors=True)
+        return result
+
+    def cancel_upload(self, upload_id: str) -> dict[str, Any]:
+        d = self._upload_dir(upload_id)
+        shutil.rmtree(d, ignore_errors=True)
+        return {"id": upload_id, "object": "upload", "status": "cancelled"}
+
+
+def handle_local_request(
+    request: HttpRequest,
+    body: Iterator[bytes],
+    sink: IO[bytes] | None,
+    on_sink_chunk: Callable[[bytes], None] | None,
+) -> HttpResponse:
+    """Answer a ``local:`` request from the store, as a server would (called by the transport)."""
+    parts = urlsplit(request.url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    store = LocalStore(Path(query["store"]))
+    path = [p for p in parts.path.split("/") if p]
+    method = request.method.upper()
+    try:
+        if path == ["files"] and method == "POST":
+            return _json(200, store.create(query.get("filename", "upload"), query.get("purpose", ""), body))
+        if path == ["files"] and method == "GET":
+            limit = int(query.get("limit") or 100)
+            return _json(200, store.list(query.get("purpose"), query.get("after"), limit))
+        if len(path) == 2 and path[0] == "files" and method == "GET":
+            return _json(200, store.get(path[1]))
+        if len(path) == 2 and path[0] == "files" and method == "DELETE":
+            return _json(200, store.delete(path[1]))
+        if len(path) == 3 and path[0] == "files" and path[2] == "content" and method == "GET":
+            with store.open_content(path[1]) as fh:
+                if sink is None:
+                    return HttpResponse(status=200, body=fh.read(), url="local:")
+                while block := fh.read(MiB):
+                    sink.write(block)
+                    if on_sink_chunk is not None:
+                        on_sink_chunk(block)
+            return HttpResponse(status=200, url="local:")
+        if path == ["uploads"] and method == "POST":
+            return _json(
+                200, store.start_upload(query.get("filename", "upload"), query.get("purpose", ""), int(query["bytes"]))
+            )
+        if len(path) == 3 and path[0] == "uploads" and path[2] == "parts" and method == "PUT":
+            return _json(200, store.put_part(path[1], int(query["offset"]), body))
+        if len(path) == 3 and path[0] == "uploads" and path[2] == "complete" and method == "POST":
+            payload = json.loads(b"".join(body) or b"{}")
+            return _json(200, store.complete_upload(path[1], payload.get("parts", [])))
+        if len(path) == 3 and path[0] == "uploads" and path[2] == "cancel" and method == "POST":
+            return _json(200, store.cancel_upload(path[1]))
+        raise _Error(404, "no_route", f"{method} {parts.path} is not an operation of the local store")
+    except _Error as exc:
+        return _json(exc.status, {"error": {"message": exc.message, "code": exc.code}})
+    except OSError as exc:
+        return _json(500, {"error": {"message": f"local store: {exc.strerror or exc}", "code": "store_error"}})

@@ -1,0 +1,193 @@
+"""The plugin manager: finds provider plugins through entry points, lazily, at first use.
+
+Built-in providers (``local``) are declared as entry points of the ``llmfiles`` distribution itself, so they
+load exactly like third-party plugins.  ``LLMFILES_DISABLE_PLUGINS=name,...`` skips entry points by name.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from llmfiles.errors import PluginError, ProviderNotInstalled
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from llmfiles.models import ProviderInfo
+
+ENTRY_POINT_GROUP = "llmfiles"
+DISABLE_ENV = "LLMFILES_DISABLE_PLUGINS"
+
+#: The distributions that provide the planned providers, for "pip install ..." hints.
+KNOWN_PACKAGES = {
+    "openai": "llmfiles-openai",
+    "azure": "llmfiles-azure",
+    "vertex_ai": "llmfiles-vertex",
+    "vertex": "llmfiles-vertex",
+    "bedrock": "llmfiles-bedrock",
+    "local": "llmfiles",
+}
+
+
+class PluginManager:
+    """A typed facade over pluggy's manager: loads plugins once, keeps the registered providers."""
+
+    def __init__(self, *, environ: Mapping[str, str] | None = None, load_entry_points: bool = True) -> None:
+        self._environ = environ
+        self._load_entry_points = load_entry_points
+        self._lock = threading.RLock()
+        self._pm: pluggy.PluginManager | None = None
+        self._providers: dict[str, ProviderInfo] = {}
+        self._aliases: dict[str, str] = {}
+        self._owners: dict[str, str] = {}
+        self._extra: list[tuple[str, object]] = []
+
+    # -- loading ---------------------------------------------------------------------------------------------
+
+    def register(self, plugin: object, name: str) -> None:
+        """Register a plugin object (a module or a class instance with hook implementations) by hand."""
+        with self._lock:
+            if self._pm is None:
+                self._extra.append((name, plugin))
+            else:
+                self._register(self._pm, plugin, name)
+                self._collect_providers(self._pm)
+
+    @property
+    def pm(self) -> pluggy.PluginManager:
+        """The underlying pluggy manager, loading the plugins on first use."""
+        pm = self._pm
+        if pm is not None:
+            return pm
+        with self._lock:
+            if self._pm is None:
+                self._pm = self._load()
+            return self._pm
+
+    @property
+    def hook(self) -> Any:
+        return self.pm.hook
+
+    def _load(self) -> pluggy.PluginManager:
+        import pluggy
+
+        from llmfiles import hookspecs
+
+        pm = pluggy.PluginManager("llmfiles")
+        pm.add_hookspecs(hookspecs)
+        environ = os.environ if self._environ is None else self._environ
+        disabled = {n.strip() for n in environ.get(DISABLE_ENV, "").split(",") if n.strip()}
+        if self._load_entry_points:
+            from importlib.metadata import entry_points
+
+            seen: set[str] = set()
+            for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+                if ep.name in disabled or ep.name in seen:
+                    continue
+                seen.add(ep.name)
+                dist = ep.dist.name if ep.dist is not None else "?"
+                try:
+                    plugin = ep.load()
+                except Exception as exc:  # a broken plugin must not hide behind a traceback
+                    raise PluginError(
+                        f"plugin {ep.name!r} (distribution {dist}, {ep.value}) failed to load: "
+                        f"{type(exc).__name__}: {exc}. Fix or uninstall it, or skip it with "
+                        f"{DISABLE_ENV}={ep.name}"
+                    ) from exc
+                self._register(pm, plugin, ep.name)
+        for name, plugin in self._extra:
+            if name not in disabled:
+                self._register(pm, plugin, name)
+        try:
+            pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin {exc.plugin!r} implements a hook that does not exist: {exc}") from exc
+        self._collect_providers(pm)
+        return pm
+
+    def _register(self, pm: pluggy.PluginManager, plugin: object, name: str) -> None:
+        import pluggy
+
+        try:
+            pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin {name!r} is not a valid llmfiles plugin: {exc}") from exc
+        except ValueError as exc:
+            raise PluginError(f"plugin {name!r} is registered twice: {exc}") from exc
+
+    def _collect_providers(self, pm: pluggy.PluginManager) -> None:
+        from llmfiles.models import ProviderInfo
+
+        providers: dict[str, ProviderInfo] = {}
+        aliases: dict[str, str] = {}
+        owners: dict[str, str] = {}
+        for impl in pm.hook.llmfiles_register_providers.get_hookimpls():
+            plugin_name = impl.plugin_name
+
+            def register(info: ProviderInfo, _plugin: str = plugin_name) -> None:
+                if not isinstance(info, ProviderInfo):
+                    raise PluginError(f"plugin {_plugin!r} registered {info!r}, which is not a ProviderInfo")
+                for name in (info.name, *info.aliases):
+                    if name in aliases:
+                        other = owners[aliases[name]]
+                        raise PluginError(
+                            f"provider name {name!r} is claimed by two plugins, {other!r} and {_plugin!r}; "
+                            f"uninstall one of them or disable it with {DISABLE_ENV}=<entry point name>"
+                        )
+                    aliases[name] = info.name
+                providers[info.name] = info
+                owners[info.name] = _plugin
+
+            try:
+                impl.function(register=register)
+            except PluginError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {plugin_name!r} failed in llmfiles_register_providers: {type(exc).__name__}: {exc}"
+                ) from exc
+        self._providers, self._aliases, self._owners = providers, aliases, owners
+
+    # -- providers -------------------------------------------------------------------------------------------
+
+    def providers(self) -> dict[str, ProviderInfo]:
+        """Every registered provider by its canonical name."""
+        self.pm  # noqa: B018 - loads the plugins
+        return dict(self._providers)
+
+    def owner(self, provider: str) -> str:
+        """The name of the plugin that registered ``provider``."""
+        self.pm  # noqa: B018
+        return self._owners[self._aliases.get(provider, provider)]
+
+    def get_provider(self, name: str) -> ProviderInfo:
+        """The :class:`ProviderInfo` for ``name`` (or an alias); :class:`ProviderNotInstalled` if none."""
+        self.pm  # noqa: B018
+        canonical = self._aliases.get(name)
+        if canonical is None:
+            raise ProviderNotInstalled(name, package=KNOWN_PACKAGES.get(name), installed=sorted(self._providers))
+        return self._providers[canonical]
+
+
+_default: PluginManager | None = None
+_default_lock = threading.Lock()
+
+
+def get_plugin_manager() -> PluginManager:
+    """The process-wide plugin manager (created, not loaded, on first call)."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = PluginManager()
+    return _default
+
+
+def reset_plugin_manager() -> None:
+    """Forget the loaded plugins, so the next use loads them again (for tests and long-running shells)."""
+    global _default
+    with _default_lock:
+        _default = None

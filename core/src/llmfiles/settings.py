@@ -1,0 +1,241 @@
+"""The settings chain: explicit argument > ``Client`` settings > environment variables > secret hooks.
+
+Every value remembers where it came from, so errors can say "the key from env OPENAI_API_KEY was refused"
+without ever showing the key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from llmfiles.errors import InvalidSetting
+from llmfiles.models import ProviderInfo, Secret, Settings, SettingSpec
+
+MiB = 1024 * 1024
+
+#: Settings every provider understands; a provider's own ``ProviderInfo.settings`` come after these.
+CORE_SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec(
+        name="timeout",
+        kind="float",
+        env=("LLMFILES_TIMEOUT",),
+        default=600.0,
+        help="seconds a connect, or any stall while sending or receiving, may last (not the whole transfer)",
+    ),
+    SettingSpec(
+        name="deadline",
+        kind="float",
+        env=("LLMFILES_DEADLINE",),
+        help="seconds the whole operation may take, retries included (default: no limit)",
+    ),
+    SettingSpec(
+        name="max_retries",
+        kind="int",
+        env=("LLMFILES_MAX_RETRIES",),
+        default=5,
+        help="retries of a failed request (connection errors, 408, 409, 429, 5xx)",
+    ),
+    SettingSpec(
+        name="max_retry_wait",
+        kind="float",
+        env=("LLMFILES_MAX_RETRY_WAIT",),
+        default=60.0,
+        help="the longest wait between two retries, Retry-After included",
+    ),
+    SettingSpec(
+        name="multipart_threshold",
+        kind="size",
+        env=("LLMFILES_MULTIPART_THRESHOLD",),
+        help="files larger than this use the provider's large-file protocol (default: the provider's)",
+    ),
+    SettingSpec(
+        name="part_size",
+        kind="size",
+        env=("LLMFILES_PART_SIZE",),
+        help="size of each part of a large upload (default: the provider's; grown to fit the part limit)",
+    ),
+    SettingSpec(
+        name="max_concurrency",
+        kind="int",
+        env=("LLMFILES_MAX_CONCURRENCY",),
+        default=4,
+        help="parts of one large upload sent at the same time",
+    ),
+    SettingSpec(
+        name="allow_insecure_http",
+        kind="bool",
+        env=("LLMFILES_ALLOW_INSECURE_HTTP",),
+        default=False,
+        help="allow plain http:// to hosts that are not loopback",
+    ),
+    SettingSpec(
+        name="verify",
+        kind="object",
+        env=("LLMFILES_CA_BUNDLE",),
+        default=True,
+        help="verify TLS certificates (True), or the path of a CA bundle",
+    ),
+    SettingSpec(
+        name="validate",
+        kind="bool",
+        env=("LLMFILES_VALIDATE",),
+        default=True,
+        help="check fine-tune and batch files before upload",
+    ),
+)
+CORE_NAMES = frozenset(s.name for s in CORE_SETTINGS)
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
+_SIZE_POWER = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+
+
+def parse_size(value: Any, *, name: str = "size") -> int:
+    """Parse ``8388608``, ``"8MiB"``, ``"8 MB"`` (decimal), ``"8M"`` (binary) into bytes."""
+    if isinstance(value, bool):
+        raise InvalidSetting(f"{name}: {value!r} is not a size; use bytes or a value such as 8MiB")
+    if isinstance(value, int):
+        if value < 0:
+            raise InvalidSetting(f"{name}: {value} is negative; use a size such as 8MiB")
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return parse_size(int(value), name=name)
+    m = _SIZE_RE.match(str(value))
+    if not m:
+        raise InvalidSetting(f"{name}: {value!r} is not a size; use bytes or a value such as 8MiB, 512KiB, 1GB")
+    number, unit, binary, b = m.groups()
+    power = _SIZE_POWER[unit.lower()]
+    # "8MB" is decimal; "8MiB" and a bare "8M" are binary, as in most command-line tools.
+    base = 1000 if (unit and b and not binary) else 1024
+    return int(float(number) * base**power)
+
+
+def _convert(spec: SettingSpec, value: Any, where: str) -> Any:
+    label = f"{spec.name} (from {where})"
+    if value is None:
+        return None
+    try:
+        if spec.kind == "secret":
+            if isinstance(value, Secret):
+                return value
+            if not isinstance(value, str):
+                raise InvalidSetting(f"{label}: expected a string")
+            return Secret(value.strip()) if value.strip() else None
+        if spec.kind == "size":
+            return parse_size(value, name=label)
+        if spec.kind == "int":
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if spec.kind == "float":
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if spec.kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(value)
+        if spec.kind == "path":
+            import os
+
+            return os.fspath(value)
+        if spec.kind == "object" and isinstance(value, str):
+            text = value.strip()
+            if text.lower() in {"true", "1", "yes"}:
+                return True
+            if text.lower() in {"false", "0", "no"}:
+                return False
+            return text
+        return value
+    except InvalidSetting:
+        raise
+    except (TypeError, ValueError):
+        # the value may be a secret: never echo it
+        shown = "<hidden>" if spec.secret else repr(value)
+        raise InvalidSetting(f"{label}: {shown} is not a valid {spec.kind}") from None
+
+
+def all_specs(info: ProviderInfo) -> tuple[SettingSpec, ...]:
+    """The core's settings followed by the provider's own (a provider may override a core default)."""
+    own = {s.name: s for s in info.settings}
+    merged = [own.pop(s.name, s) for s in CORE_SETTINGS]
+    return (*merged, *own.values())
+
+
+def resolve_settings(
+    info: ProviderInfo,
+    explicit: Mapping[str, Any],
+    client: Mapping[str, Any],
+    environ: Mapping[str, str],
+    get_secret: Any = None,
+) -> Settings:
+    """Resolve every setting of ``info`` through the chain and return them with their sources.
+
+    Unknown explicit settings are refused (a typo must not be ignored); ``Client`` settings a provider does not
+    know are left alone, since one ``Client`` may serve several providers.
+    """
+    specs = all_specs(info)
+    known = {s.name for s in specs}
+    unknown = sorted(k for k, v in explicit.items() if k not in known)
+    if unknown:
+        raise InvalidSetting(
+            f"provider {info.name!r} has no setting {', '.join(map(repr, unknown))}; "
+            f"its settings are: {', '.join(sorted(known))}"
+        )
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for spec in specs:
+        value: Any = None
+        where = "default"
+        if explicit.get(spec.name) is not None:
+            value, where = explicit[spec.name], f"argument {spec.name}"
+        elif client.get(spec.name) is not None:
+            value, where = client[spec.name], f"Client setting {spec.name}"
+        else:
+            for var in spec.env:
+                raw = environ.get(var)
+                if raw is not None and raw.strip() != "":
+                    value, where = raw, f"env {var}"
+                    break
+            else:
+                if spec.secret and get_secret is not None:
+                    for secret_name in spec.lookup_secret_names:
+                        found = get_secret(name=secret_name, provider=info.name)
+                        if found:
+                            value, where = found, f"secret {secret_name}"
+                            break
+        if value is None:
+            value = spec.default
+            where = "default"
+        values[spec.name] = _convert(spec, value, where)
+        sources[spec.name] = where
+    if values.get("multipart_threshold") is None:
+        values["multipart_threshold"] = info.default_multipart_threshold or info.max_single_request_size
+    if values.get("part_size") is None:
+        values["part_size"] = info.default_part_size
+    for name in ("timeout", "max_concurrency"):
+        if values[name] is not None and values[name] <= 0:
+            raise InvalidSetting(f"{name} (from {sources[name]}) must be greater than 0")
+    if values["max_retries"] < 0:
+        raise InvalidSetting(f"max_retries (from {sources['max_retries']}) must be 0 or more")
+    return Settings(provider=info.name, values=values, sources=sources)
+
+
+def places_looked(info: ProviderInfo, names: tuple[str, ...]) -> list[str]:
+    """Every place the chain looked for ``names`` (argument, Client, env vars, secret names), for errors."""
+    out: list[str] = []
+    specs = {s.name: s for s in all_specs(info)}
+    for name in names:
+        spec = specs[name]
+        out.append(f"argument {name}=")
+        out.append(f"Client({name}=...)")
+        out.extend(f"env {v}" for v in spec.env)
+        if spec.lookup_secret_names:
+            out.append("secret hooks for " + ", ".join(spec.lookup_secret_names))
+    return out

@@ -1,0 +1,461 @@
+"""The only HTTP client in llmfiles.
+
+Plugins build :class:`~llmfiles.models.HttpRequest` objects; :class:`Transport` sends them with urllib3:
+bodies streamed from disk with an exact ``Content-Length``, retries with capped exponential backoff and jitter
+(honouring ``Retry-After``), a timeout that bounds each stall rather than the whole transfer, an optional
+deadline for the whole operation, TLS verification, refusal of plain ``http://`` to non-loopback hosts, and
+redaction of secrets in logs and errors.
+
+URLs with the ``local:`` scheme are answered in-process by the built-in ``local`` provider's store, through the
+same code path, so the engine is exercised without a network.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from llmfiles.errors import (
+    DeadlineExceeded,
+    InsecureTransport,
+    LLMFilesError,
+    NetworkError,
+    ProviderError,
+    RetriesExhausted,
+    StallTimeout,
+)
+from llmfiles.models import (
+    SENSITIVE_HEADERS,
+    Body,
+    GeneratedBody,
+    HttpRequest,
+    HttpResponse,
+    SourceRange,
+    body_length,
+)
+
+if TYPE_CHECKING:
+    import urllib3
+
+log = logging.getLogger("llmfiles.transport")
+
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+BLOCKSIZE = 1024 * 1024
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+MAX_REDIRECTS = 5
+_SENSITIVE_QUERY = ("sig", "signature", "token", "key", "credential", "secret", "password", "code")
+
+ChunkCallback = Callable[[bytes], None]
+
+
+# --- redaction -----------------------------------------------------------------------------------------------
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret value found in ``text`` with ``***``."""
+    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for logs: userinfo dropped, values of signature/token/key-like query parameters hidden."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, "***" if any(s in k.lower() for s in _SENSITIVE_QUERY) else v) for k, v in pairs], safe="*/"
+        )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def redacted_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: ("***" if k.lower() in SENSITIVE_HEADERS else v) for k, v in headers.items()}
+
+
+# --- helpers -------------------------------------------------------------------------------------------------
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, allow_insecure_http: bool) -> None:
+    """Refuse URLs llmfiles must not send to (plain http:// to a non-loopback host, unknown schemes)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in {"https", "local"}:
+        return
+    if scheme == "http":
+        if allow_insecure_http or is_loopback(parts.hostname or ""):
+            return
+        raise InsecureTransport(
+            f"refusing plain http:// to {parts.hostname!r}: credentials and data would travel unencrypted. "
+            "Use https://, or pass allow_insecure_http=True (env LLMFILES_ALLOW_INSECURE_HTTP=1) if you mean it"
+        )
+    raise InsecureTransport(f"unsupported URL scheme {scheme!r} in {redact_url(url)!r}; use https://")
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def backoff_delay(attempt: int, cap: float, base: float = 0.5) -> float:
+    """Capped exponential backoff with jitter: half fixed, half random, so retries spread out."""
+    delay = min(cap, base * (2**attempt))
+    return delay / 2 + random.uniform(0, delay / 2)
+
+
+def _replayable(body: Body | None) -> bool:
+    if body is None or isinstance(body, bytes):
+        return True
+    return all(not isinstance(seg, SourceRange) or seg.source.replayable for seg in body)
+
+
+class _BodyStream:
+    """Iterates a request body in blocks; reports data chunks; notices the deadline between blocks."""
+
+    def __init__(
+        self, body: Body | None, on_chunk: ChunkCallback | None, deadline_at: float | None, blocksize: int
+    ) -> None:
+        self.body = body
+        self.on_chunk = on_chunk
+        self.deadline_at = deadline_at
+        self.blocksize = blocksize
+        self.started = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        body = self.body
+        if body is None:
+            return
+        if isinstance(body, bytes):
+            body = (body,)
+        for seg in body:
+            if isinstance(seg, bytes):
+                if seg:
+                    self.started = True
+                    yield seg
+                continue
+            if isinstance(seg, SourceRange):
+                chunks: Iterable[bytes] = seg.source.read_range(seg.offset, seg.length, self.blocksize)
+                expected: int | None = seg.length
+            else:
+                assert isinstance(seg, GeneratedBody)
+                chunks, expected = seg.factory(), seg.length
+            sent = 0
+            for chunk in chunks:
+                if not chunk:
+                    continue
+                if self.deadline_at is not None and time.monotonic() > self.deadline_at:
+                    raise DeadlineExceeded("the operation's deadline passed while sending the request body")
+                self.started = True
+                sent += len(chunk)
+                if self.on_chunk is not None:
+                    self.on_chunk(chunk)
+                yield chunk
+            if expected is not None and sent != expected:
+                raise NetworkError(
+                    f"request body segment produced {sent:,} bytes but declared {expected:,}; "
+                    "was the file changed while it was being uploaded?"
+                )
+
+
+# --- the transport -------------------------------------------------------------------------------------------
+
+
+class Transport:
+    """Sends requests.  Thread-safe; holds one urllib3 pool manager per TLS configuration."""
+
+    def __init__(self, *, maxsize: int = 16, blocksize: int = BLOCKSIZE) -> None:
+        self._maxsize = maxsize
+        self._blocksize = blocksize
+        self._pools: dict[Any, urllib3.PoolManager] = {}
+        self._lock = threading.Lock()
+
+    def _pool(self, verify: Any) -> urllib3.PoolManager:
+        key = verify if isinstance(verify, (bool, str)) else str(verify)
+        pool = self._pools.get(key)
+        if pool is not None:
+            return pool
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                import urllib3
+
+                kw: dict[str, Any] = {}
+                if verify is False:
+                    kw["cert_reqs"] = "CERT_NONE"
+                    log.warning("TLS certificate verification is off (verify=False)")
+                else:
+                    kw["cert_reqs"] = "CERT_REQUIRED"
+                    if isinstance(verify, str):
+                        kw["ca_certs"] = verify
+                pool = urllib3.PoolManager(
+                    num_pools=32, maxsize=self._maxsize, block=False, blocksize=self._blocksize, **kw
+                )
+                self._pools[key] = pool
+        return pool
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        with self._lock:
+            for pool in self._pools.values():
+                pool.clear()
+            self._pools.clear()
+
+    # -- public ----------------------------------------------------------------------------------------------
+
+    def send(
+        self,
+        request: HttpRequest,
+        *,
+        provider: str,
+        timeout: float = 600.0,
+        max_retries: int = 5,
+        max_retry_wait: float = 60.0,
+        deadline_at: float | None = None,
+        allow_insecure_http: bool = False,
+        verify: Any = True,
+        secrets: Iterable[str] = (),
+        on_chunk: ChunkCallback | None = None,
+        on_restart: Callable[[], None] | None = None,
+        sink: IO[bytes] | None = None,
+        on_sink_chunk: ChunkCallback | None = None,
+        retry_statuses: frozenset[int] = RETRY_STATUSES,
+    ) -> HttpResponse:
+        """Send ``request`` with retries; return the final response (which may carry an error status).
+
+        ``on_chunk`` sees every data byte of the body as it is sent (for checksums and progress) and
+        ``on_restart`` is called before a retry sends the body again.  With ``sink``, a successful response body is
+        streamed into it instead of being kept in memory (``on_sink_chunk`` sees each block).
+        """
+        secrets = tuple(secrets)
+        replayable = _replayable(request.body)
+        attempt = 0
+        while True:
+            if deadline_at is not None and time.monotonic() >= deadline_at:
+                raise DeadlineExceeded(f"the operation's deadline passed before {request.method} could be sent")
+            stream = _BodyStream(request.body, on_chunk, deadline_at, self._blocksize)
+            if attempt and on_restart is not None:
+                on_restart()
+            if sink is not None:
+                sink.seek(0)
+                sink.truncate()
+            try:
+                response = self._send_once(
+                    request,
+                    stream,
+                    timeout=timeout,
+                    deadline_at=deadline_at,
+                    allow_insecure_http=allow_insecure_http,
+                    verify=verify,
+                    sink=sink,
+                    on_sink_chunk=on_sink_chunk,
+                )
+            except (NetworkError, _Retryable) as exc:
+                err = exc.error if isinstance(exc, _Retryable) else exc
+                can_retry = isinstance(exc, _Retryable) and (replayable or not stream.started)
+                if not can_retry:
+                    raise err from None
+                if attempt >= max_retries:
+                    raise RetriesExhausted(
+                        redact(f"{err} (gave up after {attempt + 1} attempts)", secrets), last=err, attempts=attempt + 1
+                    ) from None
+                delay = backoff_delay(attempt, max_retry_wait)
+                self._sleep(delay, deadline_at, err)
+                log.info("retrying %s %s after %s (attempt %d)", request.method, redact_url(request.url), err, attempt + 2)
+                attempt += 1
+                continue
+            if response.status in retry_statuses and attempt < max_retries and (replayable or not stream.started):
+                wait = parse_retry_after(response.header("retry-after"))
+                delay = min(wait, max_retry_wait) if wait is not None else backoff_delay(attempt, max_retry_wait)
+                self._sleep(delay, deadline_at, None)
+                log.info(
+                    "retrying %s %s after HTTP %d in %.2fs (attempt %d)",
+                    request.method,
+                    redact_url(request.url),
+                    response.status,
+                    delay,
+                    attempt + 2,
+                )
+                attempt += 1
+                continue
+            if attempt:
+                headers = dict(response.headers)
+                headers["x-llmfiles-attempts"] = str(attempt + 1)
+                response = HttpResponse(status=response.status, headers=headers, body=response.body, url=response.url)
+            return response
+
+    @staticmethod
+    def _sleep(delay: float, deadline_at: float | None, err: BaseException | None) -> None:
+        if deadline_at is not None and time.monotonic() + delay >= deadline_at:
+            raise DeadlineExceeded(
+                "the operation's deadline would pass before the next retry" + (f"; last error: {err}" if err else "")
+            )
+        time.sleep(delay)
+
+    # -- one attempt -----------------------------------------------------------------------------------------
+
+    def _send_once(
+        self,
+        request: HttpRequest,
+        stream: _BodyStream,
+        *,
+        timeout: float,
+        deadline_at: float | None,
+        allow_insecure_http: bool,
+        verify: Any,
+        sink: IO[bytes] | None,
+        on_sink_chunk: ChunkCallback | None,
+    ) -> HttpResponse:
+        url = request.url
+        check_url(url, allow_insecure_http)
+        if url.startswith("local:"):
+            from llmfiles.local import handle_local_request
+
+            return handle_local_request(request, iter(stream), sink, on_sink_chunk)
+
+        import urllib3
+        from urllib3 import exceptions as u3
+
+        method = request.method.upper()
+        headers = dict(request.headers)
+        length = body_length(request.body)
+        chunked = False
+        if request.body is not None:
+            if length is None:
+                chunked = True
+            else:
+                headers["Content-Length"] = str(length)
+        elif method in {"POST", "PUT", "PATCH"}:
+            headers["Content-Length"] = "0"
+        redirects = 0
+        pool = self._pool(verify)
+        host = urlsplit(url).hostname or "?"
+        while True:
+            per_request = timeout
+            if deadline_at is not None:
+                per_request = max(0.001, min(timeout, deadline_at - time.monotonic()))
+            log.debug("%s %s headers=%s", method, redact_url(url), redacted_headers(headers))
+            try:
+                resp = pool.urlopen(
+                    method,
+                    url,
+                    body=iter(stream) if request.body is not None else None,
+                    headers=headers,
+                    retries=False,
+                    redirect=False,
+                    timeout=urllib3.Timeout(connect=per_request, read=per_request),
+                    preload_content=False,
+                    chunked=chunked,
+                )
+            except (u3.ConnectTimeoutError, u3.ReadTimeoutError, TimeoutError) as exc:
+                raise _Retryable(StallTimeout(f"no progress for {timeout:g}s talking to {host} ({_why(exc)})")) from None
+            except u3.SSLError as exc:
+                raise NetworkError(
+                    f"TLS failed with {host}: {_why(exc)}. If the server uses a private CA, pass verify='/path/ca.pem' "
+                    "(env LLMFILES_CA_BUNDLE)"
+                ) from None
+            except (u3.HTTPError, OSError) as exc:
+                raise _Retryable(NetworkError(f"connection to {host} failed: {_why(exc)}")) from None
+
+            status = resp.status
+            if status in (301, 302, 303, 307, 308) and method in {"GET", "HEAD"} and redirects < MAX_REDIRECTS:
+                location = resp.headers.get("location")
+                resp.drain_conn()
+                resp.release_conn()
+                if location:
+                    from urllib.parse import urljoin
+
+                    new_url = urljoin(url, location)
+                    check_url(new_url, allow_insecure_http)
+                    old, new = urlsplit(url), urlsplit(new_url)
+                    if (old.scheme, old.hostname, old.port) != (new.scheme, new.hostname, new.port):
+                        # never hand credentials to another origin
+                        headers = {k: v for k, v in headers.items() if k.lower() not in SENSITIVE_HEADERS}
+                    url = new_url
+                    redirects += 1
+                    continue
+            try:
+                resp_headers = {k.lower(): v for k, v in resp.headers.items()}
+                if sink is not None and 200 <= status < 300:
+                    for block in resp.stream(self._blocksize, decode_content=True):
+                        if deadline_at is not None and time.monotonic() > deadline_at:
+                            raise DeadlineExceeded("the operation's deadline passed while downloading")
+                        sink.write(block)
+                        if on_sink_chunk is not None:
+                            on_sink_chunk(block)
+                    data = b""
+                else:
+                    data = _read_bounded(resp, MAX_RESPONSE_BYTES, host)
+            except (u3.ReadTimeoutError, TimeoutError) as exc:
+                raise _Retryable(StallTimeout(f"no progress for {timeout:g}s reading from {host} ({_why(exc)})")) from None
+            except (u3.ProtocolError, u3.HTTPError, OSError) as exc:
+                if isinstance(exc, LLMFilesError):
+                    raise
+                raise _Retryable(NetworkError(f"connection to {host} broke while reading: {_why(exc)}")) from None
+            finally:
+                resp.release_conn()
+            return HttpResponse(status=status, headers=resp_headers, body=data, url=url)
+
+
+def _read_bounded(resp: Any, limit: int, host: str) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    for block in resp.stream(256 * 1024, decode_content=True):
+        total += len(block)
+        if total > limit:
+            resp.close()
+            raise ProviderError(
+                f"the response from {host} is larger than {limit:,} bytes; refusing to read it into memory",
+                provider=host,
+                status=resp.status,
+            )
+        chunks.append(block)
+    return b"".join(chunks)
+
+
+def _why(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    text = str(reason) if reason is not None else str(exc)
+    return text or type(exc).__name__
+
+
+class _Retryable(Exception):
+    """Internal: a network error that a retry may cure."""
+
+    def __init__(self, error: LLMFilesError) -> None:
+        super().__init__(str(error))
+        self.error = error
