@@ -54,7 +54,41 @@ _LAZY = {
     "hookimpl": "llmfiles.pluginapi",
 }
 
-__all__ = [*_API, *_ERRORS, "FileObject", "TrainingFiles", "hookimpl", "errors", "__version__"]
+__all__ = [
+    "upload",
+    "aupload",
+    "upload_training_files",
+    "aupload_training_files",
+    "retrieve",
+    "aretrieve",
+    "list_files",
+    "alist_files",
+    "delete",
+    "adelete",
+    "download",
+    "adownload",
+    "Client",
+    "LLMFilesError",
+    "ConfigurationError",
+    "ProviderNotInstalled",
+    "MissingCredentials",
+    "InputError",
+    "InvalidPurpose",
+    "BadFile",
+    "FileTooLarge",
+    "ValidationError",
+    "ProviderError",
+    "AuthenticationError",
+    "FileNotFound",
+    "NetworkError",
+    "RetriesExhausted",
+    "DeadlineExceeded",
+    "FileObject",
+    "TrainingFiles",
+    "hookimpl",
+    "errors",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

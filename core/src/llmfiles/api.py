@@ -66,9 +66,7 @@ FileArg = Any  # str | os.PathLike[str] | BinaryIO
 class _Call:
     """The provider, settings and credentials of one call, and the helpers that talk to the provider."""
 
-    def __init__(
-        self, client: Client, info: ProviderInfo, settings: Settings, credentials: Credentials | None
-    ) -> None:
+    def __init__(self, client: Client, info: ProviderInfo, settings: Settings, credentials: Credentials | None) -> None:
         self.client = client
         self.info = info
         self.name = info.name
@@ -88,7 +86,7 @@ class _Call:
 
     def build(self, operation: Operation) -> HttpRequest | UploadPlan:
         try:
-            result = self.hook.llmfiles_build_request(
+            result: HttpRequest | UploadPlan | None = self.hook.llmfiles_build_request(
                 provider=self.name, operation=operation, credentials=self.credentials, settings=self.settings
             )
         except LLMFilesError:
@@ -101,10 +99,20 @@ class _Call:
                 f"the plugin {self.client._pm.owner(self.name)!r} does not support it"
             )
         if operation.name == "upload_parts" and not isinstance(result, UploadPlan):
-            raise PluginError(f"provider {self.name!r} returned {type(result).__name__} for a large upload, not an UploadPlan")
+            raise PluginError(
+                f"provider {self.name!r} returned {type(result).__name__} for a large upload, not an UploadPlan"
+            )
         if operation.name != "upload_parts" and not isinstance(result, HttpRequest):
-            raise PluginError(f"provider {self.name!r} returned {type(result).__name__} for {operation.name!r}, not an HttpRequest")
+            raise PluginError(
+                f"provider {self.name!r} returned {type(result).__name__} for {operation.name!r}, not an HttpRequest"
+            )
         return result
+
+    def request(self, operation: Operation) -> HttpRequest:
+        """The one-shot request for ``operation`` (any operation but ``upload_parts``)."""
+        built = self.build(operation)
+        assert isinstance(built, HttpRequest)
+        return built
 
     def _plugin_failed(self, hook: str, operation: Operation, exc: BaseException) -> str:
         text = redact(f"{type(exc).__name__}: {exc}", self.secrets)
@@ -143,10 +151,16 @@ class _Call:
 
     def error_for(self, operation: Operation, response: HttpResponse) -> LLMFilesError:
         try:
-            err = self.hook.llmfiles_normalize_response(provider=self.name, operation=operation, response=response)
+            answer: Any = self.hook.llmfiles_normalize_response(
+                provider=self.name, operation=operation, response=response
+            )
         except Exception as exc:  # a plugin bug or a hostile body must not crash the caller
-            err = ProviderError(self._plugin_failed("llmfiles_normalize_response", operation, exc), provider=self.name)
-        if not isinstance(err, LLMFilesError):
+            answer = ProviderError(
+                self._plugin_failed("llmfiles_normalize_response", operation, exc), provider=self.name
+            )
+        if isinstance(answer, LLMFilesError):
+            err: LLMFilesError = answer
+        else:
             text = response.body[:500].decode("utf-8", "replace").strip() or "(empty body)"
             err = ProviderError(text, provider=self.name, status=response.status)
         if isinstance(err, ProviderError):
@@ -217,7 +231,9 @@ class _ProgressCounter:
 
     def report(self, done: int, total: int | None = None) -> None:
         if self.callback is not None:
-            self.callback(Progress(operation=self.operation, filename=self.filename, done=done, total=total or self.total))
+            self.callback(
+                Progress(operation=self.operation, filename=self.filename, done=done, total=total or self.total)
+            )
 
     def add(self, n: int) -> None:
         with self.lock:
@@ -230,7 +246,13 @@ class _Prepared:
     """An upload that passed every check and is ready to send."""
 
     def __init__(
-        self, call: _Call, source: Source, purpose: str, large: bool, digests: Mapping[str, str], options: Mapping[str, Any]
+        self,
+        call: _Call,
+        source: Source,
+        purpose: str,
+        large: bool,
+        digests: Mapping[str, str],
+        options: Mapping[str, Any],
     ) -> None:
         self.call = call
         self.source = source
@@ -303,11 +325,15 @@ class Client:
         return purpose
 
     def _resolve(self, info: ProviderInfo, explicit: Mapping[str, Any]) -> Settings:
-        return resolve_settings(info, explicit, self._settings, self._env(), get_secret=self._pm.hook.llmfiles_get_secret)
+        return resolve_settings(
+            info, explicit, self._settings, self._env(), get_secret=self._pm.hook.llmfiles_get_secret
+        )
 
     def _credentials(self, info: ProviderInfo, settings: Settings) -> Credentials:
         try:
-            creds = self._pm.hook.llmfiles_resolve_credentials(provider=info.name, settings=settings, environ=self._env())
+            creds = self._pm.hook.llmfiles_resolve_credentials(
+                provider=info.name, settings=settings, environ=self._env()
+            )
         except LLMFilesError:
             raise
         except Exception as exc:
@@ -429,7 +455,7 @@ class Client:
                 max_concurrency=call.settings["max_concurrency"],
                 provider=call.name,
                 known_digests=prep.digests,
-                report=lambda done, total: counter.report(done, total),
+                report=counter.report,
             )
         assert isinstance(built, HttpRequest)
         sent = [0]
@@ -526,7 +552,9 @@ class Client:
                 else:
                     try:
                         self._delete(prep_t.call, trained.id)
-                        exc.add_note(f"llmfiles: the training file {trained.id} was deleted again, so nothing is orphaned")
+                        exc.add_note(
+                            f"llmfiles: the training file {trained.id} was deleted again, so nothing is orphaned"
+                        )
                     except LLMFilesError as del_exc:
                         exc.add_note(f"llmfiles: the training file {trained.id} could not be deleted: {del_exc}")
                 raise
@@ -578,7 +606,9 @@ class Client:
         if isinstance(built, UploadPlan):
             from llmfiles.parts import choose_part_size
 
-            part = choose_part_size(prep.source.size, built, call.settings["part_size"], provider=info.name, path=prep.source.display)
+            part = choose_part_size(
+                prep.source.size, built, call.settings["part_size"], provider=info.name, path=prep.source.display
+            )
             count = -(-prep.source.size // part)
             plan.update(
                 destination=built.destination,
@@ -597,11 +627,11 @@ class Client:
 
     def _retrieve(self, call: _Call, file_id: str) -> FileObject:
         op = Operation(name="retrieve", file_id=file_id)
-        return call.normalize(op, call.exchange(op, call.build(op)))  # type: ignore[no-any-return]
+        return call.normalize(op, call.exchange(op, call.request(op)))  # type: ignore[no-any-return]
 
     def _delete(self, call: _Call, file_id: str) -> bool:
         op = Operation(name="delete", file_id=file_id)
-        call.normalize(op, call.exchange(op, call.build(op)))
+        call.normalize(op, call.exchange(op, call.request(op)))
         return True
 
     @staticmethod
@@ -632,7 +662,7 @@ class Client:
         seen: set[str] = set()
         while True:
             op = Operation(name="list", purpose=purpose, cursor=cursor, limit=page_size)
-            page: FilePage = call.normalize(op, call.exchange(op, call.build(op)))
+            page: FilePage = call.normalize(op, call.exchange(op, call.request(op)))
             yield from page.files
             if page.next_cursor is None:
                 return
@@ -672,8 +702,7 @@ class Client:
         if not target.parent.is_dir():
             raise InputError(f"{target.parent} is not a folder; create it first")
         op = Operation(name="download", file_id=file_id)
-        request = call.build(op)
-        assert isinstance(request, HttpRequest)
+        request = call.request(op)
         counter = _ProgressCounter(progress, "download", target.name, None)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
         try:
@@ -693,7 +722,9 @@ class Client:
         """:meth:`upload` for asyncio callers (runs in an executor with the caller's contextvars)."""
         return await run_async(self.upload, file, **kwargs)
 
-    async def aupload_training_files(self, training: FileArg, validation: FileArg | None = None, **kwargs: Any) -> TrainingFiles:
+    async def aupload_training_files(
+        self, training: FileArg, validation: FileArg | None = None, **kwargs: Any
+    ) -> TrainingFiles:
         """:meth:`upload_training_files` for asyncio callers."""
         return await run_async(self.upload_training_files, training, validation, **kwargs)
 
@@ -761,7 +792,12 @@ def upload(file: FileArg, *, purpose: str, provider: str | None = None, **kwargs
 
 
 def upload_training_files(
-    training: FileArg, validation: FileArg | None = None, *, purpose: str = "fine-tune", provider: str | None = None, **kwargs: Any
+    training: FileArg,
+    validation: FileArg | None = None,
+    *,
+    purpose: str = "fine-tune",
+    provider: str | None = None,
+    **kwargs: Any,
 ) -> TrainingFiles:
     """Upload a training and an optional validation file together; see :meth:`Client.upload_training_files`."""
     return default_client().upload_training_files(training, validation, purpose=purpose, provider=provider, **kwargs)

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ def _print_json(data: Any) -> None:
 def _when(ts: int | None) -> str:
     if not ts:
         return "-"
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _describe(f: FileObject) -> str:
@@ -181,7 +181,7 @@ def _cmd_providers(client: Client, args: argparse.Namespace) -> int:
     from llmfiles.plugins import get_plugin_manager
 
     providers = get_plugin_manager().providers()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": info.name,
             "aliases": list(info.aliases),
@@ -208,9 +208,15 @@ def _cmd_upload(client: Client, args: argparse.Namespace) -> int:
 
     settings = _settings_from(args)
     if args.dry_run:
-        plans = {"training": client.describe_upload(args.file, purpose=args.purpose, provider=args.provider, filename=args.filename, **settings)}
+        plans = {
+            "training": client.describe_upload(
+                args.file, purpose=args.purpose, provider=args.provider, filename=args.filename, **settings
+            )
+        }
         if args.validation:
-            plans["validation"] = client.describe_upload(args.validation, purpose=args.purpose, provider=args.provider, **settings)
+            plans["validation"] = client.describe_upload(
+                args.validation, purpose=args.purpose, provider=args.provider, **settings
+            )
         if args.json:
             _print_json(plans if args.validation else plans["training"])
         else:
@@ -322,7 +328,8 @@ def _cmd_validate(client: Client, args: argparse.Namespace) -> int:
         if hidden:
             print(f"... and {hidden} more problem(s) (raise --max-problems to see them)")
         verdict = "ok" if report.ok else "NOT ok"
-        print(f"{args.file}: {verdict}: {report.records:,} records, {report.errors} error(s), {report.warnings} warning(s)")
+        counts = f"{report.records:,} records, {report.errors} error(s), {report.warnings} warning(s)"
+        print(f"{args.file}: {verdict}: {counts}")
     return 0 if report.ok else 2
 
 
@@ -370,7 +377,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        print(f"llmfiles: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+        print(
+            f"llmfiles: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return 1
     finally:
         client.close()

@@ -24,9 +24,7 @@ def _build() -> cattrs.Converter:
     from llmfiles.models import FileObject, FilePage, Problem, TrainingFiles
 
     conv = cattrs.Converter()
-    conv.register_unstructure_hook(
-        FileObject, make_dict_unstructure_fn(FileObject, conv, raw=override(omit=True))
-    )
+    conv.register_unstructure_hook(FileObject, make_dict_unstructure_fn(FileObject, conv, raw=override(omit=True)))
     conv.register_structure_hook(FileObject, make_dict_structure_fn(FileObject, conv, raw=override(omit=True)))
     for cls in (FilePage, TrainingFiles, Problem):
         conv.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, conv))

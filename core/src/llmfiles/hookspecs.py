@@ -55,9 +55,7 @@ def llmfiles_register_providers(register: Callable[[ProviderInfo], None]) -> Non
 
 
 @hookspec(firstresult=True)
-def llmfiles_resolve_credentials(
-    provider: str, settings: Settings, environ: Mapping[str, str]
-) -> Credentials | None:
+def llmfiles_resolve_credentials(provider: str, settings: Settings, environ: Mapping[str, str]) -> Credentials | None:
     """Turn resolved settings into :class:`~llmfiles.models.Credentials` for ``provider``.
 
     ``settings`` already went through the chain explicit argument > ``Client`` settings > environment >

@@ -18,9 +18,9 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from llmfiles.errors import ProviderError
@@ -249,7 +249,9 @@ class LocalStore:
 
     def _file_paths(self, file_id: str) -> tuple[Path, Path]:
         if not _ID.match(file_id):
-            raise _Error(404, "not_found", f"no file with id {file_id!r} in the local store (ids look like file-<32 hex>)")
+            raise _Error(
+                404, "not_found", f"no file with id {file_id!r} in the local store (ids look like file-<32 hex>)"
+            )
         return self.files / f"{file_id}.json", self.files / f"{file_id}.data"
 
     def _upload_dir(self, upload_id: str) -> Path:
@@ -283,7 +285,7 @@ class LocalStore:
     def create(self, filename: str, purpose: str, body: Iterator[bytes]) -> dict[str, Any]:
         self.ensure()
         file_id = f"file-{secrets.token_hex(16)}"
-        meta_path, data_path = self._file_paths(file_id)
+        _, data_path = self._file_paths(file_id)
         tmp = self.tmp / f"{file_id}.partial"
         size = 0
         try:
@@ -322,7 +324,7 @@ class LocalStore:
         data.unlink(missing_ok=True)
         return {"id": file_id, "object": "file", "deleted": True}
 
-    def list(self, purpose: str | None, after: str | None, limit: int) -> dict[str, Any]:
+    def list_files(self, purpose: str | None, after: str | None, limit: int) -> dict[str, Any]:
         items: list[dict[str, Any]] = []
         if self.files.is_dir():
             for entry in os.scandir(self.files):
@@ -380,16 +382,18 @@ class LocalStore:
             os.close(fd)
         return {"id": f"part-{offset}-{pos - offset}", "offset": offset, "length": pos - offset, "md5": md5.hexdigest()}
 
-    def complete_upload(self, upload_id: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    def complete_upload(self, upload_id: str, parts: list[Any]) -> dict[str, Any]:
         d = self._upload_dir(upload_id)
         meta = json.loads((d / "meta.json").read_text())
         pos = 0
-        for p in sorted(parts, key=lambda p: int(p["offset"])):
+        for p in sorted(parts, key=lambda item: int(item["offset"])):
             if int(p["offset"]) != pos:
                 raise _Error(400, "parts_incomplete", f"the parts leave a gap or overlap at byte {pos:,}")
             pos += int(p["length"])
         if pos != meta["bytes"]:
-            raise _Error(400, "parts_incomplete", f"the parts hold {pos:,} bytes; the upload declared {meta['bytes']:,}")
+            raise _Error(
+                400, "parts_incomplete", f"the parts hold {pos:,} bytes; the upload declared {meta['bytes']:,}"
+            )
         file_id = f"file-{secrets.token_hex(16)}"
         _, data_path = self._file_paths(file_id)
         os.replace(d / "data", data_path)
@@ -420,7 +424,7 @@ def handle_local_request(
             return _json(200, store.create(query.get("filename", "upload"), query.get("purpose", ""), body))
         if path == ["files"] and method == "GET":
             limit = int(query.get("limit") or 100)
-            return _json(200, store.list(query.get("purpose"), query.get("after"), limit))
+            return _json(200, store.list_files(query.get("purpose"), query.get("after"), limit))
         if len(path) == 2 and path[0] == "files" and method == "GET":
             return _json(200, store.get(path[1]))
         if len(path) == 2 and path[0] == "files" and method == "DELETE":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import IO, Any, Literal, Union
+from typing import IO, Any, Literal
 
 from attrs import field, frozen
 
@@ -194,7 +194,7 @@ class Settings:
         value = self.values.get(name)
         if isinstance(value, Secret):
             return value.reveal()
-        return value  # type: ignore[no-any-return]
+        return None if value is None else str(value)
 
 
 @frozen(kw_only=True)
@@ -229,6 +229,8 @@ class Source:
 
 class PathSource(Source):
     """A file on disk; each range opens its own handle, so ranges read in parallel."""
+
+    path: str
 
     def __init__(self, path: str, name: str, size: int) -> None:
         self.path = path
@@ -308,8 +310,8 @@ class GeneratedBody:
     length: int | None = None
 
 
-Segment = Union[bytes, SourceRange, GeneratedBody]
-Body = Union[bytes, tuple[Segment, ...]]
+Segment = bytes | SourceRange | GeneratedBody
+Body = bytes | tuple[Segment, ...]
 
 SENSITIVE_HEADERS = frozenset(
     {

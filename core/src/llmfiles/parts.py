@@ -129,7 +129,9 @@ def run_plan(
 
     def send_part(index: int, offset: int, length: int) -> Receipt:
         assert state is not None
-        part = Part(index=index, offset=offset, length=length, body=SourceRange(source=source, offset=offset, length=length))
+        part = Part(
+            index=index, offset=offset, length=length, body=SourceRange(source=source, offset=offset, length=length)
+        )
         hs = _hashers(plan.part_digests)
         whole_snapshot = {n: h.copy() for n, h in stream_whole.items()}
         sent = [0]
@@ -167,13 +169,11 @@ def run_plan(
             for i, (off, length) in enumerate(ranges):
                 receipts[i] = send_part(i, off, length)
         else:
-            pool = ThreadPoolExecutor(
-                max_workers=min(max_concurrency, len(ranges)), thread_name_prefix="llmfiles-part"
-            )
+            pool = ThreadPoolExecutor(max_workers=min(max_concurrency, len(ranges)), thread_name_prefix="llmfiles-part")
             pending: dict[Any, int] = {}
             try:
                 pending = {pool.submit(send_part, i, off, length): i for i, (off, length) in enumerate(ranges)}
-                done, not_done = wait(pending, return_when=FIRST_EXCEPTION)
+                done, _ = wait(pending, return_when=FIRST_EXCEPTION)
                 failed = [f for f in done if f.exception() is not None]
                 if failed:
                     stop.set()

@@ -32,7 +32,9 @@ def open_source(file: Any, *, filename: str | None = None, default_name: str = "
         if stat.S_ISDIR(st.st_mode):
             raise BadFile(f"{path} is a directory; pass the path of a file")
         if not stat.S_ISREG(st.st_mode):
-            raise BadFile(f"{path} is not a regular file (a pipe or device cannot be uploaded); copy it to a file first")
+            raise BadFile(
+                f"{path} is not a regular file (a pipe or device cannot be uploaded); copy it to a file first"
+            )
         if st.st_size == 0:
             raise BadFile(f"{path} is empty; providers refuse empty files")
         if not os.access(path, os.R_OK):

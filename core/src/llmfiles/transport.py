@@ -129,12 +129,12 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         return None
     if when is None:
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return float(max(0.0, when.timestamp() - (time.time() if now is None else now)))
 
 
 def backoff_delay(attempt: int, cap: float, base: float = 0.5) -> float:
     """Capped exponential backoff with jitter: half fixed, half random, so retries spread out."""
-    delay = min(cap, base * (2**attempt))
+    delay = min(cap, base * (2.0**attempt))
     return delay / 2 + random.uniform(0, delay / 2)
 
 
@@ -295,7 +295,9 @@ class Transport:
                     ) from None
                 delay = backoff_delay(attempt, max_retry_wait)
                 self._sleep(delay, deadline_at, err)
-                log.info("retrying %s %s after %s (attempt %d)", request.method, redact_url(request.url), err, attempt + 2)
+                log.info(
+                    "retrying %s %s after %s (attempt %d)", request.method, redact_url(request.url), err, attempt + 2
+                )
                 attempt += 1
                 continue
             if response.status in retry_statuses and attempt < max_retries and (replayable or not stream.started):
@@ -382,7 +384,9 @@ class Transport:
                     chunked=chunked,
                 )
             except (u3.ConnectTimeoutError, u3.ReadTimeoutError, TimeoutError) as exc:
-                raise _Retryable(StallTimeout(f"no progress for {timeout:g}s talking to {host} ({_why(exc)})")) from None
+                raise _Retryable(
+                    StallTimeout(f"no progress for {timeout:g}s talking to {host} ({_why(exc)})")
+                ) from None
             except u3.SSLError as exc:
                 raise NetworkError(
                     f"TLS failed with {host}: {_why(exc)}. If the server uses a private CA, pass verify='/path/ca.pem' "
@@ -421,7 +425,9 @@ class Transport:
                 else:
                     data = _read_bounded(resp, MAX_RESPONSE_BYTES, host)
             except (u3.ReadTimeoutError, TimeoutError) as exc:
-                raise _Retryable(StallTimeout(f"no progress for {timeout:g}s reading from {host} ({_why(exc)})")) from None
+                raise _Retryable(
+                    StallTimeout(f"no progress for {timeout:g}s reading from {host} ({_why(exc)})")
+                ) from None
             except (u3.ProtocolError, u3.HTTPError, OSError) as exc:
                 if isinstance(exc, LLMFilesError):
                     raise

@@ -95,7 +95,11 @@ def check_line(line_no: int, raw: bytes, report: Report, checker: RecordChecker 
         col = getattr(exc, "colno", None)
         where = f" at column {col}" if col else ""
         report.add(
-            Problem(line=line_no, code="invalid_json", message=f"not valid JSON{where}: {msg}; each line must be one JSON object")
+            Problem(
+                line=line_no,
+                code="invalid_json",
+                message=f"not valid JSON{where}: {msg}; each line must be one JSON object",
+            )
         )
         return
     if not isinstance(record, dict):
