@@ -10,7 +10,9 @@ imported on first use.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+# typing is not imported at run time: `import llmfiles` stays as cheap as possible.
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -107,6 +109,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from llmfiles import errors as errors
     from llmfiles.api import (
         Client as Client,

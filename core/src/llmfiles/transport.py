@@ -383,6 +383,8 @@ class Transport:
                     preload_content=False,
                     chunked=chunked,
                 )
+            except u3.NewConnectionError as exc:  # (a subclass of ConnectTimeoutError in urllib3)
+                raise _Retryable(NetworkError(f"cannot connect to {host}: {_why(exc)}")) from None
             except (u3.ConnectTimeoutError, u3.ReadTimeoutError, TimeoutError) as exc:
                 raise _Retryable(
                     StallTimeout(f"no progress for {timeout:g}s talking to {host} ({_why(exc)})")

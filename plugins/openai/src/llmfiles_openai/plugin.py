@@ -1,0 +1,131 @@
+"""The ``openai`` provider's hook implementations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from llmfiles import hookimpl
+from llmfiles.errors import InvalidSetting
+from llmfiles.models import (
+    Credentials,
+    FileObject,
+    FilePage,
+    HttpRequest,
+    HttpResponse,
+    Operation,
+    ProviderInfo,
+    Secret,
+    Settings,
+    SettingSpec,
+    UploadPlan,
+)
+from llmfiles_openai import wire
+
+NAME = "openai"
+PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+UPLOADS_PURPOSES = ("assistants", "batch", "fine-tune", "vision")
+MB = 1000 * 1000
+GB = 1000 * MB
+#: the Files API takes at most 512 MB in one request; the Uploads API at most 8 GB, in parts of at most 64 MB
+SINGLE_REQUEST_LIMIT = 512 * MB
+MAX_FILE_SIZE = 8 * GB
+MAX_PART_SIZE = 64 * MB
+DEFAULT_API_BASE = "https://api.openai.com/v1"
+
+SETTINGS = (
+    SettingSpec(name="api_key", kind="secret", env=("OPENAI_API_KEY",), help="the API key"),
+    SettingSpec(
+        name="api_base",
+        env=("OPENAI_BASE_URL", "OPENAI_API_BASE"),
+        default=DEFAULT_API_BASE,
+        help="the API's base URL; any OpenAI-compatible server works",
+    ),
+    SettingSpec(name="organization", env=("OPENAI_ORG_ID",), help="the organization id (OpenAI-Organization)"),
+    SettingSpec(name="project", env=("OPENAI_PROJECT_ID",), help="the project id (OpenAI-Project)"),
+    SettingSpec(
+        name="expires_after",
+        kind="int",
+        help="seconds after creation when the file expires (3600 to 2592000)",
+    ),
+)
+
+
+@hookimpl
+def llmfiles_register_providers(register: Callable[[ProviderInfo], None]) -> None:
+    register(
+        ProviderInfo(
+            name=NAME,
+            package="llmfiles-openai",
+            purposes=PURPOSES,
+            description="OpenAI Files and Uploads APIs (any OpenAI-compatible server via api_base)",
+            settings=SETTINGS,
+            credential_settings=("api_key",),
+            max_file_size=MAX_FILE_SIZE,
+            max_single_request_size=SINGLE_REQUEST_LIMIT,
+            default_multipart_threshold=SINGLE_REQUEST_LIMIT,
+            default_part_size=MAX_PART_SIZE,
+            large_purposes=UPLOADS_PURPOSES,
+            supports_parts=True,
+            upload_digests=("md5",),
+        )
+    )
+
+
+@hookimpl
+def llmfiles_resolve_credentials(provider: str, settings: Settings, environ: Mapping[str, str]) -> Credentials | None:
+    if provider != NAME:
+        return None
+    key = settings.values.get("api_key")
+    if not isinstance(key, Secret) or not key:
+        return None  # the core raises MissingCredentials naming every place it looked
+    return Credentials(kind="api_key", source=settings.source("api_key"), secret=key)
+
+
+def endpoint(credentials: Credentials, settings: Settings) -> wire.Endpoint:
+    """The OpenAI endpoint for these settings: base URL plus Authorization/organization/project headers."""
+    headers: dict[str, str] = {}
+    if credentials.secret is not None:
+        headers["Authorization"] = f"Bearer {credentials.secret.reveal()}"
+    if settings.get("organization"):
+        headers["OpenAI-Organization"] = str(settings["organization"])
+    if settings.get("project"):
+        headers["OpenAI-Project"] = str(settings["project"])
+    return wire.Endpoint(provider=NAME, base=str(settings["api_base"]), headers=headers)
+
+
+def _expires_after(settings: Settings) -> int | None:
+    value = settings.get("expires_after")
+    if value is None:
+        return None
+    if not 3600 <= int(value) <= 2_592_000:
+        raise InvalidSetting(f"expires_after (from {settings.source('expires_after')}) must be 3600 to 2592000 seconds")
+    return int(value)
+
+
+@hookimpl
+def llmfiles_build_request(
+    provider: str, operation: Operation, credentials: Credentials, settings: Settings
+) -> HttpRequest | UploadPlan | None:
+    if provider != NAME:
+        return None
+    ep = endpoint(credentials, settings)
+    if operation.name == "upload":
+        return wire.upload_request(ep, operation, expires_after=_expires_after(settings))
+    if operation.name == "upload_parts":
+        return wire.uploads_plan(
+            ep,
+            operation,
+            part_size=settings["part_size"],
+            max_part_size=MAX_PART_SIZE,
+            expires_after=_expires_after(settings),
+        )
+    return wire.one_shot_request(ep, operation)
+
+
+@hookimpl
+def llmfiles_normalize_response(
+    provider: str, operation: Operation, response: HttpResponse
+) -> FileObject | FilePage | Exception | bool | None:
+    if provider != NAME:
+        return None
+    return wire.normalize(NAME, operation, response)

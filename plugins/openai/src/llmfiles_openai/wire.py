@@ -1,0 +1,328 @@
+"""The OpenAI Files and Uploads wire format, as pure functions: requests out, normalized data in.
+
+Azure OpenAI speaks the same format with other paths, query parameters, auth headers and statuses, so every
+function takes an :class:`Endpoint` that says those things; ``llmfiles-azure`` reuses this module.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from attrs import field, frozen
+
+from llmfiles.errors import ProviderError
+from llmfiles.models import (
+    FileObject,
+    FilePage,
+    HttpRequest,
+    HttpResponse,
+    Operation,
+    Part,
+    Receipt,
+    SourceRange,
+    UploadPlan,
+    UploadState,
+)
+from llmfiles.multipart import multipart_body
+
+#: OpenAI's file statuses (and Azure's) onto llmfiles' normalized ones.
+STATUS_MAP: Mapping[str, str] = {
+    "uploaded": "uploaded",
+    "processed": "processed",
+    "error": "error",
+    "deleted": "deleted",
+    "pending": "pending",
+    "running": "pending",
+    "deleting": "deleted",
+}
+
+
+@frozen(kw_only=True)
+class Endpoint:
+    """Where and how to reach an OpenAI-format Files API."""
+
+    provider: str
+    base: str
+    query: Mapping[str, str] = field(factory=dict)
+    headers: Mapping[str, str] = field(factory=dict, repr=False)
+    request_id_headers: tuple[str, ...] = ("x-request-id",)
+    uploads_path: str = "/uploads"
+
+    def url(self, path: str, **params: Any) -> str:
+        query = dict(self.query)
+        query.update({k: str(v) for k, v in params.items() if v is not None})
+        tail = f"?{urlencode(query)}" if query else ""
+        return f"{self.base.rstrip('/')}{path}{tail}"
+
+    def request(
+        self, method: str, path: str, *, body: Any = None, content_type: str | None = None, **params: Any
+    ) -> HttpRequest:
+        headers = dict(self.headers)
+        if content_type:
+            headers["Content-Type"] = content_type
+        return HttpRequest(method=method, url=self.url(path, **params), headers=headers, body=body)
+
+
+def _file_path(file_id: str | None) -> str:
+    if not file_id:
+        raise ValueError("a file id is required")
+    return f"/files/{quote(file_id, safe='')}"
+
+
+def mime_type(filename: str) -> str:
+    """The MIME type OpenAI expects for ``filename`` (JSONL files are ``text/jsonl``)."""
+    if filename.lower().endswith(".jsonl"):
+        return "text/jsonl"
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
+
+
+def expires_after_fields(seconds: Any) -> list[tuple[str, str]]:
+    """Form fields for a file expiration policy (``expires_after[anchor]``, ``expires_after[seconds]``)."""
+    if seconds is None:
+        return []
+    return [("expires_after[anchor]", "created_at"), ("expires_after[seconds]", str(int(seconds)))]
+
+
+# --- one-shot requests ---------------------------------------------------------------------------------------
+
+
+def upload_request(ep: Endpoint, op: Operation, *, expires_after: Any = None, prefix: bytes = b"") -> HttpRequest:
+    """``POST /files`` as multipart/form-data; the file is streamed from disk, never read into memory.
+
+    ``prefix`` is sent before the file's bytes (Azure uses it to add a UTF-8 BOM on the fly).
+    """
+    assert op.source is not None and op.filename is not None and op.purpose is not None
+    segments: list[Any] = [prefix] if prefix else []
+    segments.append(SourceRange(source=op.source, offset=0, length=op.source.size))
+    content_type, body = multipart_body(
+        [("purpose", op.purpose), *expires_after_fields(expires_after)],
+        [("file", op.filename, "application/octet-stream", segments)],
+    )
+    return ep.request("POST", "/files", body=body, content_type=content_type)
+
+
+def one_shot_request(ep: Endpoint, op: Operation) -> HttpRequest:
+    """retrieve, delete, download and list."""
+    if op.name == "retrieve":
+        return ep.request("GET", _file_path(op.file_id))
+    if op.name == "delete":
+        return ep.request("DELETE", _file_path(op.file_id))
+    if op.name == "download":
+        return ep.request("GET", _file_path(op.file_id) + "/content")
+    if op.name == "list":
+        return ep.request("GET", "/files", purpose=op.purpose, after=op.cursor, limit=op.limit)
+    raise ValueError(f"not a one-shot operation: {op.name}")
+
+
+# --- the Uploads API as a plan -------------------------------------------------------------------------------
+
+
+def uploads_plan(
+    ep: Endpoint,
+    op: Operation,
+    *,
+    part_size: int,
+    max_part_size: int,
+    expires_after: Any = None,
+    send_md5: bool = True,
+    status_map: Mapping[str, str] = STATUS_MAP,
+) -> UploadPlan:
+    """The Uploads API: ``POST /uploads``, parts in parallel (``data`` field), ``complete`` with the ordered
+    part ids and the file's MD5, ``cancel`` on failure."""
+    assert op.source is not None and op.filename is not None and op.purpose is not None
+    filename, purpose, size = op.filename, op.purpose, op.source.size
+    start_body: dict[str, Any] = {
+        "filename": filename,
+        "purpose": purpose,
+        "bytes": size,
+        "mime_type": mime_type(filename),
+    }
+    if expires_after is not None:
+        start_body["expires_after"] = {"anchor": "created_at", "seconds": int(expires_after)}
+    base = ep.uploads_path
+
+    def read_start(resp: HttpResponse) -> UploadState:
+        data = _json_object(ep.provider, resp)
+        upload_id = data.get("id")
+        if not isinstance(upload_id, str) or not upload_id:
+            raise ProviderError("the upload was created without an id", provider=ep.provider, status=resp.status)
+        return {"upload_id": upload_id, "expires_at": data.get("expires_at")}
+
+    def part(state: UploadState, p: Part) -> HttpRequest:
+        content_type, body = multipart_body([], [("data", f"part-{p.number}", "application/octet-stream", [p.body])])
+        return ep.request(
+            "POST", f"{base}/{quote(state['upload_id'], safe='')}/parts", body=body, content_type=content_type
+        )
+
+    def read_part(state: UploadState, p: Part, resp: HttpResponse, digests: Mapping[str, str]) -> Receipt:
+        data = _json_object(ep.provider, resp)
+        part_id = data.get("id")
+        if not isinstance(part_id, str) or not part_id:
+            raise ProviderError(f"part {p.number} was accepted without an id", provider=ep.provider, status=resp.status)
+        receipt: dict[str, Any] = {"part_id": part_id}
+        if "azure_block_id" in data:
+            receipt["azure_block_id"] = data["azure_block_id"]
+        return receipt
+
+    def complete(state: UploadState, receipts: Sequence[Receipt], digests: Mapping[str, str]) -> HttpRequest:
+        payload: dict[str, Any] = {"part_ids": [r["part_id"] for r in receipts]}
+        if send_md5 and "md5" in digests:
+            payload["md5"] = digests["md5"]
+        return ep.request(
+            "POST",
+            f"{base}/{quote(state['upload_id'], safe='')}/complete",
+            body=json.dumps(payload).encode(),
+            content_type="application/json",
+        )
+
+    def read_complete(state: UploadState, resp: HttpResponse) -> FileObject:
+        data = _json_object(ep.provider, resp)
+        status = data.get("status")
+        file_data = data.get("file")
+        if status != "completed" or not isinstance(file_data, Mapping):
+            raise ProviderError(
+                f"the upload {state['upload_id']} ended with status {status!r} and no file object",
+                provider=ep.provider,
+                status=resp.status,
+            )
+        return file_object(ep.provider, file_data, status_map)
+
+    def abort(state: UploadState) -> HttpRequest:
+        return ep.request("POST", f"{base}/{quote(state['upload_id'], safe='')}/cancel")
+
+    return UploadPlan(
+        destination=ep.url(base),
+        start=ep.request("POST", base, body=json.dumps(start_body).encode(), content_type="application/json"),
+        read_start=read_start,
+        part=part,
+        read_part=read_part,
+        complete=complete,
+        read_complete=read_complete,
+        abort=abort,
+        part_size=min(part_size, max_part_size),
+        max_part_size=max_part_size,
+        max_parts=10_000,
+        digests=("md5",) if send_md5 else (),
+    )
+
+
+# --- responses -----------------------------------------------------------------------------------------------
+
+
+def _json_object(provider: str, resp: HttpResponse) -> dict[str, Any]:
+    try:
+        data = resp.json()
+    except ValueError:
+        raise ProviderError(
+            f"expected a JSON object, got {resp.body[:200]!r}", provider=provider, status=resp.status
+        ) from None
+    if not isinstance(data, dict):
+        raise ProviderError(
+            f"expected a JSON object, got a {type(data).__name__}", provider=provider, status=resp.status
+        )
+    return data
+
+
+def _int(value: Any, default: int | None = 0) -> int | None:
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return default
+
+
+def file_object(provider: str, data: Mapping[str, Any], status_map: Mapping[str, str] = STATUS_MAP) -> FileObject:
+    """An OpenAI-format file object as llmfiles' :class:`FileObject` (missing or odd fields tolerated)."""
+    file_id = data.get("id")
+    if not isinstance(file_id, str) or not file_id:
+        raise ProviderError(f"the file object has no id: {dict(data)!r:.200}", provider=provider)
+    raw_status = str(data.get("status") or "processed")
+    status = status_map.get(raw_status, "pending")
+    details = data.get("status_details")
+    return FileObject(
+        id=file_id,
+        provider=provider,
+        filename=str(data.get("filename") or ""),
+        purpose=str(data.get("purpose") or ""),
+        bytes=_int(data.get("bytes")) or 0,
+        created_at=_int(data.get("created_at")) or 0,
+        status=status,  # type: ignore[arg-type]
+        expires_at=_int(data.get("expires_at"), None),
+        status_details=str(details) if details else None,
+        raw=dict(data),
+    )
+
+
+def file_page(provider: str, resp: HttpResponse, status_map: Mapping[str, str] = STATUS_MAP) -> FilePage:
+    data = _json_object(provider, resp)
+    items = data.get("data")
+    if not isinstance(items, list):
+        raise ProviderError("the listing has no 'data' array", provider=provider, status=resp.status)
+    files = tuple(file_object(provider, item, status_map) for item in items if isinstance(item, Mapping))
+    cursor = None
+    if data.get("has_more") and files:
+        last = data.get("last_id")
+        cursor = last if isinstance(last, str) and last else files[-1].id
+    return FilePage(files=files, next_cursor=cursor)
+
+
+def error(provider: str, resp: HttpResponse, request_id_headers: Sequence[str] = ("x-request-id",)) -> ProviderError:
+    """The provider's error body (``error.message/type/code/param``, or Azure's ``code/message/innererror``)."""
+    request_id = next((resp.header(h) for h in request_id_headers if resp.header(h)), None)
+    message, code, etype, param, details = None, None, None, None, None
+    try:
+        data = resp.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            message = err.get("message")
+            code = err.get("code")
+            etype = err.get("type")
+            param = err.get("param")
+            details = err.get("innererror") or err.get("details")
+    if not message:
+        message = resp.body[:300].decode("utf-8", "replace").strip() or f"HTTP {resp.status} with an empty body"
+    return ProviderError(
+        str(message),
+        provider=provider,
+        status=resp.status,
+        code=str(code) if code is not None else None,
+        error_type=str(etype) if etype is not None else None,
+        param=str(param) if param is not None else None,
+        request_id=request_id,
+        details=details,
+    )
+
+
+def normalize(
+    provider: str,
+    op: Operation,
+    resp: HttpResponse,
+    *,
+    status_map: Mapping[str, str] = STATUS_MAP,
+    request_id_headers: Sequence[str] = ("x-request-id",),
+) -> FileObject | FilePage | ProviderError | bool:
+    """The answer to ``op`` as llmfiles data (see ``llmfiles_normalize_response``)."""
+    if resp.status >= 400:
+        return error(provider, resp, request_id_headers)
+    if op.name in ("upload", "retrieve"):
+        return file_object(provider, _json_object(provider, resp), status_map)
+    if op.name == "list":
+        return file_page(provider, resp, status_map)
+    if op.name == "delete":
+        data = _json_object(provider, resp)
+        if data.get("deleted") is False:
+            raise ProviderError(f"the provider did not delete {op.file_id}", provider=provider, status=resp.status)
+        return True
+    return True
+
+
+Builder = Callable[[Endpoint, Operation], HttpRequest]
