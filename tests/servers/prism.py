@@ -42,7 +42,15 @@ def prism_binary() -> str:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not binary.exists():
             subprocess.run(
-                [npm, "install", "--no-audit", "--no-fund", "--prefix", str(NODE_DIR), f"@stoplight/prism-cli@{PRISM_VERSION}"],
+                [
+                    npm,
+                    "install",
+                    "--no-audit",
+                    "--no-fund",
+                    "--prefix",
+                    str(NODE_DIR),
+                    f"@stoplight/prism-cli@{PRISM_VERSION}",
+                ],
                 check=True,
                 stdout=subprocess.DEVNULL,
                 timeout=600,

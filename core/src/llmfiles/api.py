@@ -171,6 +171,8 @@ class _Call:
             if attempts:
                 err.add_note(f"llmfiles: gave up after {attempts} attempts")
         err.args = tuple(redact(a, self.secrets) if isinstance(a, str) else a for a in err.args)
+        if isinstance(err, ProviderError) and isinstance(err.message, str):
+            err.message = redact(err.message, self.secrets)
         return err
 
     def _specialize(self, err: ProviderError, operation: Operation, response: HttpResponse) -> ProviderError:
@@ -294,7 +296,7 @@ class Client:
         self._settings = dict(settings)
         self._environ = environ
         self._pm = plugin_manager or get_plugin_manager()
-        self._transport = Transport(maxsize=max(16, int(settings.get("max_concurrency") or 4)))
+        self._transport = Transport(maxsize=max(32, int(settings.get("max_concurrency") or 4)))
 
     def __repr__(self) -> str:
         return f"Client(provider={self._provider!r}, settings={sorted(self._settings)!r})"
@@ -382,6 +384,9 @@ class Client:
 
             raise FileTooLarge(source.display, size, info.max_file_size, info.name)
         threshold = settings.get("multipart_threshold")
+        if threshold is not None and info.max_single_request_size is not None:
+            # a threshold above what one request may carry would only earn a refusal from the provider
+            threshold = min(threshold, info.max_single_request_size)
         large = bool(info.supports_parts and threshold is not None and size > threshold)
         if not info.supports_parts and info.max_single_request_size is not None and size > info.max_single_request_size:
             from llmfiles.errors import FileTooLarge
@@ -451,7 +456,7 @@ class Client:
                 built,
                 prep.source,
                 exchange=exchange,
-                part_size=call.settings["part_size"],
+                part_size=built.part_size or call.settings["part_size"],
                 max_concurrency=call.settings["max_concurrency"],
                 provider=call.name,
                 known_digests=prep.digests,
@@ -607,7 +612,11 @@ class Client:
             from llmfiles.parts import choose_part_size
 
             part = choose_part_size(
-                prep.source.size, built, call.settings["part_size"], provider=info.name, path=prep.source.display
+                prep.source.size,
+                built,
+                built.part_size or call.settings["part_size"],
+                provider=info.name,
+                path=prep.source.display,
             )
             count = -(-prep.source.size // part)
             plan.update(

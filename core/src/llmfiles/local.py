@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from llmfiles.errors import ProviderError
 from llmfiles.models import (
@@ -113,12 +113,14 @@ def llmfiles_build_request(
         )
     if op == "upload_parts":
         return _plan(root, operation, settings)
+    # the id is quoted into one path segment: "../x", "a/content" or "x?store=..." cannot change the route or store
+    file_id = quote(operation.file_id or "", safe="")
     if op == "retrieve":
-        return HttpRequest(method="GET", url=_url(root, f"/files/{operation.file_id}"))
+        return HttpRequest(method="GET", url=_url(root, f"/files/{file_id}"))
     if op == "delete":
-        return HttpRequest(method="DELETE", url=_url(root, f"/files/{operation.file_id}"))
+        return HttpRequest(method="DELETE", url=_url(root, f"/files/{file_id}"))
     if op == "download":
-        return HttpRequest(method="GET", url=_url(root, f"/files/{operation.file_id}/content"))
+        return HttpRequest(method="GET", url=_url(root, f"/files/{file_id}/content"))
     if op == "list":
         return HttpRequest(
             method="GET",

@@ -463,6 +463,18 @@ class UploadPlan:
       ``digests``, and ``read_complete(state, response) -> FileObject``;
     * ``abort(state) -> request`` to end a session that failed for good;
     * constraints: part size bounds, alignment, maximum part count and whether parts may run in parallel.
+
+    Resumable, strictly sequential protocols (Cloud Storage resumable uploads, tus) also set ``read_progress(state,
+    response) -> int``: how many bytes the provider has persisted, read from a part's response or from the answer
+    to ``query_progress(state)``, and the upload's size once the provider has it all (that response is then the
+    final one).  With it the engine sends each part from the offset the provider reports, so a part the provider
+    kept only in part is continued, not repeated; and when ``query_progress`` is set too, a part whose connection
+    failed is not resent from its start: the engine asks the provider how far it got and continues from there.
+
+    ``reported_digests(state, final_response) -> {name: hex}`` gives the whole-file digests the provider reports
+    for what it stored; the engine compares each with the digest of the bytes that were sent and raises
+    :class:`~llmfiles.errors.UploadFailed` when they differ.  ``source`` replaces the caller's file as the bytes to
+    upload (for example a format conversion made while streaming): the engine splits, reads and hashes it instead.
     """
 
     destination: str
@@ -474,7 +486,8 @@ class UploadPlan:
     read_complete: Callable[[UploadState, HttpResponse], FileObject]
     abort: Callable[[UploadState], HttpRequest] | None = None
     query_progress: Callable[[UploadState], HttpRequest] | None = None
-    part_size: int = 8 * 1024 * 1024
+    #: the part size the plan asks for; ``None``: the ``part_size`` setting (either is fitted to the constraints)
+    part_size: int | None = None
     min_part_size: int = 1
     max_part_size: int | None = None
     alignment: int = 1
@@ -482,3 +495,6 @@ class UploadPlan:
     sequential: bool = False
     digests: tuple[str, ...] = ()
     part_digests: tuple[str, ...] = ()
+    read_progress: Callable[[UploadState, HttpResponse], int] | None = None
+    reported_digests: Callable[[UploadState, HttpResponse], Mapping[str, str]] | None = None
+    source: Source | None = field(default=None, eq=False, repr=False)

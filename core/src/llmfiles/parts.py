@@ -7,6 +7,8 @@ the transport's read block, never by the part size: each part streams from its o
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import hashlib
 import logging
 import math
@@ -15,10 +17,15 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, Protocol
 
-from llmfiles.errors import FileTooLarge, InvalidSetting, LLMFilesError, UploadFailed
+import attrs
+
+from llmfiles.errors import FileTooLarge, InvalidSetting, LLMFilesError, PluginError, ProviderError, UploadFailed
 from llmfiles.models import FileObject, HttpRequest, HttpResponse, Part, Receipt, Source, SourceRange, UploadPlan
 
 log = logging.getLogger("llmfiles.parts")
+
+#: a resumable plan gives up after this many parts in a row that moved the provider's offset no further
+MAX_RESUMES_WITHOUT_PROGRESS = 5
 
 
 class Exchange(Protocol):
@@ -44,7 +51,10 @@ def choose_part_size(size: int, plan: UploadPlan, requested: int, *, provider: s
         part = math.ceil(size / plan.max_parts)
     if plan.alignment > 1:
         part = math.ceil(part / plan.alignment) * plan.alignment
-    if plan.max_part_size is not None and part > plan.max_part_size:
+        if plan.max_part_size is not None and part > plan.max_part_size:
+            # rounding up crossed the cap: take the largest aligned size within it (checked against max_parts below)
+            part = plan.max_part_size // plan.alignment * plan.alignment or part
+    if plan.max_part_size is not None and (part > plan.max_part_size or math.ceil(size / part) > plan.max_parts):
         raise FileTooLarge(
             path,
             size,
@@ -70,9 +80,9 @@ class _Counter:
     def add(self, n: int) -> None:
         with self.lock:
             self.done += n
-            done = self.done
-        if self.report is not None:
-            self.report(done, self.total)
+            # reported under the lock, so the callback sees the counts in order although parts run in threads
+            if self.report is not None:
+                self.report(self.done, self.total)
 
 
 def _hashers(names: tuple[str, ...]) -> dict[str, Any]:
@@ -94,8 +104,12 @@ def run_plan(
 
     Whole-file digests the plan asks for come from ``known_digests`` (computed in the check pass that reads the
     file anyway) or, for a sequential plan, from the bytes as they stream.  A parallel plan without them gets
-    them from one sequential read that runs beside the upload.
+    them from one sequential read that runs beside the upload.  A plan with its own ``source`` uploads that
+    instead of ``source`` (and ``known_digests``, which describe the caller's file, are not used).
     """
+    if plan.source is not None:
+        source, known_digests = plan.source, None
+    plan = _guarded(plan, provider)
     size = source.size
     part_size = choose_part_size(size, plan, part_size, provider=provider, path=source.display)
     ranges = split(size, part_size)
@@ -165,14 +179,21 @@ def run_plan(
         state = {}
     try:
         receipts: list[Receipt] = [{}] * len(ranges)
-        if plan.sequential or max_concurrency <= 1 or len(ranges) == 1:
+        final_part: HttpResponse | None = None
+        if plan.sequential and plan.read_progress is not None:
+            receipts, final_part = _send_resumable(plan, state, source, exchange, part_size, counter, stream_whole)
+        elif plan.sequential or max_concurrency <= 1 or len(ranges) == 1:
             for i, (off, length) in enumerate(ranges):
                 receipts[i] = send_part(i, off, length)
         else:
             pool = ThreadPoolExecutor(max_workers=min(max_concurrency, len(ranges)), thread_name_prefix="llmfiles-part")
             pending: dict[Any, int] = {}
             try:
-                pending = {pool.submit(send_part, i, off, length): i for i, (off, length) in enumerate(ranges)}
+                # each part runs in a copy of the caller's context, so progress callbacks see its contextvars
+                pending = {
+                    pool.submit(contextvars.copy_context().run, send_part, i, off, length): i
+                    for i, (off, length) in enumerate(ranges)
+                }
                 done, _ = wait(pending, return_when=FIRST_EXCEPTION)
                 failed = [f for f in done if f.exception() is not None]
                 if failed:
@@ -196,11 +217,184 @@ def run_plan(
         if plan.complete is not None:
             final = exchange(plan.complete(state, receipts, digests))
         else:
-            final = last_response[-1]
-        return plan.read_complete(state, final)
+            final = final_part if final_part is not None else last_response[-1]
+        file_object = plan.read_complete(state, final)
+        if plan.reported_digests is not None:
+            _compare_digests(plan.reported_digests(state, final), digests, file_object, source)
+        return file_object
     except BaseException as exc:
         _abort(plan, state, exchange, exc)
         raise
+
+
+def _compare_digests(
+    reported: Mapping[str, str], computed: Mapping[str, str], file_object: FileObject, source: Source
+) -> None:
+    for name, value in reported.items():
+        mine = computed.get(name)
+        if mine is not None and value.lower() != mine.lower():
+            raise UploadFailed(
+                f"{file_object.id}: the provider stored bytes whose {name} is {value}, but the {name} of "
+                f"{source.display} as sent is {mine}: the data changed on the way or the file changed while it "
+                f"was read. Delete {file_object.id} and upload again"
+            )
+
+
+class _Interrupted(Exception):
+    """Internal: the transport is about to resend a part of a resumable plan; ask the provider how far it got."""
+
+
+def _send_resumable(
+    plan: UploadPlan,
+    state: Mapping[str, Any],
+    source: Source,
+    exchange: Exchange,
+    part_size: int,
+    counter: _Counter,
+    stream_whole: dict[str, Any],
+) -> tuple[list[Receipt], HttpResponse]:
+    """Send a sequential plan from the offset the provider reports after each part (``plan.read_progress``).
+
+    A part whose connection fails is not resent from its start when the plan can ``query_progress``: the engine
+    asks the provider how many bytes it has and continues from there.  Whole-file digests computed in-stream are
+    brought back in line with the provider's offset by re-reading (never re-sending) the bytes in between.
+    Returns the receipts in send order and the final response (the one after which the provider has it all).
+    """
+    assert plan.read_progress is not None
+    size = source.size
+    receipts: list[Receipt] = []
+    offset = 0
+    index = 0
+    stalled = 0
+    while True:
+        response, receipt, committed = _send_from(
+            plan, state, source, exchange, index, offset, part_size, counter, stream_whole
+        )
+        index += 1
+        if receipt is not None:
+            receipts.append(receipt)
+        if committed >= size:
+            return receipts, response
+        stalled = stalled + 1 if committed <= offset else 0
+        if stalled >= MAX_RESUMES_WITHOUT_PROGRESS:
+            raise UploadFailed(
+                f"the provider kept no more of {source.display} after {stalled} attempts in a row "
+                f"(it has {committed:,} of {size:,} bytes); giving up"
+            )
+        offset = committed
+
+
+def _send_from(
+    plan: UploadPlan,
+    state: Mapping[str, Any],
+    source: Source,
+    exchange: Exchange,
+    index: int,
+    offset: int,
+    part_size: int,
+    counter: _Counter,
+    stream_whole: dict[str, Any],
+) -> tuple[HttpResponse, Receipt | None, int]:
+    """Send one part of a resumable plan from ``offset``; return the response, its receipt (``None`` when the
+    part was interrupted and the provider was asked instead) and the provider's offset afterwards."""
+    assert plan.read_progress is not None
+    size = source.size
+    length = min(part_size, size - offset)
+    part = Part(
+        index=index, offset=offset, length=length, body=SourceRange(source=source, offset=offset, length=length)
+    )
+    snapshot = {n: h.copy() for n, h in stream_whole.items()}
+    hs = _hashers(plan.part_digests)
+    sent = 0
+
+    def on_chunk(chunk: bytes) -> None:
+        nonlocal sent
+        for h in hs.values():
+            h.update(chunk)
+        for h in stream_whole.values():
+            h.update(chunk)
+        sent += len(chunk)
+        counter.add(len(chunk))
+
+    def on_restart() -> None:
+        nonlocal hs, sent
+        if plan.query_progress is not None:
+            raise _Interrupted
+        hs = _hashers(plan.part_digests)
+        _rewind(stream_whole, snapshot, source, offset, offset)
+        counter.add(-sent)
+        sent = 0
+
+    receipt: Receipt | None = None
+    try:
+        response = exchange(plan.part(state, part), on_chunk=on_chunk, on_restart=on_restart)
+    except _Interrupted:
+        assert plan.query_progress is not None
+        response = exchange(plan.query_progress(state))
+        committed = plan.read_progress(state, response)
+        log.info(
+            "part %d (bytes %d-%d) was interrupted; the provider has %d bytes, continuing from there",
+            part.number,
+            offset,
+            offset + length - 1,
+            committed,
+        )
+    else:
+        receipt = plan.read_part(state, part, response, {n: h.hexdigest() for n, h in hs.items()})
+        committed = plan.read_progress(state, response)
+    if not 0 <= committed <= size:
+        raise UploadFailed(f"the provider reports {committed:,} bytes received of {size:,}; cannot continue")
+    if committed != offset + sent:
+        _rewind(stream_whole, snapshot, source, offset, committed)
+    counter.add(committed - offset - sent)
+    return response, receipt, committed
+
+
+def _rewind(hashers: dict[str, Any], snapshot: Mapping[str, Any], source: Source, start: int, committed: int) -> None:
+    """Make ``hashers`` cover exactly the bytes ``[0, committed)``; ``snapshot`` covers ``[0, start)``."""
+    if not hashers:
+        return
+    if committed >= start:
+        base, begin = snapshot, start
+    else:
+        base, begin = _hashers(tuple(hashers)), 0
+    for name in hashers:
+        hashers[name] = base[name].copy()
+    if committed > begin:
+        for chunk in source.read_range(begin, committed - begin, 1024 * 1024):
+            for h in hashers.values():
+                h.update(chunk)
+
+
+_READERS = ("read_start", "read_part", "read_complete", "read_progress", "reported_digests")
+_BUILDERS = ("part", "complete", "abort", "query_progress")
+
+
+def _guarded(plan: UploadPlan, provider: str) -> UploadPlan:
+    """The plan with its functions wrapped so that a plugin bug or a malformed answer becomes an llmfiles error
+    (a ``ProviderError`` for readers of responses, a ``PluginError`` for request builders), never a bare one."""
+
+    def guard(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def call(*args: Any) -> Any:
+            try:
+                return fn(*args)
+            except LLMFilesError:
+                raise
+            except Exception as exc:
+                text = f"{type(exc).__name__}: {exc}"
+                if name in _READERS:
+                    raise ProviderError(
+                        f"could not read the provider's answer in the upload plan's {name}: {text}", provider=provider
+                    ) from exc
+                raise PluginError(f"the {provider} upload plan failed in {name}: {text}") from exc
+
+        return call
+
+    changes: dict[str, Any] = {
+        name: guard(name, fn) for name in (*_READERS, *_BUILDERS) if (fn := getattr(plan, name)) is not None
+    }
+    return attrs.evolve(plan, **changes)
 
 
 def _abort(plan: UploadPlan, state: Mapping[str, Any], exchange: Exchange, exc: BaseException) -> None:
@@ -208,7 +402,7 @@ def _abort(plan: UploadPlan, state: Mapping[str, Any], exchange: Exchange, exc: 
         return
     try:
         exchange(plan.abort(state))
-    except LLMFilesError as abort_exc:
+    except Exception as abort_exc:
         note = f"llmfiles: the upload session could not be aborted ({abort_exc}); it may need cleaning up"
     else:
         note = "llmfiles: the unfinished upload session was aborted at the provider"

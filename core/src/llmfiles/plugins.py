@@ -54,7 +54,12 @@ class PluginManager:
                 self._extra.append((name, plugin))
             else:
                 self._register(self._pm, plugin, name)
-                self._collect_providers(self._pm)
+                try:
+                    self._check_pending(self._pm)
+                    self._collect_providers(self._pm)
+                except PluginError:
+                    self._pm.unregister(name=name)
+                    raise
 
     @property
     def pm(self) -> pluggy.PluginManager:
@@ -101,12 +106,19 @@ class PluginManager:
         for name, plugin in self._extra:
             if name not in disabled:
                 self._register(pm, plugin, name)
+        self._check_pending(pm)
+        self._collect_providers(pm)
+        return pm
+
+    @staticmethod
+    def _check_pending(pm: pluggy.PluginManager) -> None:
+        import pluggy
+
         try:
             pm.check_pending()
         except pluggy.PluginValidationError as exc:
-            raise PluginError(f"plugin {exc.plugin!r} implements a hook that does not exist: {exc}") from exc
-        self._collect_providers(pm)
-        return pm
+            name = pm.get_name(exc.plugin) or repr(exc.plugin)
+            raise PluginError(f"plugin {name!r} implements a hook that does not exist: {exc}") from exc
 
     def _register(self, pm: pluggy.PluginManager, plugin: object, name: str) -> None:
         import pluggy

@@ -48,6 +48,9 @@ log = logging.getLogger("llmfiles.transport")
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 BLOCKSIZE = 1024 * 1024
+#: the most one socket write carries: Python bounds a whole ``sendall`` by the socket timeout, so a write of a full
+#: block on a slow link would count as a stall although bytes keep moving
+SEND_PIECE = 64 * 1024
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 MAX_REDIRECTS = 5
 _SENSITIVE_QUERY = ("sig", "signature", "token", "key", "credential", "secret", "password", "code")
@@ -175,16 +178,16 @@ class _BodyStream:
                 assert isinstance(seg, GeneratedBody)
                 chunks, expected = seg.factory(), seg.length
             sent = 0
-            for chunk in chunks:
-                if not chunk:
-                    continue
-                if self.deadline_at is not None and time.monotonic() > self.deadline_at:
-                    raise DeadlineExceeded("the operation's deadline passed while sending the request body")
-                self.started = True
-                sent += len(chunk)
-                if self.on_chunk is not None:
-                    self.on_chunk(chunk)
-                yield chunk
+            for block in chunks:
+                for i in range(0, len(block), SEND_PIECE):
+                    chunk = block[i : i + SEND_PIECE] if len(block) > SEND_PIECE else block
+                    if self.deadline_at is not None and time.monotonic() > self.deadline_at:
+                        raise DeadlineExceeded("the operation's deadline passed while sending the request body")
+                    self.started = True
+                    sent += len(chunk)
+                    if self.on_chunk is not None:
+                        self.on_chunk(chunk)
+                    yield chunk
             if expected is not None and sent != expected:
                 raise NetworkError(
                     f"request body segment produced {sent:,} bytes but declared {expected:,}; "
@@ -198,7 +201,7 @@ class _BodyStream:
 class Transport:
     """Sends requests.  Thread-safe; holds one urllib3 pool manager per TLS configuration."""
 
-    def __init__(self, *, maxsize: int = 16, blocksize: int = BLOCKSIZE) -> None:
+    def __init__(self, *, maxsize: int = 32, blocksize: int = BLOCKSIZE) -> None:
         self._maxsize = maxsize
         self._blocksize = blocksize
         self._pools: dict[Any, urllib3.PoolManager] = {}
@@ -366,6 +369,12 @@ class Transport:
         redirects = 0
         pool = self._pool(verify)
         host = urlsplit(url).hostname or "?"
+
+        def stalled(exc: BaseException, doing: str) -> Exception:
+            if per_request < timeout:  # the deadline, not the timeout, cut this wait short
+                return DeadlineExceeded(f"the operation's deadline passed while {doing} {host}")
+            return _Retryable(StallTimeout(f"no progress for {timeout:g}s {doing} {host} ({_why(exc)})"))
+
         while True:
             per_request = timeout
             if deadline_at is not None:
@@ -386,15 +395,15 @@ class Transport:
             except u3.NewConnectionError as exc:  # (a subclass of ConnectTimeoutError in urllib3)
                 raise _Retryable(NetworkError(f"cannot connect to {host}: {_why(exc)}")) from None
             except (u3.ConnectTimeoutError, u3.ReadTimeoutError, TimeoutError) as exc:
-                raise _Retryable(
-                    StallTimeout(f"no progress for {timeout:g}s talking to {host} ({_why(exc)})")
-                ) from None
+                raise stalled(exc, "talking to") from None
             except u3.SSLError as exc:
                 raise NetworkError(
                     f"TLS failed with {host}: {_why(exc)}. If the server uses a private CA, pass verify='/path/ca.pem' "
                     "(env LLMFILES_CA_BUNDLE)"
                 ) from None
             except (u3.HTTPError, OSError) as exc:
+                if _timed_out(exc):  # urllib3 reports a stalled body write as ProtocolError(..., TimeoutError)
+                    raise stalled(exc, "sending to") from None
                 raise _Retryable(NetworkError(f"connection to {host} failed: {_why(exc)}")) from None
 
             status = resp.status
@@ -427,9 +436,7 @@ class Transport:
                 else:
                     data = _read_bounded(resp, MAX_RESPONSE_BYTES, host)
             except (u3.ReadTimeoutError, TimeoutError) as exc:
-                raise _Retryable(
-                    StallTimeout(f"no progress for {timeout:g}s reading from {host} ({_why(exc)})")
-                ) from None
+                raise stalled(exc, "reading from") from None
             except (u3.ProtocolError, u3.HTTPError, OSError) as exc:
                 if isinstance(exc, LLMFilesError):
                     raise
@@ -453,6 +460,20 @@ def _read_bounded(resp: Any, limit: int, host: str) -> bytes:
             )
         chunks.append(block)
     return b"".join(chunks)
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether ``exc`` wraps a socket timeout (in its arguments, cause or context)."""
+    todo: list[BaseException] = [exc]
+    for _ in range(8):
+        if not todo:
+            break
+        e = todo.pop()
+        if isinstance(e, TimeoutError):
+            return True
+        todo.extend(a for a in e.args if isinstance(a, BaseException))
+        todo.extend(x for x in (e.__cause__, e.__context__) if x is not None)
+    return False
 
 
 def _why(exc: BaseException) -> str:

@@ -90,7 +90,7 @@ def check_line(line_no: int, raw: bytes, report: Report, checker: RecordChecker 
         return
     try:
         record = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply for the parser
         msg = getattr(exc, "msg", str(exc))
         col = getattr(exc, "colno", None)
         where = f" at column {col}" if col else ""
