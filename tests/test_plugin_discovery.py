@@ -75,15 +75,15 @@ def test_the_plugin_manager_loads_the_entry_point() -> None:
     pm = PluginManager(environ={})
     info = pm.get_provider("example")
     assert pm.owner("example") == "example"
-    assert info == llmfiles_example.INFO
+    assert info.name == "example" and info.package == "llmfiles-example-plugin"
     assert info.credential_settings == ("api_key",)
     assert info.supports_parts and info.upload_digests == ("md5",)
     assert info.default_multipart_threshold == 512 * 1024 * 1024
-    assert info.default_part_size == 8 * 1024 * 1024
+    assert info.default_part_size == 64 * 1024 * 1024
     specs = {s.name: s for s in info.settings}
     assert specs["api_key"].kind == "secret" and specs["api_key"].env == ("EXAMPLE_API_KEY",)
     assert specs["api_base"].env == ("EXAMPLE_API_BASE",)
-    assert specs["api_base"].default == "http://127.0.0.1:9/v1"
+    assert specs["api_base"].default == "https://llm-gateway.example.internal/v1"
 
 
 def test_import_llmfiles_loads_no_plugin() -> None:

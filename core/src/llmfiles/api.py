@@ -254,14 +254,12 @@ class _Prepared:
         purpose: str,
         large: bool,
         digests: Mapping[str, str],
-        options: Mapping[str, Any],
     ) -> None:
         self.call = call
         self.source = source
         self.purpose = purpose
         self.large = large
         self.digests = digests
-        self.options = options
 
     def operation(self) -> Operation:
         return Operation(
@@ -269,7 +267,6 @@ class _Prepared:
             purpose=self.purpose,
             source=self.source,
             filename=self.source.name,
-            options=self.options,
         )
 
 
@@ -368,7 +365,6 @@ class Client:
         purpose: str,
         provider: str | None,
         filename: str | None,
-        options: Mapping[str, Any],
         explicit: Mapping[str, Any],
         resolve_credentials: bool = True,
         run_checks: bool = True,
@@ -409,7 +405,7 @@ class Client:
             for p in report.problems:
                 log.warning("%s: %s", source.display, p.describe())
             digests = report.digests
-        return _Prepared(call, source, purpose, large, digests, options)
+        return _Prepared(call, source, purpose, large, digests)
 
     def check_file(
         self, source: Source, *, call: _Call, purpose: str, digests: tuple[str, ...] = (), max_problems: int = 50
@@ -486,7 +482,6 @@ class Client:
         progress: ProgressCallback | None = None,
         wait: bool = False,
         wait_timeout: float = 3600.0,
-        options: Mapping[str, Any] | None = None,
         **settings: Any,
     ) -> FileObject:
         """Upload ``file`` (a path, a ``pathlib.Path`` or a file opened with ``'rb'``) and return its FileObject.
@@ -494,11 +489,10 @@ class Client:
         Everything is checked before the first byte is sent: the purpose, the settings, the file, the credentials
         and, for ``fine-tune`` and ``batch``, the JSONL content.  Files above ``multipart_threshold`` use the
         provider's large-file protocol.  ``wait=True`` polls until the provider has processed the file.
-        ``options`` carries provider-specific upload options (for example ``expires_after``).
+        Every other keyword is a setting of the core or of the provider (for example ``api_key``, ``part_size``
+        or OpenAI's ``expires_after``); an unknown one is refused.
         """
-        prep = self._prepare(
-            file, purpose=purpose, provider=provider, filename=filename, options=options or {}, explicit=settings
-        )
+        prep = self._prepare(file, purpose=purpose, provider=provider, filename=filename, explicit=settings)
         result = self._send(prep, progress)
         if wait:
             result = self._wait(prep.call, result, wait_timeout)
@@ -535,7 +529,6 @@ class Client:
         progress: ProgressCallback | None = None,
         wait: bool = False,
         wait_timeout: float = 3600.0,
-        options: Mapping[str, Any] | None = None,
         **settings: Any,
     ) -> TrainingFiles:
         """Upload a training file and an optional validation file in one call.
@@ -543,7 +536,7 @@ class Client:
         Both files pass every check before either is sent.  If the validation file fails to upload, the training
         file already uploaded is deleted again (unless ``keep_on_error=True``), so no orphan is left behind.
         """
-        kw = dict(purpose=purpose, provider=provider, filename=None, options=options or {}, explicit=settings)
+        kw = dict(purpose=purpose, provider=provider, filename=None, explicit=settings)
         prep_t = self._prepare(training, **kw)  # type: ignore[arg-type]
         prep_v = self._prepare(validation, **kw) if validation is not None else None  # type: ignore[arg-type]
         trained = self._send(prep_t, progress)
@@ -578,7 +571,6 @@ class Client:
             purpose=purpose,
             provider=provider,
             filename=filename,
-            options={},
             explicit=settings,
             resolve_credentials=False,
             run_checks=False,

@@ -26,10 +26,10 @@ PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 UPLOADS_PURPOSES = ("assistants", "batch", "fine-tune", "vision")
 MB = 1000 * 1000
 GB = 1000 * MB
-#: the Files API takes at most 512 MB in one request; the Uploads API at most 8 GB, in parts of at most 64 MB
+#: the Files API takes at most 512 MB in one request; the Uploads API at most 8 GB, in parts of at most 64 MiB
 SINGLE_REQUEST_LIMIT = 512 * MB
 MAX_FILE_SIZE = 8 * GB
-MAX_PART_SIZE = 64 * MB
+MAX_PART_SIZE = 64 * 1024 * 1024  # what OpenAI's own SDK sends
 DEFAULT_API_BASE = "https://api.openai.com/v1"
 
 SETTINGS = (

@@ -130,11 +130,20 @@ def uploads_plan(
     expires_after: Any = None,
     send_md5: bool = True,
     status_map: Mapping[str, str] = STATUS_MAP,
+    prefix: bytes = b"",
 ) -> UploadPlan:
     """The Uploads API: ``POST /uploads``, parts in parallel (``data`` field), ``complete`` with the ordered
-    part ids and the file's MD5, ``cancel`` on failure."""
+    part ids and the file's MD5, ``cancel`` on failure.
+
+    ``prefix`` is sent before the file's bytes, in the first part (Azure uses it to add a UTF-8 BOM on the fly);
+    the declared ``bytes`` include it.  The whole-file MD5 the engine knows is that of the file on disk, not of
+    prefix + file, so no MD5 is sent when there is a prefix (the field is optional).
+    """
     assert op.source is not None and op.filename is not None and op.purpose is not None
-    filename, purpose, size = op.filename, op.purpose, op.source.size
+    filename, purpose, size = op.filename, op.purpose, op.source.size + len(prefix)
+    send_md5 = send_md5 and not prefix
+    # only the first part carries the prefix, but every part is kept within the limit with room for it
+    max_part_size -= len(prefix)
     start_body: dict[str, Any] = {
         "filename": filename,
         "purpose": purpose,
@@ -153,7 +162,8 @@ def uploads_plan(
         return {"upload_id": upload_id, "expires_at": data.get("expires_at")}
 
     def part(state: UploadState, p: Part) -> HttpRequest:
-        content_type, body = multipart_body([], [("data", f"part-{p.number}", "application/octet-stream", [p.body])])
+        segments: list[Any] = [prefix, p.body] if (prefix and p.index == 0) else [p.body]
+        content_type, body = multipart_body([], [("data", f"part-{p.number}", "application/octet-stream", segments)])
         return ep.request(
             "POST", f"{base}/{quote(state['upload_id'], safe='')}/parts", body=body, content_type=content_type
         )
@@ -218,42 +228,51 @@ def _json_object(provider: str, resp: HttpResponse) -> dict[str, Any]:
         data = resp.json()
     except ValueError:
         raise ProviderError(
-            f"expected a JSON object, got {resp.body[:200]!r}", provider=provider, status=resp.status
+            f"unexpected answer: expected a JSON object, got {resp.body[:200]!r}", provider=provider, status=resp.status
         ) from None
     if not isinstance(data, dict):
         raise ProviderError(
-            f"expected a JSON object, got a {type(data).__name__}", provider=provider, status=resp.status
+            f"unexpected answer: expected a JSON object, got a {type(data).__name__}",
+            provider=provider,
+            status=resp.status,
         )
     return data
 
 
-def _int(value: Any, default: int | None = 0) -> int | None:
-    if isinstance(value, bool):
-        return default
-    if isinstance(value, (int, float)):
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return default
+def _field(provider: str, data: Mapping[str, Any], name: str, kind: type, optional: bool = False) -> Any:
+    value = data.get(name)
+    if value is None and optional:
+        return None
+    if kind is int and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ProviderError(
+            f"unexpected answer: the file object's {name!r} is {type(value).__name__}, not {kind.__name__}",
+            provider=provider,
+        )
+    return value
 
 
 def file_object(provider: str, data: Mapping[str, Any], status_map: Mapping[str, str] = STATUS_MAP) -> FileObject:
-    """An OpenAI-format file object as llmfiles' :class:`FileObject` (missing or odd fields tolerated)."""
-    file_id = data.get("id")
-    if not isinstance(file_id, str) or not file_id:
-        raise ProviderError(f"the file object has no id: {dict(data)!r:.200}", provider=provider)
-    raw_status = str(data.get("status") or "processed")
-    status = status_map.get(raw_status, "pending")
+    """An OpenAI-format file object as llmfiles' :class:`FileObject`.
+
+    A field of the wrong type, or a missing required one, is a :class:`ProviderError` (a malformed or hostile
+    answer must not become a plausible-looking file object).
+    """
+    file_id = _field(provider, data, "id", str)
+    if not file_id:
+        raise ProviderError("unexpected answer: the file object has an empty id", provider=provider)
+    raw_status = _field(provider, data, "status", str, optional=True) or "processed"
     details = data.get("status_details")
     return FileObject(
         id=file_id,
         provider=provider,
-        filename=str(data.get("filename") or ""),
-        purpose=str(data.get("purpose") or ""),
-        bytes=_int(data.get("bytes")) or 0,
-        created_at=_int(data.get("created_at")) or 0,
-        status=status,  # type: ignore[arg-type]
-        expires_at=_int(data.get("expires_at"), None),
+        filename=_field(provider, data, "filename", str),
+        purpose=_field(provider, data, "purpose", str),
+        bytes=_field(provider, data, "bytes", int),
+        created_at=_field(provider, data, "created_at", int),
+        status=status_map.get(raw_status, "pending"),  # type: ignore[arg-type]
+        expires_at=_field(provider, data, "expires_at", int, optional=True),
         status_details=str(details) if details else None,
         raw=dict(data),
     )
