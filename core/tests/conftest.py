@@ -53,10 +53,19 @@ def transport() -> Iterator[Transport]:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_default_client() -> Iterator[None]:
-    """Module-level functions use a default client; give each test a fresh one (settings come from env)."""
-    from llmfiles.api import _reset_default_client
+def _only_the_core(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The core's tests use its built-in provider only: other installed plugins are tested by their own suites, and
+    a broken one must not fail these.  Each test gets a fresh plugin manager and default client."""
+    from importlib.metadata import entry_points
 
+    from llmfiles.api import _reset_default_client
+    from llmfiles.plugins import reset_plugin_manager
+
+    others = sorted({ep.name for ep in entry_points(group="llmfiles")} - {"local"})
+    if others:
+        monkeypatch.setenv("LLMFILES_DISABLE_PLUGINS", ",".join(others))
+    reset_plugin_manager()
     _reset_default_client()
     yield
     _reset_default_client()
+    reset_plugin_manager()

@@ -86,6 +86,18 @@ AZURE_ERROR_CODES = {
     500: "internalFailure",
     503: "serviceUnavailable",
 }
+#: every value of Azure's ``ErrorCode`` enum (an error that names another code gets the one of its status)
+AZURE_CODES = frozenset(
+    {
+        *AZURE_ERROR_CODES.values(),
+        "unexpectedEntityState",
+        "itemDoesAlreadyExist",
+        "quotaExceeded",
+        "jsonlValidationFailed",
+        "fileImportFailed",
+        "contentFilter",
+    }
+)
 UTF8_BOM = b"\xef\xbb\xbf"
 
 #: route name -> (method, path pattern below the base path)
@@ -284,11 +296,7 @@ class ApiError(Exception):
 
     def azure_body(self) -> dict[str, Any]:
         """Azure's error body: ``code`` from Azure's ``ErrorCode`` values, ``target`` for the parameter."""
-        code = (
-            self.code
-            if self.code in AZURE_ERROR_CODES.values()
-            else AZURE_ERROR_CODES.get(self.status, "invalidPayload")
-        )
+        code = self.code if self.code in AZURE_CODES else AZURE_ERROR_CODES.get(self.status, "invalidPayload")
         error: dict[str, Any] = {"code": code, "message": self.message}
         if self.param:
             error["target"] = self.param

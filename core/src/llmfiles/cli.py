@@ -33,6 +33,8 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
             settings[name] = value
     if getattr(args, "no_validate", False):
         settings["validate"] = False
+    if getattr(args, "convert", None):
+        settings["convert"] = args.convert
     return settings
 
 
@@ -79,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="wait until the provider has processed the file")
     p.add_argument("--no-validate", action="store_true", help="skip the content checks before upload")
     p.add_argument(
+        "--convert",
+        metavar="FORMAT",
+        help="convert the file to this format while uploading, for providers that can "
+        "(bedrock: claude, nova, prompt-completion; vertex_ai: gemini)",
+    )
+    p.add_argument(
         "--keep-on-error", action="store_true", help="keep the training file if the validation file fails to upload"
     )
     p.add_argument("--part-size", help="size of each part of a large upload, e.g. 64MiB")
@@ -108,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--purpose", default="fine-tune", help="what the file is for (default: fine-tune)")
     p.add_argument("--max-problems", type=int, default=50, help="problems to list (the rest are counted)")
+    p.add_argument("--convert", metavar="FORMAT", help="check the file as it will be after this conversion")
     _common(p)
     return parser
 
@@ -354,6 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         import logging
 
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+        # urllib3 logs whole URLs at DEBUG, signed query strings included; llmfiles logs its own, redacted
+        logging.getLogger("urllib3").setLevel(logging.INFO)
     from llmfiles.api import Client
     from llmfiles.errors import LLMFilesError
 

@@ -180,8 +180,9 @@ class DeadlineExceeded(LLMFilesError):
     """The whole operation took longer than its ``deadline``."""
 
 
-class RetriesExhausted(LLMFilesError):
-    """Every retry failed; ``last`` is the final error."""
+class RetriesExhausted(NetworkError):
+    """Every retry of a network failure failed; ``last`` is the final error (a :class:`NetworkError`, often a
+    :class:`StallTimeout`).  An error status after the last retry is raised as the provider's own error."""
 
     def __init__(self, message: str, last: BaseException | None = None, attempts: int = 0) -> None:
         self.last = last

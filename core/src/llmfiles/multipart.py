@@ -15,7 +15,7 @@ from llmfiles.models import Segment
 
 def _quote(value: str) -> str:
     # As browsers do (WHATWG multipart/form-data): escape the characters that would break the header.
-    return value.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+    return value.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def multipart_body(

@@ -280,6 +280,7 @@ class Transport:
                 response = self._send_once(
                     request,
                     stream,
+                    provider=provider,
                     timeout=timeout,
                     deadline_at=deadline_at,
                     allow_insecure_http=allow_insecure_http,
@@ -292,6 +293,8 @@ class Transport:
                 can_retry = isinstance(exc, _Retryable) and (replayable or not stream.started)
                 if not can_retry:
                     raise err from None
+                if max_retries == 0:
+                    raise err from None  # no retry was allowed, so none was exhausted
                 if attempt >= max_retries:
                     raise RetriesExhausted(
                         redact(f"{err} (gave up after {attempt + 1} attempts)", secrets), last=err, attempts=attempt + 1
@@ -338,6 +341,7 @@ class Transport:
         request: HttpRequest,
         stream: _BodyStream,
         *,
+        provider: str,
         timeout: float,
         deadline_at: float | None,
         allow_insecure_http: bool,
@@ -434,7 +438,7 @@ class Transport:
                             on_sink_chunk(block)
                     data = b""
                 else:
-                    data = _read_bounded(resp, MAX_RESPONSE_BYTES, host)
+                    data = _read_bounded(resp, MAX_RESPONSE_BYTES, host, provider)
             except (u3.ReadTimeoutError, TimeoutError) as exc:
                 raise stalled(exc, "reading from") from None
             except (u3.ProtocolError, u3.HTTPError, OSError) as exc:
@@ -446,7 +450,7 @@ class Transport:
             return HttpResponse(status=status, headers=resp_headers, body=data, url=url)
 
 
-def _read_bounded(resp: Any, limit: int, host: str) -> bytes:
+def _read_bounded(resp: Any, limit: int, host: str, provider: str) -> bytes:
     chunks: list[bytes] = []
     total = 0
     for block in resp.stream(256 * 1024, decode_content=True):
@@ -455,7 +459,7 @@ def _read_bounded(resp: Any, limit: int, host: str) -> bytes:
             resp.close()
             raise ProviderError(
                 f"the response from {host} is larger than {limit:,} bytes; refusing to read it into memory",
-                provider=host,
+                provider=provider,
                 status=resp.status,
             )
         chunks.append(block)

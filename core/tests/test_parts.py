@@ -1,0 +1,392 @@
+"""The large-file engine: part sizes, splitting, and whole uploads through the local provider's parts protocol."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import llmfiles.local
+from llmfiles import Client, hookimpl
+from llmfiles.errors import FileTooLarge, InvalidSetting, ProviderError
+from llmfiles.models import HttpRequest, HttpResponse, Progress, UploadPlan
+from llmfiles.parts import choose_part_size, split
+from llmfiles.plugins import PluginManager
+
+KiB = 1024
+MiB = 1024 * 1024
+
+
+def make_plan(**constraints: Any) -> UploadPlan:
+    def never(*_: Any) -> Any:
+        raise AssertionError("not called")
+
+    return UploadPlan(
+        destination="nowhere",
+        start=None,
+        read_start=never,
+        part=never,
+        read_part=never,
+        complete=None,
+        read_complete=never,
+        **constraints,
+    )
+
+
+def choose(size: int, requested: int, **constraints: Any) -> int:
+    return choose_part_size(size, make_plan(**constraints), requested, provider="p", path="f")
+
+
+# --- choosing the part size ----------------------------------------------------------------------------------
+
+
+def test_the_requested_part_size_is_kept_when_it_fits() -> None:
+    assert choose(10 * MiB, 2 * MiB) == 2 * MiB
+
+
+def test_part_size_grows_until_the_parts_fit_the_limit() -> None:
+    assert choose(10_000, 100, max_parts=10) == 1000
+    assert choose(10_001, 100, max_parts=10) == 1001
+    assert math.ceil(10_001 / 1001) == 10
+
+
+def test_part_size_respects_min_and_max() -> None:
+    assert choose(1000, 10, min_part_size=100) == 100
+    assert choose(10_000, 5000, max_part_size=1000) == 1000
+
+
+def test_part_size_is_aligned() -> None:
+    assert choose(1000, 100, alignment=256) == 256
+    assert choose(10_001, 100, max_parts=10, alignment=256) == 1024
+    assert choose(5 * MiB, 1_000_000, alignment=256 * KiB) == 1 * MiB
+
+
+def test_a_file_beyond_the_part_limits_is_too_large() -> None:
+    with pytest.raises(FileTooLarge) as info:
+        choose(10_000, 100, max_parts=10, max_part_size=500)
+    assert "5,000" in str(info.value)  # the most the plan can carry
+
+
+@pytest.mark.parametrize("requested", [0, -1])
+def test_part_size_must_be_positive(requested: int) -> None:
+    with pytest.raises(InvalidSetting):
+        choose(1000, requested)
+
+
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)
+@given(
+    size=st.integers(1, 10**12),
+    requested=st.integers(1, 10**10),
+    max_parts=st.integers(1, 10_000),
+    alignment=st.sampled_from([1, 2, 256, 256 * KiB]),
+    min_part=st.integers(1, 10 * MiB),
+    max_part=st.one_of(st.none(), st.integers(10 * MiB, 10**10)),
+)
+def test_chosen_part_sizes_obey_every_constraint(
+    size: int, requested: int, max_parts: int, alignment: int, min_part: int, max_part: int | None
+) -> None:
+    constraints = dict(max_parts=max_parts, alignment=alignment, min_part_size=min_part, max_part_size=max_part)
+    try:
+        part = choose(size, requested, **constraints)
+    except FileTooLarge:
+        # only when no aligned part size within the bounds carries the file in max_parts parts
+        biggest = (max_part // alignment) * alignment if max_part is not None else None
+        assert biggest is not None
+        assert biggest == 0 or biggest * max_parts < size
+        return
+    assert part % alignment == 0
+    assert max_part is None or part <= max_part
+    assert math.ceil(size / part) <= max_parts
+
+
+# --- splitting -----------------------------------------------------------------------------------------------
+
+
+def test_split() -> None:
+    assert split(10, 3) == [(0, 3), (3, 3), (6, 3), (9, 1)]
+    assert split(9, 3) == [(0, 3), (3, 3), (6, 3)]
+    assert split(2, 5) == [(0, 2)]
+    assert split(0, 5) == [(0, 0)]
+
+
+@settings(max_examples=200, derandomize=True, database=None, deadline=None)
+@given(size=st.integers(1, 10**12), part=st.integers(1, 10**10))
+def test_split_covers_the_file_exactly(size: int, part: int) -> None:
+    if size // part > 10_000:
+        part = size // 10_000 + 1
+    ranges = split(size, part)
+    assert ranges[0][0] == 0
+    for (off, length), (next_off, _) in itertools.pairwise(ranges):
+        assert next_off == off + length
+        assert length == part
+    assert sum(length for _, length in ranges) == size
+    assert 0 < ranges[-1][1] <= part
+    assert len(ranges) == math.ceil(size / part)
+
+
+# --- through the local provider ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def blob(tmp_path: Path) -> Path:
+    path = tmp_path / "blob.bin"
+    path.write_bytes(os.urandom(MiB + 12_345))
+    return path
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+
+
+def store_contents(home: Path) -> dict[str, list[str]]:
+    root = home / "local"
+    return {d: sorted(os.listdir(root / d)) if (root / d).is_dir() else [] for d in ("files", "uploads", "tmp")}
+
+
+PARTS = {"multipart_threshold": 64 * KiB, "part_size": 64 * KiB}
+
+
+class PlanWrapper:
+    """A test plugin that changes the local provider's upload plan (as an in-house wrapper plugin would)."""
+
+    def __init__(self, change: Callable[[UploadPlan], UploadPlan]) -> None:
+        self.change = change
+        self.plans: list[UploadPlan] = []
+
+    @hookimpl(wrapper=True)
+    def llmfiles_build_request(self, provider: str, operation: Any, credentials: Any, settings: Any) -> Any:
+        result = yield
+        if isinstance(result, UploadPlan):
+            result = self.change(result)
+            self.plans.append(result)
+        return result
+
+
+def client_with(tmp_path: Path, *plugins: object) -> Client:
+    pm = PluginManager(load_entry_points=False, environ={})
+    pm.register(llmfiles.local, name="local")
+    for i, plugin in enumerate(plugins):
+        pm.register(plugin, name=f"test-plugin-{i}")
+    return Client("local", plugin_manager=pm, environ={}, home=str(tmp_path / "home"))
+
+
+@pytest.fixture
+def local_requests(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
+    """Record every request the local store answers: (method, path)."""
+    from urllib.parse import urlsplit
+
+    seen: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    original = llmfiles.local.handle_local_request
+
+    def handle(request: HttpRequest, *args: Any) -> HttpResponse:
+        with lock:
+            seen.append((request.method, urlsplit(request.url).path + "?" + urlsplit(request.url).query))
+        return original(request, *args)
+
+    monkeypatch.setattr(llmfiles.local, "handle_local_request", handle)
+    yield seen
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_large_upload_round_trips_byte_exact(
+    tmp_path: Path, blob: Path, concurrency: int, local_requests: list[tuple[str, str]]
+) -> None:
+    client = client_with(tmp_path)
+    events: list[Progress] = []
+    fo = client.upload(blob, purpose="assistants", progress=events.append, max_concurrency=concurrency, **PARTS)
+    assert fo.bytes == blob.stat().st_size
+    parts = [p for m, p in local_requests if m == "PUT" and "/parts" in p]
+    assert len(parts) == math.ceil(blob.stat().st_size / (64 * KiB)) == 17
+    out = client.download(fo.id, tmp_path / "back.bin")
+    assert md5(out) == md5(blob)
+    assert store_contents(tmp_path / "home")["uploads"] == []
+
+    done = [e.done for e in events]
+    assert done == sorted(done), "progress went backwards"
+    assert done[0] == 0 and done[-1] == blob.stat().st_size
+    assert {e.total for e in events} == {blob.stat().st_size}
+    assert {e.operation for e in events} == {"upload"} and {e.filename for e in events} == {"blob.bin"}
+
+
+def test_large_jsonl_upload_is_validated_and_round_trips(tmp_path: Path, make_jsonl: Any) -> None:
+    src = make_jsonl("big.jsonl", min_bytes=300 * KiB)
+    client = client_with(tmp_path)
+    fo = client.upload(src, purpose="fine-tune", **PARTS)
+    assert fo.filename == "big.jsonl" and fo.purpose == "fine-tune"
+    assert md5(client.download(fo.id, tmp_path / "big-back.jsonl")) == md5(src)
+
+
+def test_below_the_threshold_one_request_is_sent(
+    tmp_path: Path, blob: Path, local_requests: list[tuple[str, str]]
+) -> None:
+    client = client_with(tmp_path)
+    client.upload(blob, purpose="assistants", multipart_threshold=blob.stat().st_size, part_size=64 * KiB)
+    assert [m for m, _ in local_requests] == ["POST"]
+
+
+def test_a_sequential_plan_sends_parts_in_order(
+    tmp_path: Path, blob: Path, local_requests: list[tuple[str, str]]
+) -> None:
+    wrapper = PlanWrapper(lambda plan: attrs.evolve(plan, sequential=True))
+    client = client_with(tmp_path, wrapper)
+    fo = client.upload(blob, purpose="assistants", max_concurrency=8, **PARTS)
+    offsets = [int(p.rsplit("offset=", 1)[1].split("&")[0]) for m, p in local_requests if "/parts" in p]
+    assert offsets == [i * 64 * KiB for i in range(17)]
+    assert md5(client.download(fo.id, tmp_path / "seq.bin")) == md5(blob)
+
+
+@pytest.mark.parametrize("sequential", [False, True])
+def test_whole_file_digests_reach_complete(tmp_path: Path, blob: Path, sequential: bool) -> None:
+    seen: list[dict[str, str]] = []
+
+    def change(plan: UploadPlan) -> UploadPlan:
+        assert plan.complete is not None
+        complete = plan.complete
+
+        def recording_complete(state: Any, receipts: Any, digests: Any) -> HttpRequest:
+            seen.append(dict(digests))
+            return complete(state, receipts, digests)
+
+        return attrs.evolve(plan, digests=("sha256", "md5"), sequential=sequential, complete=recording_complete)
+
+    client = client_with(tmp_path, PlanWrapper(change))
+    client.upload(blob, purpose="assistants", **PARTS)
+    data = blob.read_bytes()
+    assert seen == [
+        {"sha256": hashlib.sha256(data).hexdigest(), "md5": hashlib.md5(data, usedforsecurity=False).hexdigest()}
+    ]
+
+
+def test_a_failing_part_aborts_the_upload_and_leaves_nothing(tmp_path: Path, blob: Path) -> None:
+    aborted: list[Any] = []
+
+    def change(plan: UploadPlan) -> UploadPlan:
+        part, abort = plan.part, plan.abort
+        assert abort is not None
+
+        def broken_part(state: Any, p: Any) -> HttpRequest:
+            request = part(state, p)
+            if p.index == 5:  # the store has no such route: 404, not retried
+                return attrs.evolve(request, url=request.url.replace("/parts", "/broken"))
+            return request
+
+        def recording_abort(state: Any) -> HttpRequest:
+            aborted.append(state)
+            return abort(state)
+
+        return attrs.evolve(plan, part=broken_part, abort=recording_abort)
+
+    client = client_with(tmp_path, PlanWrapper(change))
+    with pytest.raises(ProviderError) as info:
+        client.upload(blob, purpose="assistants", max_concurrency=4, **PARTS)
+    assert info.value.status == 404
+    assert len(aborted) == 1
+    assert any("aborted" in note for note in getattr(info.value, "__notes__", ()))
+    assert store_contents(tmp_path / "home") == {"files": [], "uploads": [], "tmp": []}
+    assert list(client.list_files()) == []
+
+
+def test_an_interrupted_large_upload_is_aborted(tmp_path: Path, blob: Path) -> None:
+    def interrupt(event: Progress) -> None:
+        if event.done > 300 * KiB:
+            raise KeyboardInterrupt
+
+    client = client_with(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        client.upload(blob, purpose="assistants", progress=interrupt, **PARTS)
+    assert store_contents(tmp_path / "home") == {"files": [], "uploads": [], "tmp": []}
+
+
+def test_a_part_is_retried_after_a_transient_failure(
+    tmp_path: Path, blob: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The third part fails once with 503 after the store read half of it; the transport sends it again, the
+    engine restarts its checksum and progress, and the file arrives intact."""
+    original = llmfiles.local.handle_local_request
+    attempts: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def flaky(request: HttpRequest, body: Iterator[bytes], *args: Any) -> HttpResponse:
+        if "/parts" in request.url and f"offset={2 * 64 * KiB}&" in request.url + "&":
+            with lock:
+                attempts["third"] = attempts.get("third", 0) + 1
+                first = attempts["third"] == 1
+            if first:
+                next(body)  # consume some of the part, as a server that fails midway would
+                return HttpResponse(status=503, body=b'{"error": {"message": "try again", "code": "busy"}}')
+        return original(request, body, *args)
+
+    monkeypatch.setattr(llmfiles.local, "handle_local_request", flaky)
+    events: list[Progress] = []
+    client = client_with(tmp_path)
+    fo = client.upload(
+        blob, purpose="assistants", progress=events.append, max_concurrency=1, max_retry_wait=0.01, **PARTS
+    )
+    assert attempts == {"third": 2}
+    assert events[-1].done == blob.stat().st_size
+    assert max(e.done for e in events) == blob.stat().st_size  # the failed attempt's bytes are not counted twice
+    assert md5(client.download(fo.id, tmp_path / "retried.bin")) == md5(blob)
+
+
+def test_a_part_failing_every_time_gives_up_and_aborts(
+    tmp_path: Path, blob: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = llmfiles.local.handle_local_request
+    tries = [0]
+
+    def failing(request: HttpRequest, *args: Any) -> HttpResponse:
+        if "/parts" in request.url and "offset=0&" in request.url + "&":
+            tries[0] += 1
+            return HttpResponse(status=503, body=b'{"error": {"message": "down", "code": "busy"}}')
+        return original(request, *args)
+
+    monkeypatch.setattr(llmfiles.local, "handle_local_request", failing)
+    client = client_with(tmp_path)
+    with pytest.raises(ProviderError) as info:
+        client.upload(blob, purpose="assistants", max_retries=2, max_retry_wait=0.01, max_concurrency=1, **PARTS)
+    assert info.value.status == 503
+    assert tries[0] == 3
+    assert store_contents(tmp_path / "home") == {"files": [], "uploads": [], "tmp": []}
+
+
+def test_too_many_parts_for_the_plan_is_file_too_large(tmp_path: Path, blob: Path) -> None:
+    client = client_with(tmp_path, PlanWrapper(lambda plan: attrs.evolve(plan, max_parts=4, max_part_size=64 * KiB)))
+    with pytest.raises(FileTooLarge):
+        client.upload(blob, purpose="assistants", **PARTS)
+    assert store_contents(tmp_path / "home")["files"] == []
+
+
+def test_progress_stays_in_order_when_parts_run_in_parallel(tmp_path: Path, blob: Path) -> None:
+    """Parts report from several threads; the callback must still see the count grow (a frequent thread switch
+    makes an unordered report show up within a few uploads)."""
+    client = client_with(tmp_path)
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(5):
+            events: list[Progress] = []
+            client.upload(
+                blob,
+                purpose="assistants",
+                progress=events.append,
+                max_concurrency=8,
+                multipart_threshold=16 * KiB,
+                part_size=16 * KiB,
+            )
+            done = [e.done for e in events]
+            assert done == sorted(done)
+            assert done[-1] == blob.stat().st_size
+    finally:
+        sys.setswitchinterval(previous)

@@ -1,0 +1,281 @@
+"""The settings chain: explicit argument > Client > environment > secret hooks, with sources, and its errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llmfiles import Client, hookimpl
+from llmfiles.errors import InvalidSetting, MissingCredentials
+from llmfiles.models import Credentials, ProviderInfo, Secret, SettingSpec
+from llmfiles.plugins import PluginManager
+from llmfiles.settings import CORE_SETTINGS, parse_size, resolve_settings
+
+ARG_KEY = "sk-from-argument-1111"
+CLIENT_KEY = "sk-from-client-2222"
+ENV_KEY = "sk-from-env-3333"
+VAULT_KEY = "sk-from-vault-4444"
+
+
+class FakeProvider:
+    """A provider that needs an API key and records the settings of each call."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    @hookimpl
+    def llmfiles_register_providers(self, register: Any) -> None:
+        register(
+            ProviderInfo(
+                name="fake",
+                package="llmfiles-fake",
+                purposes=("fine-tune", "assistants"),
+                settings=(
+                    SettingSpec(name="api_key", kind="secret", env=("FAKE_API_KEY", "FAKE_KEY_OLD")),
+                    SettingSpec(name="org", kind="str", env=("FAKE_ORG",)),
+                    SettingSpec(name="token", kind="secret", env=("FAKE_TOKEN",), secret_names=("fake/token",)),
+                ),
+                credential_settings=("api_key", "token"),
+            )
+        )
+
+    @hookimpl
+    def llmfiles_resolve_credentials(self, provider: str, settings: Any, environ: Any) -> Credentials | None:
+        if provider != "fake":
+            return None
+        self.seen.append(settings)
+        for name in ("api_key", "token"):
+            if settings.get(name) is not None:
+                return Credentials(kind="api_key", source=settings.source(name), secret=settings[name])
+        return None
+
+
+class Vault:
+    """A secret manager plugin: the last link of the chain."""
+
+    def __init__(self, secrets: dict[str, str]) -> None:
+        self.secrets = secrets
+        self.asked: list[tuple[str, str]] = []
+
+    @hookimpl
+    def llmfiles_get_secret(self, name: str, provider: str) -> str | None:
+        self.asked.append((name, provider))
+        return self.secrets.get(name)
+
+
+def make_client(vault: dict[str, str] | None = None, environ: dict[str, str] | None = None, **settings: Any) -> Any:
+    pm = PluginManager(load_entry_points=False, environ={})
+    fake, v = FakeProvider(), Vault(vault or {})
+    pm.register(fake, name="fake")
+    pm.register(v, name="vault")
+    client = Client("fake", plugin_manager=pm, environ=environ or {}, **settings)
+    return client, fake, v
+
+
+@pytest.fixture
+def train(make_jsonl: Any) -> Path:
+    return make_jsonl()  # type: ignore[no-any-return]
+
+
+def credentials_source(client: Any, train: Path, **explicit: Any) -> str:
+    return client.describe_upload(train, purpose="fine-tune", **explicit)["credentials"]  # type: ignore[no-any-return]
+
+
+# --- the chain -----------------------------------------------------------------------------------------------
+
+
+def test_explicit_beats_client_env_and_secret(train: Path) -> None:
+    client, fake, _ = make_client({"FAKE_API_KEY": VAULT_KEY}, {"FAKE_API_KEY": ENV_KEY}, api_key=CLIENT_KEY)
+    assert credentials_source(client, train, api_key=ARG_KEY) == "argument api_key"
+    assert fake.seen[-1]["api_key"] == Secret(ARG_KEY)
+
+
+def test_client_beats_env_and_secret(train: Path) -> None:
+    client, fake, _ = make_client({"FAKE_API_KEY": VAULT_KEY}, {"FAKE_API_KEY": ENV_KEY}, api_key=CLIENT_KEY)
+    assert credentials_source(client, train) == "Client setting api_key"
+    assert fake.seen[-1].secret("api_key") == CLIENT_KEY
+
+
+def test_env_beats_secret_and_the_secret_hook_is_not_asked(train: Path) -> None:
+    client, fake, vault = make_client({"FAKE_API_KEY": VAULT_KEY}, {"FAKE_API_KEY": ENV_KEY})
+    assert credentials_source(client, train) == "env FAKE_API_KEY"
+    assert fake.seen[-1].secret("api_key") == ENV_KEY
+    assert ("FAKE_API_KEY", "fake") not in vault.asked
+
+
+def test_env_vars_are_tried_in_order_and_blank_ones_skipped(train: Path) -> None:
+    client, fake, _ = make_client(environ={"FAKE_API_KEY": "  ", "FAKE_KEY_OLD": ENV_KEY})
+    assert credentials_source(client, train) == "env FAKE_KEY_OLD"
+    assert fake.seen[-1].secret("api_key") == ENV_KEY
+
+
+def test_secret_hook_is_the_last_link(train: Path) -> None:
+    client, fake, vault = make_client({"FAKE_KEY_OLD": VAULT_KEY})
+    assert credentials_source(client, train) == "secret FAKE_KEY_OLD"
+    assert fake.seen[-1].secret("api_key") == VAULT_KEY
+    # asked by each name in order, with the provider; only secret settings are asked for
+    assert vault.asked[:2] == [("FAKE_API_KEY", "fake"), ("FAKE_KEY_OLD", "fake")]
+    assert {name for name, _ in vault.asked} <= {"FAKE_API_KEY", "FAKE_KEY_OLD", "fake/token"}
+
+
+def test_secret_names_override_env_names_for_the_secret_hook(train: Path) -> None:
+    client, _, vault = make_client({"fake/token": VAULT_KEY})
+    assert credentials_source(client, train) == "secret fake/token"
+    assert ("FAKE_TOKEN", "fake") not in vault.asked
+
+
+def test_sources_of_every_setting_are_reported(train: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    client, fake, _ = make_client(
+        {"FAKE_API_KEY": VAULT_KEY}, {"FAKE_ORG": "org-env", "LLMFILES_TIMEOUT": "12"}, max_retries=2
+    )
+    client.describe_upload(train, purpose="fine-tune", part_size="16MiB")
+    s = fake.seen[-1]
+    assert s.source("part_size") == "argument part_size" and s["part_size"] == 16 * 1024 * 1024
+    assert s.source("max_retries") == "Client setting max_retries" and s["max_retries"] == 2
+    assert s.source("org") == "env FAKE_ORG" and s["org"] == "org-env"
+    assert s.source("timeout") == "env LLMFILES_TIMEOUT" and s["timeout"] == 12.0
+    assert s.source("api_key") == "secret FAKE_API_KEY"
+    assert s.source("deadline") == "default" and s["deadline"] is None
+    assert s.source("max_concurrency") == "default" and s["max_concurrency"] == 4
+
+
+def test_secret_values_are_wrapped_and_hidden_in_reprs(train: Path) -> None:
+    client, fake, _ = make_client({"FAKE_API_KEY": VAULT_KEY})
+    client.describe_upload(train, purpose="fine-tune")
+    s = fake.seen[-1]
+    assert isinstance(s["api_key"], Secret)
+    assert VAULT_KEY not in repr(s) and VAULT_KEY not in str(s["api_key"])
+
+
+def test_the_process_environment_is_the_default(train: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_API_KEY", ENV_KEY)
+    pm = PluginManager(load_entry_points=False, environ={})
+    fake = FakeProvider()
+    pm.register(fake, name="fake")
+    client = Client("fake", plugin_manager=pm)
+    assert credentials_source(client, train) == "env FAKE_API_KEY"
+
+
+# --- errors --------------------------------------------------------------------------------------------------
+
+
+def test_unknown_explicit_setting_is_refused_naming_the_known_ones(train: Path) -> None:
+    client, _, _ = make_client(api_key=CLIENT_KEY)
+    with pytest.raises(InvalidSetting) as info:
+        client.upload(train, purpose="fine-tune", api_kye=ARG_KEY)
+    message = str(info.value)
+    assert "'api_kye'" in message
+    for known in ("api_key", "org", "timeout", "part_size", "max_retries"):
+        assert known in message
+    assert ARG_KEY not in message
+
+
+def test_unknown_client_setting_is_left_alone(train: Path) -> None:
+    client, _, _ = make_client(api_key=CLIENT_KEY, some_other_providers_setting="x")
+    assert credentials_source(client, train) == "Client setting api_key"
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "expected"),
+    [
+        ("LLMFILES_PART_SIZE", "lots", "lots"),
+        ("LLMFILES_TIMEOUT", "soon", "soon"),
+        ("LLMFILES_MAX_RETRIES", "many", "many"),
+        ("LLMFILES_VALIDATE", "perhaps", "perhaps"),
+        ("LLMFILES_MAX_RETRIES", "-1", "0 or more"),
+        ("LLMFILES_TIMEOUT", "0", "greater than 0"),
+        ("LLMFILES_MAX_CONCURRENCY", "-2", "greater than 0"),
+    ],
+)
+def test_bad_env_values_name_the_variable(train: Path, var: str, value: str, expected: str) -> None:
+    client, _, _ = make_client(environ={var: value}, api_key=CLIENT_KEY)
+    with pytest.raises(InvalidSetting) as info:
+        client.upload(train, purpose="fine-tune")
+    assert f"env {var}" in str(info.value)
+    assert expected in str(info.value)
+
+
+def test_bad_secret_values_are_not_echoed(train: Path) -> None:
+    client, _, _ = make_client()
+    with pytest.raises(InvalidSetting) as info:
+        client.upload(train, purpose="fine-tune", api_key=123456789)
+    assert "argument api_key" in str(info.value)
+    assert "123456789" not in str(info.value)
+
+
+def test_missing_credentials_lists_every_place_and_no_value(train: Path) -> None:
+    client, _, vault = make_client(
+        {"UNRELATED": VAULT_KEY}, {"OTHER_API_KEY": ENV_KEY, "FAKE_ORG": "org-visible"}, org="org-client"
+    )
+    with pytest.raises(MissingCredentials) as info:
+        client.upload(train, purpose="fine-tune")
+    message = str(info.value)
+    for place in (
+        "argument api_key=",
+        "Client(api_key=...)",
+        "env FAKE_API_KEY",
+        "env FAKE_KEY_OLD",
+        "secret hooks for FAKE_API_KEY, FAKE_KEY_OLD",
+        "argument token=",
+        "env FAKE_TOKEN",
+        "secret hooks for fake/token",
+    ):
+        assert place in message
+    for value in (VAULT_KEY, ENV_KEY):
+        assert value not in message
+    assert info.value.exit_code == 2
+    assert len(vault.asked) == 3  # FAKE_API_KEY, FAKE_KEY_OLD, fake/token
+
+
+def test_resolve_settings_directly() -> None:
+    info = ProviderInfo(
+        name="p",
+        package="p",
+        purposes=("batch",),
+        settings=(SettingSpec(name="timeout", kind="float", env=("P_TIMEOUT",), default=30.0),),
+        default_multipart_threshold=1000,
+        default_part_size=500,
+    )
+    s = resolve_settings(info, {}, {}, {})
+    assert s["timeout"] == 30.0  # the provider overrides a core default
+    assert s.source("timeout") == "default"
+    assert s["multipart_threshold"] == 1000 and s["part_size"] == 500
+    s = resolve_settings(info, {}, {}, {"P_TIMEOUT": "5", "LLMFILES_TIMEOUT": "7"})
+    assert s["timeout"] == 5.0 and s.source("timeout") == "env P_TIMEOUT"
+    assert {spec.name for spec in CORE_SETTINGS} <= set(s.values)
+
+
+def test_none_means_not_given() -> None:
+    info = ProviderInfo(name="p", package="p", purposes=("batch",))
+    s = resolve_settings(info, {"timeout": None}, {"timeout": None}, {"LLMFILES_TIMEOUT": "9"})
+    assert s["timeout"] == 9.0 and s.source("timeout") == "env LLMFILES_TIMEOUT"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("8MiB", 8 * 1024 * 1024),
+        ("8MB", 8_000_000),
+        ("8M", 8 * 1024 * 1024),
+        ("8 mib", 8 * 1024 * 1024),
+        ("512KiB", 512 * 1024),
+        ("1GB", 1_000_000_000),
+        ("1.5GiB", 1536 * 1024 * 1024),
+        ("123", 123),
+        (123, 123),
+        (0, 0),
+        (2048.0, 2048),
+        ("1TiB", 1024**4),
+    ],
+)
+def test_parse_size(value: Any, expected: int) -> None:
+    assert parse_size(value) == expected
+
+
+@pytest.mark.parametrize("value", ["lots", "", "8XB", "1.5.5", "-1", -1, True, "MiB", "8 Mi B"])
+def test_parse_size_refuses(value: Any) -> None:
+    with pytest.raises(InvalidSetting) as info:
+        parse_size(value, name="part_size")
+    assert "part_size" in str(info.value)
