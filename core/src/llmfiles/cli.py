@@ -248,12 +248,6 @@ def _cmd_upload(client: Client, args: argparse.Namespace) -> int:
                 wait=args.wait,
                 **settings,
             )
-            if args.json:
-                _print_json({"training": to_dict(result.training), "validation": to_dict(result.validation)})
-            else:
-                print("training:   " + _describe(result.training).replace("\n", "\n" + " " * 12))
-                assert result.validation is not None
-                print("validation: " + _describe(result.validation).replace("\n", "\n" + " " * 12))
         else:
             fo = client.upload(
                 args.file,
@@ -264,12 +258,19 @@ def _cmd_upload(client: Client, args: argparse.Namespace) -> int:
                 wait=args.wait,
                 **settings,
             )
-            if args.json:
-                _print_json(to_dict(fo))
-            else:
-                print(_describe(fo))
     finally:
-        bar.close()
+        bar.close()  # before the result is printed, so the two do not interleave
+    if args.validation:
+        if args.json:
+            _print_json({"training": to_dict(result.training), "validation": to_dict(result.validation)})
+        else:
+            print("training:   " + _describe(result.training).replace("\n", "\n" + " " * 12))
+            assert result.validation is not None
+            print("validation: " + _describe(result.validation).replace("\n", "\n" + " " * 12))
+    elif args.json:
+        _print_json(to_dict(fo))
+    else:
+        print(_describe(fo))
     return 0
 
 
