@@ -53,7 +53,8 @@ BLOCKSIZE = 1024 * 1024
 SEND_PIECE = 64 * 1024
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 MAX_REDIRECTS = 5
-_SENSITIVE_QUERY = ("sig", "signature", "token", "key", "credential", "secret", "password", "code")
+# upload_id: a Cloud Storage resumable session URI works as a credential until the session expires
+_SENSITIVE_QUERY = ("sig", "signature", "token", "key", "credential", "secret", "password", "code", "upload_id")
 
 ChunkCallback = Callable[[bytes], None]
 

@@ -1,0 +1,579 @@
+"""Vertex AI's Gemini data formats: record checks, and OpenAI chat → Gemini conversion while streaming.
+
+A Gemini tuning record is ``{"systemInstruction"?: {"parts": [...]}, "contents": [{"role": "user"|"model",
+"parts": [{"text": ...}, ...]}, ...], "tools"?: [...]}``; a batch-prediction record is ``{"request": {"contents":
+[...], ...}}``.  :func:`chat_to_gemini` turns an OpenAI chat fine-tuning record (``messages``, optional ``tools``)
+into a tuning record, and :class:`ConvertedSource` applies it to a whole file line by line, so the converted
+file is produced while it is uploaded, never held in memory or written to disk.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import mimetypes
+import threading
+from collections.abc import Generator, Iterator, Mapping
+from typing import Any, Literal
+
+from llmfiles.errors import ValidationError
+from llmfiles.models import Problem, Source
+
+#: the one target format ``convert=`` knows
+GEMINI = "gemini"
+Format = Literal["gemini", "chat"]
+
+BOM = b"\xef\xbb\xbf"
+BLOCK = 1024 * 1024
+#: the converted stream remembers where it is every this many output bytes, so a part can start anywhere
+CHECKPOINT_EVERY = 1024 * 1024
+
+ROLES = ("user", "model")
+#: the data fields of a Gemini ``Part``; each part holds exactly one of them
+PART_DATA = (
+    "text",
+    "inlineData",
+    "fileData",
+    "functionCall",
+    "functionResponse",
+    "executableCode",
+    "codeExecutionResult",
+)
+TUNING_KEYS = frozenset({"contents", "systemInstruction", "tools", "toolConfig"})
+
+
+class ConversionError(ValueError):
+    """A record that cannot be turned into the Gemini format; ``path`` says where in the record."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+
+# --- OpenAI chat -> Gemini ----------------------------------------------------------------------------------
+
+
+def _text_parts(content: Any, where: str, *, allow_empty: bool = False) -> list[dict[str, Any]]:
+    """The parts of a message's ``content``: a string or a list of content parts."""
+    if content is None or content in ("", []):
+        if allow_empty:
+            return []
+        raise ConversionError("the message has no content", f"{where}.content")
+    if isinstance(content, str):
+        return [{"text": content}]
+    if not isinstance(content, list):
+        raise ConversionError("content must be a string or a list of content parts", f"{where}.content")
+    parts: list[dict[str, Any]] = []
+    for k, item in enumerate(content):
+        here = f"{where}.content[{k}]"
+        if not isinstance(item, dict):
+            raise ConversionError("each content part must be an object", here)
+        kind = item.get("type")
+        if kind == "text" and isinstance(item.get("text"), str):
+            parts.append({"text": item["text"]})
+        elif kind == "image_url":
+            image = item.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            if not isinstance(url, str) or not url.startswith("gs://"):
+                raise ConversionError(
+                    "only images in Cloud Storage can be converted: upload the image to a bucket and use its "
+                    "gs:// URI as image_url.url",
+                    f"{here}.image_url",
+                )
+            mime = mimetypes.guess_type(url)[0]
+            if mime is None:
+                raise ConversionError(f"cannot tell the image type of {url!r} from its name", f"{here}.image_url")
+            parts.append({"fileData": {"mimeType": mime, "fileUri": url}})
+        else:
+            raise ConversionError(f"content part type {kind!r} cannot be converted; use text parts", f"{here}.type")
+    return parts
+
+
+def _function_call(call: Any, where: str) -> tuple[str | None, dict[str, Any]]:
+    if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
+        raise ConversionError("a tool call must be an object with a function", where)
+    fn = call["function"]
+    name = fn.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConversionError("the tool call has no function name", f"{where}.function.name")
+    raw = fn.get("arguments", "{}")
+    try:
+        args = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        raise ConversionError("the tool call's arguments are not valid JSON", f"{where}.function.arguments") from None
+    if not isinstance(args, dict):
+        raise ConversionError("the tool call's arguments must be a JSON object", f"{where}.function.arguments")
+    call_id = call.get("id")
+    return (call_id if isinstance(call_id, str) else None), {"functionCall": {"name": name, "args": args}}
+
+
+def _function_response(content: Any) -> dict[str, Any]:
+    if isinstance(content, str):
+        try:
+            value = json.loads(content)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            return value
+        return {"content": content}
+    if isinstance(content, list):
+        text = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        return {"content": text}
+    return {"content": content}
+
+
+def chat_to_gemini(record: Mapping[str, Any]) -> dict[str, Any]:
+    """An OpenAI chat fine-tuning record as a Vertex Gemini tuning record.
+
+    ``system``/``developer`` messages before the first turn become ``systemInstruction``; ``user`` turns stay
+    ``user``, ``assistant`` turns become ``model`` (their ``tool_calls`` become ``functionCall`` parts), ``tool``
+    messages become ``functionResponse`` parts of a ``user`` turn; consecutive turns of one role are merged, as
+    Gemini expects alternating turns.  ``tools`` become ``functionDeclarations``.  ``name`` and ``weight`` have no
+    Gemini equivalent and are dropped.  Raises :class:`ConversionError` for what cannot be converted.
+    """
+    messages = record.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ConversionError("messages must be a non-empty list", "messages")
+    system: list[dict[str, Any]] = []
+    contents: list[dict[str, Any]] = []
+    call_names: dict[str, str] = {}
+    for i, msg in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(msg, dict):
+            raise ConversionError("each message must be an object", where)
+        role = msg.get("role")
+        if role in ("system", "developer"):
+            if contents:
+                raise ConversionError(
+                    "a system message after the first turn cannot be converted: Gemini has one systemInstruction, "
+                    "before the conversation",
+                    f"{where}.role",
+                )
+            system.extend(_text_parts(msg.get("content"), where))
+            continue
+        if role == "user":
+            gemini_role, parts = "user", _text_parts(msg.get("content"), where)
+        elif role == "assistant":
+            calls = msg.get("tool_calls") or []
+            if not isinstance(calls, list):
+                raise ConversionError("tool_calls must be a list", f"{where}.tool_calls")
+            parts = _text_parts(msg.get("content"), where, allow_empty=bool(calls))
+            for j, call in enumerate(calls):
+                call_id, part = _function_call(call, f"{where}.tool_calls[{j}]")
+                if call_id:
+                    call_names[call_id] = part["functionCall"]["name"]
+                parts.append(part)
+            gemini_role = "model"
+        elif role in ("tool", "function"):
+            name = msg.get("name") if role == "function" else call_names.get(str(msg.get("tool_call_id")))
+            if not isinstance(name, str) or not name:
+                raise ConversionError(
+                    "the tool message answers no earlier tool call (its tool_call_id matches none)",
+                    f"{where}.tool_call_id",
+                )
+            gemini_role = "user"
+            parts = [{"functionResponse": {"name": name, "response": _function_response(msg.get("content"))}}]
+        else:
+            raise ConversionError(
+                f"role {role!r} has no Gemini equivalent; use system, user, assistant or tool", f"{where}.role"
+            )
+        if contents and contents[-1]["role"] == gemini_role:
+            contents[-1]["parts"].extend(parts)
+        else:
+            contents.append({"role": gemini_role, "parts": parts})
+    out: dict[str, Any] = {}
+    if system:
+        out["systemInstruction"] = {"role": "system", "parts": system}
+    out["contents"] = contents
+    tools = record.get("tools")
+    if tools:
+        out["tools"] = [{"functionDeclarations": _function_declarations(tools)}]
+    return out
+
+
+def _function_declarations(tools: Any) -> list[dict[str, Any]]:
+    if not isinstance(tools, list):
+        raise ConversionError("tools must be a list", "tools")
+    out: list[dict[str, Any]] = []
+    for i, tool in enumerate(tools):
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise ConversionError("each tool must be {'type': 'function', 'function': {'name': ...}}", f"tools[{i}]")
+        decl = {k: fn[k] for k in ("name", "description", "parameters") if k in fn}
+        out.append(decl)
+    return out
+
+
+# --- checks -------------------------------------------------------------------------------------------------
+
+
+def _check_part(part: Any, where: str) -> list[tuple[str, str, str]]:
+    if not isinstance(part, dict):
+        return [(where, "bad_part", 'each part must be an object such as {"text": "..."}')]
+    kinds = [k for k in PART_DATA if k in part]
+    if len(kinds) != 1:
+        found = ", ".join(kinds) or "none"
+        return [(where, "bad_part", f"a part holds exactly one of {', '.join(PART_DATA)} (found: {found})")]
+    kind = kinds[0]
+    value = part[kind]
+    here = f"{where}.{kind}"
+    if kind == "text":
+        if not isinstance(value, str) or not value:
+            return [(here, "empty_text", "text must be a non-empty string")]
+    elif kind == "fileData":
+        if not isinstance(value, dict) or not isinstance(value.get("fileUri"), str):
+            return [(here, "bad_file_data", "fileData needs fileUri (a gs:// URI) and mimeType")]
+        if not isinstance(value.get("mimeType"), str):
+            return [(here, "bad_file_data", "fileData needs mimeType (for example image/png)")]
+    elif kind == "inlineData":
+        if not isinstance(value, dict) or not isinstance(value.get("data"), str) or "mimeType" not in value:
+            return [(here, "bad_inline_data", "inlineData needs mimeType and base64 data")]
+    elif kind in ("functionCall", "functionResponse"):
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+            return [(here, "bad_function_part", f"{kind} needs a name")]
+        if kind == "functionResponse" and not isinstance(value.get("response"), dict):
+            return [(here, "bad_function_part", "functionResponse needs a response object")]
+    return []
+
+
+def check_contents(contents: Any, where: str, *, last_model: bool) -> list[tuple[str, str, str]]:
+    """Problems ``(path, code, message)`` of a Gemini ``contents`` list."""
+    if not isinstance(contents, list) or not contents:
+        return [(where, "no_contents", "contents must be a non-empty list of turns")]
+    out: list[tuple[str, str, str]] = []
+    for i, turn in enumerate(contents):
+        here = f"{where}[{i}]"
+        if not isinstance(turn, dict):
+            out.append((here, "bad_turn", "each turn must be an object with role and parts"))
+            continue
+        if turn.get("role") not in ROLES:
+            out.append((f"{here}.role", "bad_role", f"role must be 'user' or 'model', not {turn.get('role')!r}"))
+        parts = turn.get("parts")
+        if not isinstance(parts, list) or not parts:
+            out.append((f"{here}.parts", "no_parts", "parts must be a non-empty list"))
+            continue
+        for k, part in enumerate(parts):
+            out.extend(_check_part(part, f"{here}.parts[{k}]"))
+    if out:
+        return out
+    if contents[0].get("role") != "user":
+        out.append((f"{where}[0].role", "first_turn_not_user", "the conversation must start with a user turn"))
+    if last_model and contents[-1].get("role") != "model":
+        out.append(
+            (
+                f"{where}[{len(contents) - 1}].role",
+                "last_turn_not_model",
+                "a tuning example must end with the model's answer (role 'model')",
+            )
+        )
+    return out
+
+
+def check_tuning_record(record: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """Problems of a Gemini tuning record (unknown top-level fields are reported with code ``unknown_field``)."""
+    out = check_contents(record.get("contents"), "contents", last_model=True)
+    system = record.get("systemInstruction")
+    if system is not None:
+        parts = system.get("parts") if isinstance(system, dict) else None
+        if not isinstance(parts, list) or not parts:
+            out.append(("systemInstruction.parts", "bad_system", "systemInstruction needs a non-empty parts list"))
+        else:
+            for k, part in enumerate(parts):
+                out.extend(_check_part(part, f"systemInstruction.parts[{k}]"))
+    tools = record.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        out.append(("tools", "bad_tools", "tools must be a list"))
+    for key in record:
+        if key not in TUNING_KEYS:
+            out.append((key, "unknown_field", f"Vertex tuning records have no field {key!r}; remove it"))
+    return out
+
+
+def check_chat_record(record: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """Problems of an OpenAI chat-format record, the format Vertex takes for open-model tuning."""
+    messages = record.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return [("messages", "no_messages", "messages must be a non-empty list")]
+    out: list[tuple[str, str, str]] = []
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict) or not isinstance(msg.get("role"), str):
+            out.append((f"messages[{i}]", "bad_message", "each message must be an object with a role"))
+    if not out and messages[-1].get("role") != "assistant":
+        out.append(
+            (f"messages[{len(messages) - 1}].role", "last_not_assistant", "the last message must be the assistant's")
+        )
+    return out
+
+
+def record_format(record: Mapping[str, Any]) -> Format | None:
+    """``"gemini"`` for a record with ``contents``, ``"chat"`` for one with ``messages``, else ``None``."""
+    if "contents" in record:
+        return "gemini"
+    if "messages" in record:
+        return "chat"
+    return None
+
+
+class TuningChecker:
+    """Checks the records of a Vertex ``fine-tune`` file, in the Gemini format or (converted) from OpenAI chat.
+
+    Without conversion a file is either Gemini (``contents``) or chat format (``messages``, which Vertex takes for
+    open models such as Llama and Gemma; a warning says Gemini models need ``convert='gemini'``), not a mix.
+    With ``convert='gemini'`` each chat record is converted and the result checked as Gemini.
+    """
+
+    def __init__(self, convert: str | None) -> None:
+        self.convert = convert
+        self.file_format: Format | None = None
+        self.first_line = 0
+        self.dropped_weights = 0
+
+    def check(self, line_no: int, record: dict[str, Any]) -> list[Problem]:
+        fmt = record_format(record)
+        if fmt is None:
+            return [
+                Problem(
+                    line=line_no,
+                    code="unknown_format",
+                    message="a Vertex tuning record needs contents (Gemini format) or messages (chat format)",
+                )
+            ]
+        problems: list[tuple[str, str, str]]
+        if self.convert == GEMINI:
+            if fmt == "chat":
+                try:
+                    converted = chat_to_gemini(record)
+                except ConversionError as exc:
+                    return [Problem(line=line_no, code="cannot_convert", message=exc.message, path=exc.path)]
+                self.dropped_weights += _zero_weights(record)
+                problems = check_tuning_record(converted)
+            else:
+                problems = check_tuning_record(record)
+        else:
+            if self.file_format is None:
+                self.file_format, self.first_line = fmt, line_no
+            elif fmt != self.file_format:
+                return [
+                    Problem(
+                        line=line_no,
+                        code="mixed_formats",
+                        message=f"this record is in {fmt} format but line {self.first_line} is in "
+                        f"{self.file_format} format; use one format per file",
+                    )
+                ]
+            problems = check_tuning_record(record) if fmt == "gemini" else check_chat_record(record)
+        return [
+            Problem(
+                line=line_no,
+                code=code,
+                message=message,
+                path=path,
+                severity="warning" if code == "unknown_field" else "error",
+            )
+            for path, code, message in problems
+        ]
+
+    def finish(self) -> list[Problem]:
+        out: list[Problem] = []
+        if self.convert is None and self.file_format == "chat":
+            out.append(
+                Problem(
+                    line=None,
+                    code="chat_format",
+                    severity="warning",
+                    message="the file is in OpenAI chat format (messages): Vertex takes it for open models "
+                    "(Llama, Gemma, ...); Gemini models need the Gemini format: pass convert='gemini' "
+                    "(CLI: --convert gemini) to convert it while uploading",
+                )
+            )
+        if self.dropped_weights:
+            out.append(
+                Problem(
+                    line=None,
+                    code="weight_dropped",
+                    severity="warning",
+                    message=f"{self.dropped_weights} assistant message(s) have weight 0; Gemini tuning has no "
+                    "weights, so they are converted and trained on like the others",
+                )
+            )
+        return out
+
+
+def _zero_weights(record: Mapping[str, Any]) -> int:
+    messages = record.get("messages")
+    if not isinstance(messages, list):
+        return 0
+    return sum(1 for m in messages if isinstance(m, dict) and m.get("weight") == 0)
+
+
+class BatchChecker:
+    """Checks the records of a Vertex batch-prediction input file: ``{"request": {"contents": [...], ...}}``."""
+
+    def check(self, line_no: int, record: dict[str, Any]) -> list[Problem]:
+        request = record.get("request")
+        if not isinstance(request, dict):
+            return [
+                Problem(
+                    line=line_no,
+                    code="no_request",
+                    path="request",
+                    message='a Vertex batch record is {"request": {"contents": [...]}}',
+                )
+            ]
+        return [
+            Problem(line=line_no, code=code, message=message, path=path)
+            for path, code, message in check_contents(request.get("contents"), "request.contents", last_model=False)
+        ]
+
+    def finish(self) -> list[Problem]:
+        return []
+
+
+# --- the converted file, streamed ---------------------------------------------------------------------------
+
+
+def convert_line(raw: bytes, line_no: int, display: str) -> bytes:
+    """One JSONL line (without its newline) in the Gemini tuning format, with a newline; ``b""`` for a blank line.
+
+    Chat records are converted; records already in the Gemini format are kept as they are.
+    """
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    if not raw.strip():
+        return b""
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        raise ValidationError(
+            display, [Problem(line=line_no, code="invalid_json", message="not a JSON object; cannot convert it")]
+        )
+    if record_format(record) == "gemini":
+        return raw + b"\n"
+    try:
+        converted = chat_to_gemini(record)
+    except ConversionError as exc:
+        raise ValidationError(
+            display, [Problem(line=line_no, code="cannot_convert", message=exc.message, path=exc.path)]
+        ) from None
+    return json.dumps(converted, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+class ConvertedSource(Source):
+    """A file converted to the Gemini format as it is read, with the converted size known before the upload.
+
+    The first use of :attr:`size` converts the file once without keeping it (to learn the size and MD5 of the
+    result, and where every ~1 MiB of output starts in the input); :meth:`read_range` then converts again from
+    the nearest such checkpoint, so any range streams in constant memory — and a retried part starts near its
+    offset instead of at the beginning.
+    """
+
+    def __init__(self, inner: Source) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.display = f"{inner.display} (converted to the Gemini format)"
+        self.path = None
+        self.replayable = inner.replayable
+        self._lock = threading.Lock()
+        self._size: int | None = None
+        self._md5 = ""
+        #: (output offset, input offset, line number) at line starts
+        self._checkpoints: list[tuple[int, int, int]] = [(0, 0, 1)]
+
+    @property
+    def size(self) -> int:
+        if self._size is None:
+            with self._lock:
+                if self._size is None:
+                    self._measure()
+        assert self._size is not None
+        return self._size
+
+    @size.setter
+    def size(self, value: int) -> None:  # Source declares a plain attribute
+        self._size = value
+
+    @property
+    def md5(self) -> str:
+        """The hex MD5 of the converted bytes."""
+        _ = self.size
+        return self._md5
+
+    def _measure(self) -> None:
+        out = 0
+        last = 0
+        h = hashlib.md5(usedforsecurity=False)
+        checkpoints = [(0, 0, 1)]
+        for in_offset, line_no, piece in self._converted(0, 1):
+            if out - last >= CHECKPOINT_EVERY:
+                checkpoints.append((out, in_offset, line_no))
+                last = out
+            h.update(piece)
+            out += len(piece)
+        self._checkpoints = checkpoints
+        self._md5 = h.hexdigest()
+        self._size = out
+
+    def _converted(self, start: int, line_no: int) -> Generator[tuple[int, int, bytes], None, None]:
+        """``(input offset of the line, line number, converted bytes)`` for every line from input ``start``."""
+        inner = self.inner
+        rest = b""
+        rest_at = start
+        pos = start
+        for block in inner.read_range(start, inner.size - start, BLOCK):
+            if pos == 0 and block.startswith(BOM):
+                block = block[len(BOM) :]
+                pos = rest_at = len(BOM)
+            data = rest + block
+            begin = 0
+            while True:
+                nl = data.find(b"\n", begin)
+                if nl < 0:
+                    break
+                yield rest_at + begin, line_no, convert_line(data[begin:nl], line_no, self.display)
+                line_no += 1
+                begin = nl + 1
+            rest_at += begin
+            rest = data[begin:]
+            pos += len(block)
+        if rest:
+            yield rest_at, line_no, convert_line(rest, line_no, self.display)
+
+    def read_range(self, offset: int, length: int, blocksize: int) -> Iterator[bytes]:
+        size = self.size
+        end = min(offset + length, size)
+        k = bisect.bisect_right(self._checkpoints, (offset, float("inf"), 0)) - 1
+        out, in_offset, line_no = self._checkpoints[max(k, 0)]
+        pending = bytearray()
+        emitted = 0
+        pieces = self._converted(in_offset, line_no)
+        while offset < end:
+            try:
+                _, _, piece = next(pieces)
+            except StopIteration:
+                break
+            except ValidationError:  # these lines converted when the size was measured: the file changed since
+                emitted = -1
+                break
+            piece_end = out + len(piece)
+            if piece_end > offset:
+                pending += piece[max(0, offset - out) : end - out]
+            out = piece_end
+            while len(pending) >= blocksize:
+                emitted += blocksize
+                yield bytes(pending[:blocksize])
+                del pending[:blocksize]
+            if out >= end:
+                break
+        pieces.close()
+        if pending and emitted >= 0:
+            emitted += len(pending)
+            yield bytes(pending)
+        if emitted != length:
+            raise OSError(
+                f"{self.inner.display} changed while it was being converted and uploaded "
+                f"({emitted:,} bytes where {length:,} were expected)"
+            )

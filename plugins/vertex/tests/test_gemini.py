@@ -1,0 +1,314 @@
+"""The Gemini formats: OpenAI chat → Gemini conversion (record by record and streamed over a whole file), the
+record checks behind ``llmfiles_record_checker``, and converted uploads end to end (API and CLI)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from vertex_testlib import BUCKET, TOKEN
+
+import llmfiles
+from llmfiles.cli import main
+from llmfiles.errors import ValidationError
+from llmfiles.models import PathSource
+from llmfiles_vertex import chat_to_gemini, gemini
+from llmfiles_vertex.gemini import BatchChecker, ConversionError, ConvertedSource, TuningChecker
+from servers.fault_proxy import FaultProxy
+
+CHAT = {
+    "messages": [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Weather in Paris?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Paris"}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"temp_c": 21}'},
+        {"role": "assistant", "content": "21 °C.", "weight": 1},
+    ],
+    "tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}],
+}
+
+
+def gemini_record(*turns: tuple[str, str]) -> dict[str, Any]:
+    return {"contents": [{"role": r, "parts": [{"text": t}]} for r, t in turns]}
+
+
+def write_jsonl(path: Path, records: list[Any], *, raw_lines: list[bytes] = ()) -> Path:  # type: ignore[assignment]
+    with open(path, "wb") as fh:
+        for r in records:
+            fh.write(json.dumps(r, ensure_ascii=False).encode() + b"\n")
+        for line in raw_lines:
+            fh.write(line)
+    return path
+
+
+# --- conversion of one record -------------------------------------------------------------------------------
+
+
+def test_chat_to_gemini() -> None:
+    assert chat_to_gemini(CHAT) == {
+        "systemInstruction": {"role": "system", "parts": [{"text": "You are terse."}]},
+        "contents": [
+            {"role": "user", "parts": [{"text": "Weather in Paris?"}]},
+            {"role": "model", "parts": [{"functionCall": {"name": "weather", "args": {"city": "Paris"}}}]},
+            {"role": "user", "parts": [{"functionResponse": {"name": "weather", "response": {"temp_c": 21}}}]},
+            {"role": "model", "parts": [{"text": "21 °C."}]},
+        ],
+        "tools": [{"functionDeclarations": [{"name": "weather", "parameters": {"type": "object"}}]}],
+    }
+
+
+def test_turns_of_one_role_are_merged_and_content_parts_converted() -> None:
+    record = {
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Look:"}]},
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "gs://b/cat.png"}}]},
+            {"role": "assistant", "content": "A cat."},
+        ]
+    }
+    assert chat_to_gemini(record)["contents"] == [
+        {
+            "role": "user",
+            "parts": [{"text": "Look:"}, {"fileData": {"mimeType": "image/png", "fileUri": "gs://b/cat.png"}}],
+        },
+        {"role": "model", "parts": [{"text": "A cat."}]},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("messages", "path", "words"),
+    [
+        (
+            [{"role": "user", "content": "a"}, {"role": "system", "content": "s"}],
+            "messages[1].role",
+            "systemInstruction",
+        ),
+        ([{"role": "narrator", "content": "a"}], "messages[0].role", "no Gemini equivalent"),
+        (
+            [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}],
+            "messages[0].content[0].image_url",
+            "gs://",
+        ),
+        (
+            [{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{"}}]}],
+            "messages[0].tool_calls[0].function.arguments",
+            "JSON",
+        ),
+        (
+            [{"role": "tool", "tool_call_id": "nope", "content": "x"}],
+            "messages[0].tool_call_id",
+            "no earlier tool call",
+        ),
+        ([{"role": "user", "content": ""}], "messages[0].content", "no content"),
+    ],
+)
+def test_what_cannot_be_converted_says_where(messages: list[Any], path: str, words: str) -> None:
+    with pytest.raises(ConversionError) as info:
+        chat_to_gemini({"messages": messages})
+    assert info.value.path == path and words in info.value.message
+
+
+# --- checks -------------------------------------------------------------------------------------------------
+
+
+def problems(checker: Any, records: list[Any]) -> list[tuple[int | None, str, str, str]]:
+    out = []
+    for i, r in enumerate(records, 1):
+        out += [(p.line, p.code, p.path, p.severity) for p in checker.check(i, r)]
+    out += [(p.line, p.code, p.path, p.severity) for p in checker.finish()]
+    return out
+
+
+def test_gemini_records_are_checked() -> None:
+    good = gemini_record(("user", "hi"), ("model", "hello"))
+    assert problems(TuningChecker(None), [good, {**good, "systemInstruction": {"parts": [{"text": "be nice"}]}}]) == []
+    assert problems(
+        TuningChecker(None),
+        [
+            gemini_record(("user", "hi"), ("assistant", "hello")),
+            gemini_record(("model", "hi"), ("model", "hello")),
+            gemini_record(("user", "hi")),
+            {"contents": [{"role": "user", "parts": [{"text": "a", "fileData": {}}]}, {"role": "model", "parts": []}]},
+            {**good, "extra": 1},
+            {"contents": []},
+        ],
+    ) == [
+        (1, "bad_role", "contents[1].role", "error"),
+        (2, "first_turn_not_user", "contents[0].role", "error"),
+        (3, "last_turn_not_model", "contents[0].role", "error"),
+        (4, "bad_part", "contents[0].parts[0]", "error"),
+        (4, "no_parts", "contents[1].parts", "error"),
+        (5, "unknown_field", "extra", "warning"),
+        (6, "no_contents", "contents", "error"),
+    ]
+
+
+def test_chat_files_are_taken_for_open_models_with_a_warning_but_not_mixed() -> None:
+    chat = {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}
+    assert problems(TuningChecker(None), [chat, chat]) == [(None, "chat_format", "", "warning")]
+    assert problems(TuningChecker(None), [chat, gemini_record(("user", "a"), ("model", "b")), {"prompt": "x"}]) == [
+        (2, "mixed_formats", "", "error"),
+        (3, "unknown_format", "", "error"),
+        (None, "chat_format", "", "warning"),
+    ]
+
+
+def test_with_convert_each_chat_record_is_checked_as_gemini() -> None:
+    zero = {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b", "weight": 0}]}
+    late_system = {"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "s"}]}
+    no_answer = {"messages": [{"role": "user", "content": "a"}]}
+    assert problems(
+        TuningChecker("gemini"), [CHAT, zero, late_system, no_answer, gemini_record(("user", "x"), ("model", "y"))]
+    ) == [
+        (3, "cannot_convert", "messages[1].role", "error"),
+        (4, "last_turn_not_model", "contents[0].role", "error"),
+        (None, "weight_dropped", "", "warning"),
+    ]
+
+
+def test_batch_records() -> None:
+    ok = {"request": {"contents": [{"role": "user", "parts": [{"text": "Summarize this."}]}]}}
+    assert problems(BatchChecker(), [ok]) == []
+    assert problems(
+        BatchChecker(), [{"contents": []}, {"request": {"contents": [{"role": "bot", "parts": [{"text": "x"}]}]}}]
+    ) == [
+        (1, "no_request", "request", "error"),
+        (2, "bad_role", "request.contents[0].role", "error"),
+    ]
+
+
+def test_validate_reports_lines_as_upload_would(tmp_path: Path) -> None:
+    late_system = [
+        {"role": "user", "content": "a"},
+        {"role": "system", "content": "s"},
+        {"role": "assistant", "content": "b"},
+    ]
+    src = write_jsonl(tmp_path / "t.jsonl", [CHAT, {"messages": late_system}])
+    report = llmfiles.Client().validate(src, provider="vertex_ai", convert="gemini")
+    assert not report.ok and [(p.line, p.code) for p in report.problems] == [(2, "cannot_convert")]
+    assert llmfiles.Client().validate(src, provider="vertex_ai").ok  # as chat format (open models) it is fine
+
+
+# --- the converted file, streamed ---------------------------------------------------------------------------
+
+
+def expected_conversion(data: bytes) -> bytes:
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    return b"".join(gemini.convert_line(line, 0, "t") for line in data.split(b"\n"))
+
+
+def test_the_converted_source_streams_any_range(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gemini, "CHECKPOINT_EVERY", 1500)  # many checkpoints in a small file
+    monkeypatch.setattr(gemini, "BLOCK", 777)  # lines span reads
+    gem = json.dumps(gemini_record(("user", "déjà"), ("model", "vu"))).encode()
+    lines = [b"\xef\xbb\xbf" + json.dumps(CHAT).encode() + b"\r\n", gem + b"\n", b"\n"]
+    lines += [
+        json.dumps(
+            {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "é" * i + "ok"}]}
+        ).encode()
+        + b"\n"
+        for i in range(60)
+    ]
+    lines.append(gem)  # no final newline
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"".join(lines))
+    expected = expected_conversion(path.read_bytes())
+    src = ConvertedSource(PathSource(str(path), "t.jsonl", path.stat().st_size))
+    assert src.size == len(expected) and src.md5 == hashlib.md5(expected).hexdigest()
+    assert expected.count(b"\n") == 63 and b"\r" not in expected and not expected.startswith(b"\xef")
+    assert expected.split(b"\n")[1] == gem  # Gemini records pass through as they are
+    assert len(src._checkpoints) > 3
+    for offset in range(0, len(expected), 401):
+        for length in (1, 100, 1499, 5000):
+            length = min(length, len(expected) - offset)
+            got = b"".join(src.read_range(offset, length, 256))
+            assert got == expected[offset : offset + length], (offset, length)
+    assert all(len(b) <= 256 for b in src.read_range(0, len(expected), 256))
+
+
+def test_a_file_that_changes_under_the_conversion_is_caught(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "t.jsonl", [CHAT] * 5)
+    src = ConvertedSource(PathSource(str(path), "t.jsonl", path.stat().st_size))
+    size = src.size
+    path.write_bytes(path.read_bytes().replace(b"terse", b"brief and terse"))
+    with pytest.raises(OSError, match="changed"):
+        b"".join(src.read_range(0, size, 4096))
+
+
+def test_conversion_errors_without_validation_name_the_line(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "t.jsonl", [CHAT], raw_lines=[b"not json\n"])
+    with pytest.raises(ValidationError) as info:
+        _ = ConvertedSource(PathSource(str(path), "t.jsonl", path.stat().st_size)).size
+    assert info.value.problems[0].line == 2
+
+
+# --- converted uploads --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def client(vertex_settings: dict[str, Any]) -> Iterator[llmfiles.Client]:
+    c = llmfiles.Client("vertex_ai", **vertex_settings)
+    yield c
+    c.close()
+
+
+def test_a_converted_small_upload_lands_in_gemini_format(
+    client: llmfiles.Client, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    src = write_jsonl(tmp_path / "train.jsonl", [CHAT] * 20)
+    expected = expected_conversion(src.read_bytes())
+    fo = client.upload(src, purpose="fine-tune", convert=True)
+    assert fo.bytes == len(expected) != src.stat().st_size
+    assert fo.raw["metadata"]["llmfiles-format"] == "gemini" and fo.filename == "train.jsonl"
+    out = client.download(fo.id, tmp_path / "back.jsonl").read_bytes()
+    assert out == expected
+    assert json.loads(out.splitlines()[0]) == chat_to_gemini(CHAT)
+    [upload] = [r for r in proxy.requests if r.path.startswith("/upload/")]
+    assert int(upload.headers["x-proxy-body-length"]) < len(expected) + 1000  # the converted bytes, once
+
+
+def test_a_gemini_file_uploads_as_it_is(client: llmfiles.Client, tmp_path: Path) -> None:
+    src = write_jsonl(tmp_path / "g.jsonl", [gemini_record(("user", "a"), ("model", "b"))] * 3)
+    fo = client.upload(src, purpose="fine-tune")
+    assert client.download(fo.id, tmp_path / "back.jsonl").read_bytes() == src.read_bytes()
+    assert "llmfiles-format" not in fo.raw["metadata"]
+
+
+def test_a_file_that_cannot_be_converted_is_refused_before_anything_is_sent(
+    client: llmfiles.Client, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    src = write_jsonl(
+        tmp_path / "t.jsonl",
+        [CHAT, {"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "s"}]}],
+    )
+    with pytest.raises(ValidationError) as info:
+        client.upload(src, purpose="fine-tune", convert="gemini")
+    assert "line 2, messages[1].role" in str(info.value)
+    assert proxy.requests == []
+
+
+def test_the_cli_converts_with_convert_gemini(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], proxy: FaultProxy, prefix: str, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("GOOGLE_OAUTH_ACCESS_TOKEN", TOKEN)
+    monkeypatch.setenv("LLMFILES_GCS_BUCKET", BUCKET)
+    src = write_jsonl(tmp_path / "train.jsonl", [CHAT] * 3)
+    common = ["--provider", "vertex", "-s", f"api_base={proxy.url}", "-s", f"prefix={prefix}", "--json"]
+    assert main(["upload", str(src), "--convert", "gemini", *common]) == 0
+    fo = json.loads(capsys.readouterr().out)
+    assert fo["id"].startswith(f"gs://{BUCKET}/{prefix}") and fo["bytes"] == len(expected_conversion(src.read_bytes()))
+    assert {r.header("authorization") for r in proxy.requests} == {f"Bearer {TOKEN}"}
+
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"messages": [{"role": "narrator", "content": "x"}]}])
+    assert main(["validate", str(bad), "--convert", "gemini", "--provider", "vertex"]) == 2
+    assert "line 1, messages[0].role: error cannot_convert" in capsys.readouterr().out

@@ -1,0 +1,352 @@
+"""A fault-injecting HTTP/1.1 proxy in front of a real server, stdlib only, on 127.0.0.1.
+
+Every request passes through unchanged unless a rule matches it; a rule then breaks it in one scripted way:
+
+* :class:`DropAfter` — forward the head and the first ``n`` body bytes, then drop both connections (the server
+  gets a truncated request, the client a dropped connection and no answer): a connection lost mid-upload;
+* :class:`DropResponse` — forward the whole request, then drop the client's connection instead of answering
+  (the server did the work, the client never hears of it);
+* :class:`ForwardTruncated` — forward only the first ``n`` body bytes as if they were the whole body
+  (``Content-Length`` and ``Content-Range`` rewritten) and relay the server's answer: a server that kept less
+  than was sent;
+* :class:`Corrupt` — flip one body byte on the way;
+* :class:`Respond` — answer itself without asking the server;
+* :class:`ReplayDropped` — answer with the last response a :class:`DropResponse` withheld (for servers that
+  should, like Cloud Storage, answer a status query of a finished upload with its result but do not).
+
+Every request is recorded (method, target, headers, body length, the action applied), so tests can assert what
+really went over the wire — for example which ``Authorization`` header a server would have seen.  The proxy
+speaks one request per connection (``Connection: close``), which clients handle by opening a new connection.
+The ``Host`` header is passed through, so URLs the server builds from it (upload session URIs) point back at
+the proxy.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from attrs import define, field
+
+
+@define
+class ProxyRequest:
+    """What the proxy saw of one request."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+    body: bytes = field(repr=False)
+    action: str = "forward"
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.target).path
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        return parse_qs(urlsplit(self.target).query)
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@define
+class Rule:
+    """Apply ``action`` to the requests ``match`` accepts, after skipping ``skip`` of them, ``times`` times."""
+
+    match: Callable[[ProxyRequest], bool]
+    action: Any
+    times: int = 1
+    skip: int = 0
+    used: int = 0
+
+
+@define(frozen=True)
+class DropAfter:
+    n: int
+
+
+@define(frozen=True)
+class DropResponse:
+    pass
+
+
+@define(frozen=True)
+class ForwardTruncated:
+    n: int
+
+
+@define(frozen=True)
+class Corrupt:
+    at: int
+
+
+@define(frozen=True)
+class ReplayDropped:
+    pass
+
+
+@define(frozen=True)
+class Respond:
+    status: int
+    headers: Mapping[str, str] = field(factory=dict)
+    body: bytes = b""
+
+
+_REASONS = {200: "OK", 204: "No Content", 308: "Resume Incomplete", 400: "Bad Request", 404: "Not Found"}
+
+
+class FaultProxy:
+    """``with FaultProxy("127.0.0.1", port) as proxy: ... proxy.url ...``"""
+
+    def __init__(self, upstream_host: str, upstream_port: int, *, keep_bodies: bool = False) -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.keep_bodies = keep_bodies
+        self.requests: list[ProxyRequest] = []
+        self.rules: list[Rule] = []
+        self.errors: list[str] = []
+        #: the last upstream answer a DropResponse kept from the client
+        self.dropped: bytes | None = None
+        self._lock = threading.Lock()
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self.port = int(self._sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        self._acceptor = threading.Thread(target=self._accept, name="fault-proxy", daemon=True)
+
+    # -- control -------------------------------------------------------------------------------------------
+
+    def __enter__(self) -> FaultProxy:
+        self._acceptor.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._closed = True
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+        except OSError:
+            pass
+        self._sock.close()
+        self._acceptor.join(timeout=5)
+        for t in list(self._threads):
+            t.join(timeout=5)
+
+    def add_rule(self, match: Callable[[ProxyRequest], bool], action: Any, *, times: int = 1, skip: int = 0) -> Rule:
+        rule = Rule(match=match, action=action, times=times, skip=skip)
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def _action_for(self, req: ProxyRequest) -> Any:
+        with self._lock:
+            for rule in self.rules:
+                if rule.used >= rule.times + rule.skip or not rule.match(req):
+                    continue
+                rule.used += 1
+                if rule.used > rule.skip:
+                    return rule.action
+        return None
+
+    # -- serving -------------------------------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            with conn:
+                head, rest = _read_head(conn)
+                if head is None:
+                    return
+                method, target, headers, raw_headers = _parse_head(head)
+                req = ProxyRequest(method=method, target=target, headers=headers, body=b"")
+                action = self._action_for(req)
+                if isinstance(action, Respond):
+                    req.action = "respond"
+                    self._record(req, _read_body(conn, headers, rest))
+                    _send_response(conn, action.status, dict(action.headers), action.body)
+                    return
+                if isinstance(action, ReplayDropped) and self.dropped is not None:
+                    req.action = "replay dropped response"
+                    self._record(req, _read_body(conn, headers, rest))
+                    conn.sendall(self.dropped)
+                    return
+                if isinstance(action, DropAfter):
+                    body = _read_body(conn, headers, rest, limit=action.n)
+                    req.action = f"drop after {len(body)} body bytes"
+                    self._record(req, body)
+                    self._forward(raw_headers, method, target, body, headers, send_all=False)
+                    _reset(conn)
+                    return
+                body = _read_body(conn, headers, rest)
+                self._record(req, body)
+                if isinstance(action, Corrupt) and action.at < len(body):
+                    req.action = f"corrupt byte {action.at}"
+                    body = body[: action.at] + bytes([body[action.at] ^ 0xFF]) + body[action.at + 1 :]
+                if isinstance(action, ForwardTruncated) and action.n < len(body):
+                    req.action = f"forward {action.n} of {len(body)} body bytes"
+                    headers = _truncated_headers(headers, action.n)
+                    raw_headers = [(k, headers[k.lower()]) for k, _ in raw_headers if k.lower() in headers]
+                    body = body[: action.n]
+                response = self._forward(raw_headers, method, target, body, headers, send_all=True)
+                if isinstance(action, DropResponse):
+                    req.action = "drop response"
+                    self.dropped = response
+                    _reset(conn)
+                    return
+                assert response is not None
+                conn.sendall(response)
+        except Exception as exc:  # recorded for the test to see; never raised into the accept loop
+            if not self._closed:
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def _record(self, req: ProxyRequest, body: bytes) -> None:
+        req.body = body if self.keep_bodies else b""
+        req.headers = dict(req.headers)
+        req.headers["x-proxy-body-length"] = str(len(body))
+        with self._lock:
+            self.requests.append(req)
+
+    def _forward(
+        self,
+        raw_headers: list[tuple[str, str]],
+        method: str,
+        target: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        send_all: bool,
+    ) -> bytes | None:
+        """Send the request upstream; with ``send_all=False`` the body is cut short and no answer is read."""
+        up = socket.create_connection(self.upstream, timeout=60)
+        with up:
+            lines = [f"{method} {target} HTTP/1.1"]
+            for k, v in raw_headers:
+                if k.lower() not in ("connection", "keep-alive", "transfer-encoding", "content-length"):
+                    lines.append(f"{k}: {v}")
+            declared = headers.get("content-length")
+            if send_all or declared is not None:
+                length = len(body) if send_all else int(declared or 0)
+                if body or method in ("POST", "PUT", "PATCH") or declared is not None:
+                    lines.append(f"Content-Length: {length}")
+            lines.append("Connection: close")
+            up.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+            if not send_all:
+                up.shutdown(socket.SHUT_WR)
+                return None
+            chunks = []
+            while True:
+                data = up.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+        return _close_delimited(b"".join(chunks), head_only=method == "HEAD")
+
+
+# --- HTTP helpers -------------------------------------------------------------------------------------------
+
+
+def _read_head(conn: socket.socket) -> tuple[bytes | None, bytes]:
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        data = conn.recv(65536)
+        if not data:
+            return None, b""
+        buf += data
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def _parse_head(head: bytes) -> tuple[str, str, dict[str, str], list[tuple[str, str]]]:
+    lines = head.decode("latin-1").split("\r\n")
+    method, target, _ = lines[0].split(" ", 2)
+    raw = []
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        raw.append((k.strip(), v.strip()))
+    return method, target, {k.lower(): v for k, v in raw}, raw
+
+
+def _read_body(conn: socket.socket, headers: Mapping[str, str], rest: bytes, *, limit: int | None = None) -> bytes:
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        data = rest
+        out = b""
+        while True:
+            while b"\r\n" not in data:
+                data += conn.recv(65536)
+            size_line, _, data = data.partition(b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            while len(data) < size + 2:
+                data += conn.recv(65536)
+            out += data[:size]
+            data = data[size + 2 :]
+            if size == 0:
+                return out[:limit] if limit is not None else out
+    length = int(headers.get("content-length", "0") or 0)
+    want = length if limit is None else min(limit, length)
+    body = rest[:want]
+    while len(body) < want:
+        data = conn.recv(min(65536, want - len(body)))
+        if not data:
+            break
+        body += data
+    return body
+
+
+def _truncated_headers(headers: Mapping[str, str], n: int) -> dict[str, str]:
+    out = dict(headers)
+    out["content-length"] = str(n)
+    cr = out.get("content-range", "")
+    if cr.startswith("bytes ") and "-" in cr and not cr.startswith("bytes */"):
+        span, _, total = cr[6:].partition("/")
+        start = int(span.split("-")[0])
+        out["content-range"] = f"bytes {start}-{start + n - 1}/{total}"
+    return out
+
+
+def _close_delimited(response: bytes, *, head_only: bool = False) -> bytes:
+    """The upstream answer with ``Connection: close`` and an exact ``Content-Length`` (an answer to ``HEAD`` keeps
+    the server's: it is the length of the resource, and such an answer has no body)."""
+    head, _, body = response.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    dropped = (
+        ("connection", "transfer-encoding") if head_only else ("connection", "content-length", "transfer-encoding")
+    )
+    kept = [line for line in lines[1:] if line.split(":", 1)[0].strip().lower() not in dropped]
+    length = [] if head_only else [f"Content-Length: {len(body)}"]
+    out = [lines[0], *kept, *length, "Connection: close"]
+    return ("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + body
+
+
+def _send_response(conn: socket.socket, status: int, headers: dict[str, str], body: bytes) -> None:
+    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    lines += [f"Content-Length: {len(body)}", "Connection: close"]
+    conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+
+
+def _reset(conn: socket.socket) -> None:
+    """Drop the connection with a TCP reset, as a network failure would."""
+    import struct
+
+    try:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
