@@ -50,6 +50,16 @@ def test_the_example_plugin_is_installed_with_an_entry_point() -> None:
     assert ep.dist is not None and ep.dist.name == "llmfiles-example-plugin"
 
 
+def test_the_installed_example_plugin_is_the_one_the_tutorial_shows() -> None:
+    """docs/tutorial-plugin.md includes the source of docs/examples/llmfiles-example-plugin: test that one."""
+    dist = metadata.distribution("llmfiles-example-plugin")
+    direct_url = dist.read_text("direct_url.json")
+    if direct_url is None:
+        pytest.skip("installed without a record of where from")
+    url = json.loads(direct_url)["url"]
+    assert url.startswith("file://") and url.rstrip("/").endswith("/docs/examples/llmfiles-example-plugin"), url
+
+
 def test_cli_lists_the_example_and_the_local_provider() -> None:
     providers = _providers_via_cli()
     assert {"example", "local"} <= set(providers)

@@ -16,6 +16,8 @@ HEAVY = (
     "llmfiles.plugins",
     "importlib.metadata",
     "tqdm",
+    "sqlite3",
+    "llmfiles.state",
 )
 
 

@@ -298,15 +298,43 @@ def test_a_failing_part_aborts_the_upload_and_leaves_nothing(tmp_path: Path, blo
     assert list(client.list_files()) == []
 
 
-def test_an_interrupted_large_upload_is_aborted(tmp_path: Path, blob: Path) -> None:
+def test_an_interrupted_large_upload_keeps_its_session_and_the_next_run_finishes_it(
+    tmp_path: Path, blob: Path, local_requests: list[tuple[str, str]]
+) -> None:
+    def interrupt(event: Progress) -> None:
+        if event.done > 300 * KiB:
+            raise KeyboardInterrupt
+
+    client = client_with(tmp_path)
+    with pytest.raises(KeyboardInterrupt) as info:
+        client.upload(blob, purpose="assistants", progress=interrupt, max_concurrency=1, **PARTS)
+    assert any("session was kept" in note for note in info.value.__notes__)
+    assert len(store_contents(tmp_path / "home")["uploads"]) == 1  # not aborted: Ctrl-C is not a failure
+    [left] = client.unfinished_uploads()
+    assert left["provider"] == "local" and left["bytes_done"] >= 4 * 64 * KiB and not left["running"]
+    sent_before = [p for _, p in local_requests if "/parts" in p]
+    local_requests.clear()
+
+    fo = client.upload(blob, purpose="assistants", max_concurrency=1, **PARTS)
+    starts = [p for _, p in local_requests if p.startswith("/uploads?")]
+    parts = [p for _, p in local_requests if "/parts" in p]
+    assert starts == []  # the same session
+    assert len(parts) + len(sent_before) - 1 <= 17  # only the parts that were missing (one may have been cut)
+    assert md5(client.download(fo.id, tmp_path / "resumed.bin")) == md5(blob)
+    assert client.unfinished_uploads() == []
+    assert store_contents(tmp_path / "home")["uploads"] == []
+
+
+def test_without_resume_an_interrupted_large_upload_is_aborted(tmp_path: Path, blob: Path) -> None:
     def interrupt(event: Progress) -> None:
         if event.done > 300 * KiB:
             raise KeyboardInterrupt
 
     client = client_with(tmp_path)
     with pytest.raises(KeyboardInterrupt):
-        client.upload(blob, purpose="assistants", progress=interrupt, **PARTS)
+        client.upload(blob, purpose="assistants", progress=interrupt, resume=False, **PARTS)
     assert store_contents(tmp_path / "home") == {"files": [], "uploads": [], "tmp": []}
+    assert client.unfinished_uploads() == []
 
 
 def test_a_part_is_retried_after_a_transient_failure(
@@ -340,7 +368,7 @@ def test_a_part_is_retried_after_a_transient_failure(
     assert md5(client.download(fo.id, tmp_path / "retried.bin")) == md5(blob)
 
 
-def test_a_part_failing_every_time_gives_up_and_aborts(
+def test_a_part_failing_every_time_gives_up_and_keeps_the_session_for_the_next_run(
     tmp_path: Path, blob: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     original = llmfiles.local.handle_local_request
@@ -358,7 +386,13 @@ def test_a_part_failing_every_time_gives_up_and_aborts(
         client.upload(blob, purpose="assistants", max_retries=2, max_retry_wait=0.01, max_concurrency=1, **PARTS)
     assert info.value.status == 503
     assert tries[0] == 3
-    assert store_contents(tmp_path / "home") == {"files": [], "uploads": [], "tmp": []}
+    # a provider that stays down is no reason to throw the work away: the next run continues the session
+    assert any("session was kept" in note for note in info.value.__notes__)
+    assert len(store_contents(tmp_path / "home")["uploads"]) == 1
+    monkeypatch.setattr(llmfiles.local, "handle_local_request", original)
+    fo = client.upload(blob, purpose="assistants", max_concurrency=1, **PARTS)
+    assert md5(client.download(fo.id, tmp_path / "later.bin")) == md5(blob)
+    assert store_contents(tmp_path / "home")["uploads"] == []
 
 
 def test_too_many_parts_for_the_plan_is_file_too_large(tmp_path: Path, blob: Path) -> None:

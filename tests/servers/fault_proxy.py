@@ -12,7 +12,14 @@ Every request passes through unchanged unless a rule matches it; a rule then bre
 * :class:`Corrupt` — flip one body byte on the way;
 * :class:`Respond` — answer itself without asking the server;
 * :class:`ReplayDropped` — answer with the last response a :class:`DropResponse` withheld (for servers that
-  should, like Cloud Storage, answer a status query of a finished upload with its result but do not).
+  should, like Cloud Storage, answer a status query of a finished upload with its result but do not);
+* :class:`Stall` — say nothing for ``seconds`` (longer than the client's timeout), before (``forward=False``: the
+  server never gets the request) or after the server did the work (``forward=True``: the answer comes too late);
+* :class:`TruncateResponse` — forward, then send the server's answer cut after ``n`` body bytes and reset;
+* :class:`ReplaceResponse` — forward (the server does the work), then answer something else (a 502 from a gateway,
+  an HTML page, a body that is not JSON).
+
+:func:`reset_offset` picks a deterministic "random" byte offset from a seed, for :class:`DropAfter`.
 
 Every request is recorded (method, target, headers, body length, the action applied), so tests can assert what
 really went over the wire — for example which ``Authorization`` header a server would have seen.  The proxy
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -41,6 +49,9 @@ class ProxyRequest:
     headers: dict[str, str]
     body: bytes = field(repr=False)
     action: str = "forward"
+    #: ``time.monotonic()`` and ``time.time()`` when its head arrived
+    arrived: float = field(factory=time.monotonic)
+    arrived_at: float = field(factory=time.time)
 
     @property
     def path(self) -> str:
@@ -97,15 +108,50 @@ class Respond:
     body: bytes = b""
 
 
+@define(frozen=True)
+class Stall:
+    seconds: float
+    forward: bool = False
+
+
+@define(frozen=True)
+class TruncateResponse:
+    n: int
+
+
+@define(frozen=True)
+class ReplaceResponse:
+    status: int
+    headers: Mapping[str, str] = field(factory=dict)
+    body: bytes = b""
+
+
+def reset_offset(seed: int, length: int) -> int:
+    """A byte offset in ``[1, length)`` that depends only on ``seed`` (a connection reset "at a random offset"
+    that is the same in every run)."""
+    import random
+
+    return random.Random(seed).randrange(1, max(2, length))
+
+
 _REASONS = {200: "OK", 204: "No Content", 308: "Resume Incomplete", 400: "Bad Request", 404: "Not Found"}
 
 
 class FaultProxy:
     """``with FaultProxy("127.0.0.1", port) as proxy: ... proxy.url ...``"""
 
-    def __init__(self, upstream_host: str, upstream_port: int, *, keep_bodies: bool = False) -> None:
+    def __init__(
+        self,
+        upstream_host: str,
+        upstream_port: int,
+        *,
+        keep_bodies: bool = False,
+        fix_response: Callable[[ProxyRequest, bytes], bytes] | None = None,
+    ) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.keep_bodies = keep_bodies
+        #: applied to every upstream answer before a rule sees it (to correct a known bug of the server behind)
+        self.fix_response = fix_response
         self.requests: list[ProxyRequest] = []
         self.rules: list[Rule] = []
         self.errors: list[str] = []
@@ -119,6 +165,7 @@ class FaultProxy:
         self.url = f"http://127.0.0.1:{self.port}"
         self._threads: list[threading.Thread] = []
         self._closed = False
+        self._closing = threading.Event()
         self._acceptor = threading.Thread(target=self._accept, name="fault-proxy", daemon=True)
 
     # -- control -------------------------------------------------------------------------------------------
@@ -132,6 +179,7 @@ class FaultProxy:
 
     def close(self) -> None:
         self._closed = True
+        self._closing.set()  # stalls end
         try:
             self._sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
         except OSError:
@@ -197,6 +245,20 @@ class FaultProxy:
                     return
                 body = _read_body(conn, headers, rest)
                 self._record(req, body)
+                if isinstance(action, Stall):
+                    req.action = f"stall {action.seconds:g}s" + (" after forwarding" if action.forward else "")
+                    late = (
+                        self._forward(raw_headers, method, target, body, headers, send_all=True)
+                        if action.forward
+                        else None
+                    )
+                    self._closing.wait(action.seconds)
+                    if late is not None:
+                        try:
+                            conn.sendall(late)
+                        except OSError:
+                            pass  # the client gave up long ago
+                    return
                 if isinstance(action, Corrupt) and action.at < len(body):
                     req.action = f"corrupt byte {action.at}"
                     body = body[: action.at] + bytes([body[action.at] ^ 0xFF]) + body[action.at + 1 :]
@@ -206,10 +268,25 @@ class FaultProxy:
                     raw_headers = [(k, headers[k.lower()]) for k, _ in raw_headers if k.lower() in headers]
                     body = body[: action.n]
                 response = self._forward(raw_headers, method, target, body, headers, send_all=True)
+                if response is not None and self.fix_response is not None:
+                    response = self.fix_response(req, response)
                 if isinstance(action, DropResponse):
                     req.action = "drop response"
                     self.dropped = response
                     _reset(conn)
+                    return
+                if isinstance(action, TruncateResponse) and response is not None:
+                    head, _, rest_body = response.partition(b"\r\n\r\n")
+                    req.action = f"truncate response after {action.n} of {len(rest_body)} body bytes"
+                    try:
+                        conn.sendall(head + b"\r\n\r\n" + rest_body[: action.n])
+                    except OSError:
+                        pass
+                    _reset(conn)
+                    return
+                if isinstance(action, ReplaceResponse):
+                    req.action = f"replace response with {action.status}"
+                    _send_response(conn, action.status, dict(action.headers), action.body)
                     return
                 assert response is not None
                 conn.sendall(response)
@@ -339,7 +416,10 @@ def _send_response(conn: socket.socket, status: int, headers: dict[str, str], bo
     lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     lines += [f"Content-Length: {len(body)}", "Connection: close"]
-    conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+    try:
+        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+    except OSError:
+        pass  # the client stopped reading (an answer too large for it, say): that is its right
 
 
 def _reset(conn: socket.socket) -> None:

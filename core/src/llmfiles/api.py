@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from llmfiles.errors import (
+    AlreadyUploaded,
     AuthenticationError,
     FileNotFound,
     InputError,
     InvalidPurpose,
+    InvalidSetting,
     LLMFilesError,
     MissingCredentials,
     PluginError,
@@ -52,6 +54,8 @@ from llmfiles.sources import open_source
 from llmfiles.transport import Transport, redact
 
 if TYPE_CHECKING:
+    from llmfiles.state import Journal, StateDB
+    from llmfiles.validate.convert import ConvertResult
     from llmfiles.validate.jsonl import Report
 
 log = logging.getLogger("llmfiles")
@@ -254,12 +258,15 @@ class _Prepared:
         purpose: str,
         large: bool,
         digests: Mapping[str, str],
+        sha256: str | None = None,
     ) -> None:
         self.call = call
         self.source = source
         self.purpose = purpose
         self.large = large
         self.digests = digests
+        #: the SHA-256 of the file, when the check pass computed it or ``if_exists`` needed it
+        self.sha256 = sha256
 
     def operation(self) -> Operation:
         return Operation(
@@ -294,13 +301,20 @@ class Client:
         self._environ = environ
         self._pm = plugin_manager or get_plugin_manager()
         self._transport = Transport(maxsize=max(32, int(settings.get("max_concurrency") or 4)))
+        self._state_dbs: dict[str, StateDB] = {}
+        self._locks = threading.Lock()
+        self._content_locks: dict[tuple[str, ...], threading.Lock] = {}
 
     def __repr__(self) -> str:
         return f"Client(provider={self._provider!r}, settings={sorted(self._settings)!r})"
 
     def close(self) -> None:
-        """Close pooled connections."""
+        """Close pooled connections (and the state database)."""
         self._transport.close()
+        with self._locks:
+            dbs, self._state_dbs = list(self._state_dbs.values()), {}
+        for db in dbs:
+            db.close()
 
     def __enter__(self) -> Client:
         return self
@@ -398,14 +412,20 @@ class Client:
         creds = self._credentials(info, settings) if resolve_credentials else None
         call = _Call(self, info, settings, creds)
         digests: dict[str, str] = {}
+        sha256: str | None = None
         if run_checks and is_jsonl and settings["validate"]:
-            report = self.check_file(source, call=call, purpose=purpose, digests=info.upload_digests if large else ())
+            # the SHA-256 comes from the same read (dedupe, and the identity of a resumed upload)
+            wanted = (*(info.upload_digests if large else ()), "sha256")
+            report = self.check_file(source, call=call, purpose=purpose, digests=wanted)
             if not report.ok:
                 raise ValidationError(source.display, report.problems, report.total)
             for p in report.problems:
                 log.warning("%s: %s", source.display, p.describe())
-            digests = report.digests
-        return _Prepared(call, source, purpose, large, digests)
+            digests = dict(report.digests)
+            sha256 = digests.get("sha256")
+        if sha256 is None and run_checks and settings["if_exists"] != "new":
+            sha256 = _sha256_of(source)  # the one extra read if_exists costs when no check pass read the file
+        return _Prepared(call, source, purpose, large, digests, sha256)
 
     def check_file(
         self, source: Source, *, call: _Call, purpose: str, digests: tuple[str, ...] = (), max_problems: int = 50
@@ -436,6 +456,33 @@ class Client:
         source = open_source(file, default_name="upload.jsonl")
         return self.check_file(source, call=call, purpose=purpose, max_problems=max_problems)
 
+    def convert(
+        self,
+        file: FileArg,
+        *,
+        to: str,
+        output: str | os.PathLike[str],
+        overwrite: bool = False,
+        max_problems: int = 50,
+    ) -> ConvertResult:
+        """Convert ``file`` record by record into ``output`` in the format ``to``, then check the result.
+
+        ``to`` names a conversion a plugin provides (``gemini`` from llmfiles-vertex; ``claude``, ``nova`` and
+        ``prompt-completion`` from llmfiles-bedrock).  The input is streamed; ``output`` appears only when every
+        record converted and the result passed the target format's checks (it is written to a temporary file
+        first, then renamed), so it is never half-written.  Offline: no credentials, no network.  Problems are in
+        the returned :class:`~llmfiles.validate.convert.ConvertResult` (``result.ok``), not raised.
+        """
+        from llmfiles.validate.convert import convert_file
+
+        converter = self._pm.get_converter(to)
+        source = open_source(file, default_name="input.jsonl")
+        return convert_file(source, output, converter, overwrite=overwrite, max_problems=max_problems)
+
+    def converters(self) -> dict[str, str]:
+        """The installed conversions: name -> description."""
+        return {name: c.description for name, c in sorted(self._pm.converters().items())}
+
     def _send(self, prep: _Prepared, progress: ProgressCallback | None) -> FileObject:
         call = prep.call
         op = prep.operation()
@@ -457,6 +504,7 @@ class Client:
                 provider=call.name,
                 known_digests=prep.digests,
                 report=counter.report,
+                journal=self._journal(prep),
             )
         assert isinstance(built, HttpRequest)
         sent = [0]
@@ -488,12 +536,16 @@ class Client:
 
         Everything is checked before the first byte is sent: the purpose, the settings, the file, the credentials
         and, for ``fine-tune`` and ``batch``, the JSONL content.  Files above ``multipart_threshold`` use the
-        provider's large-file protocol.  ``wait=True`` polls until the provider has processed the file.
+        provider's large-file protocol; such an upload that is interrupted (Ctrl-C, the network, a provider that
+        stays down) is continued where it stopped when the same upload runs again (``resume=False`` turns that off).
+        ``if_exists="reuse"`` returns the file already uploaded with the same content and purpose (after checking
+        that the provider still has it) instead of a second copy, ``"error"`` raises
+        :class:`~llmfiles.errors.AlreadyUploaded`.  ``wait=True`` polls until the provider has processed the file.
         Every other keyword is a setting of the core or of the provider (for example ``api_key``, ``part_size``
         or OpenAI's ``expires_after``); an unknown one is refused.
         """
         prep = self._prepare(file, purpose=purpose, provider=provider, filename=filename, explicit=settings)
-        result = self._send(prep, progress)
+        result, _ = self._send_once(prep, progress)
         if wait:
             result = self._wait(prep.call, result, wait_timeout)
         return result
@@ -518,6 +570,188 @@ class Client:
             )
         return fo
 
+    # -- dedupe and resume -----------------------------------------------------------------------------------
+
+    def _state_db(self, *, create: bool = True) -> StateDB | None:
+        """The state database under ``$LLMFILES_HOME`` (``None`` when ``create=False`` and there is none yet)."""
+        from llmfiles.paths import default_home
+        from llmfiles.state import StateDB, db_path
+
+        home = self._settings.get("home")  # Client(home=...): llmfiles' data folder (the local store's too)
+        path = db_path(Path(home).expanduser() if home else default_home(self._env()))
+        key = os.fspath(path)
+        with self._locks:
+            db = self._state_dbs.get(key)
+            if db is None:
+                if not create and not path.exists():
+                    return None
+                db = self._state_dbs[key] = StateDB(path)
+            return db
+
+    def _journal(self, prep: _Prepared) -> Journal | None:
+        """Where the engine records a large upload, so that a later run can resume it (``None``: it cannot be)."""
+        call = prep.call
+        if not call.settings["resume"]:
+            return None
+        from llmfiles.state import FileIdentity, Journal, account_fingerprint
+
+        identity = FileIdentity.of(prep.source, prep.sha256)
+        if identity is None:
+            return None  # a file object, not a path: nothing to find it again by
+        db = self._state_db()
+        assert db is not None
+        return Journal(
+            db,
+            provider=call.name,
+            account=account_fingerprint(call.info, call.settings),
+            purpose=prep.purpose,
+            filename=prep.source.name,
+            identity=identity,
+        )
+
+    def _content_lock(self, prep: _Prepared) -> threading.Lock:
+        """One lock per content, provider and purpose: two threads uploading the same file with if_exists='reuse'
+        upload it once."""
+        key = (prep.call.name, prep.purpose, prep.sha256 or "")
+        with self._locks:
+            return self._content_locks.setdefault(key, threading.Lock())
+
+    def _send_once(self, prep: _Prepared, progress: ProgressCallback | None) -> tuple[FileObject, bool]:
+        """Upload ``prep`` unless ``if_exists`` finds the same content at the provider; returns the file and whether
+        it was there before."""
+        mode = prep.call.settings["if_exists"]
+        if mode == "new" or prep.sha256 is None:
+            fo = self._send(prep, progress)
+            self._remember(prep, fo)
+            return fo, False
+        with self._content_lock(prep):
+            existing = self._existing(prep)
+            if existing is not None:
+                if mode == "error":
+                    raise AlreadyUploaded(
+                        f"{prep.source.display} is already at {prep.call.name} as {existing.id} (same SHA-256 and "
+                        f"purpose {prep.purpose!r}, uploaded {_ago(existing.created_at)}); pass if_exists='reuse' "
+                        "(CLI: --if-exists reuse) to use it, or if_exists='new' to upload another copy",
+                        existing,
+                    )
+                log.info(
+                    "%s is already at %s as %s: reusing it (if_exists=reuse)",
+                    prep.source.display,
+                    prep.call.name,
+                    existing.id,
+                )
+                return existing, True
+            fo = self._send(prep, progress)
+            self._remember(prep, fo)
+            return fo, False
+
+    def _existing(self, prep: _Prepared) -> FileObject | None:
+        """The newest file uploaded earlier with the same content, purpose and account that the provider still has."""
+        import sqlite3
+
+        from llmfiles.state import account_fingerprint
+
+        assert prep.sha256 is not None
+        call = prep.call
+        account = account_fingerprint(call.info, call.settings)
+        db = self._state_db(create=False)
+        if db is None:
+            return None
+        try:
+            candidates = db.find_uploads(prep.sha256, call.name, account, prep.purpose)
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("llmfiles could not read its state database %s (%s); uploading", db.path, exc)
+            return None
+        for entry in candidates:
+            try:
+                fo = self._retrieve(call, entry.file_id)
+            except FileNotFound:
+                fo = None
+            if fo is None or fo.status in ("error", "deleted"):
+                log.info("%s (uploaded earlier with the same content) is gone; forgetting it", entry.file_id)
+                try:
+                    db.forget_upload(call.name, account, entry.file_id)
+                except (sqlite3.Error, OSError):
+                    pass
+                continue
+            return fo
+        return None
+
+    def _remember(self, prep: _Prepared, fo: FileObject) -> None:
+        """Record the content of an uploaded file, for a later if_exists (best effort)."""
+        if prep.sha256 is None:
+            return
+        import sqlite3
+
+        from llmfiles.state import UploadedFile, account_fingerprint
+
+        call = prep.call
+        db = self._state_db()
+        assert db is not None
+        try:
+            db.record_upload(
+                UploadedFile(
+                    sha256=prep.sha256,
+                    provider=call.name,
+                    account=account_fingerprint(call.info, call.settings),
+                    purpose=prep.purpose,
+                    file_id=fo.id,
+                    filename=fo.filename,
+                    bytes=fo.bytes,
+                    created_at=time.time(),
+                )
+            )
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("llmfiles could not record %s in its state database %s (%s)", fo.id, db.path, exc)
+
+    def unfinished_uploads(self) -> list[dict[str, Any]]:
+        """The large uploads recorded in ``$LLMFILES_HOME/state.db`` that did not finish (oldest first): what
+        ``llmfiles uploads`` lists.  Run the same upload again to continue one; :meth:`abort_upload` ends one."""
+        db = self._state_db(create=False)
+        if db is None:
+            return []
+        return [saved.describe() for saved in db.sessions()]
+
+    def abort_upload(self, upload_id: str, **settings: Any) -> dict[str, Any]:
+        """End the unfinished upload ``upload_id`` (from :meth:`unfinished_uploads`): send the provider's abort
+        request and forget it.  ``settings`` are those of the upload (endpoint, bucket ...) where the environment
+        does not give them."""
+        from llmfiles.parts import SESSION_ENDED
+        from llmfiles.state import account_fingerprint
+
+        db = self._state_db(create=False)
+        saved = db.session(upload_id) if db is not None and upload_id else None
+        if db is None or saved is None:
+            raise InputError(f"no unfinished upload {upload_id!r}; `llmfiles uploads` lists them")
+        if saved.running:
+            raise InputError(f"upload {saved.id} of {saved.path} is running in another process now; stop it first")
+        call = self._call(saved.provider, settings)
+        if account_fingerprint(call.info, call.settings) != saved.account:
+            raise InvalidSetting(
+                f"upload {saved.id} was started with other {saved.provider} settings (endpoint, bucket, prefix ...) "
+                "than these; pass the settings it was started with (-s NAME=VALUE, or the same environment)"
+            )
+        source = _RecordedSource(saved.path, saved.filename, saved.size)
+        built = call.build(
+            Operation(name="upload_parts", purpose=saved.purpose, source=source, filename=saved.filename)
+        )
+        assert isinstance(built, UploadPlan)
+        result: dict[str, Any] = {"id": saved.id, "provider": saved.provider, "file": saved.path}
+        if built.abort is None:
+            result.update(aborted=False, note="the provider has no abort request; the session ends when it expires")
+        else:
+            op = Operation(name="upload_parts", purpose=saved.purpose, filename=saved.filename)
+            try:
+                call.exchange(op, built.abort(saved.state))
+            except ProviderError as exc:
+                if exc.status not in SESSION_ENDED:
+                    raise
+                result.update(aborted=True, note="the session had already ended at the provider")
+            else:
+                result.update(aborted=True, note="aborted at the provider")
+        db.delete_session(saved.id)
+        return result
+
     def upload_training_files(
         self,
         training: FileArg,
@@ -539,13 +773,15 @@ class Client:
         kw = dict(purpose=purpose, provider=provider, filename=None, explicit=settings)
         prep_t = self._prepare(training, **kw)  # type: ignore[arg-type]
         prep_v = self._prepare(validation, **kw) if validation is not None else None  # type: ignore[arg-type]
-        trained = self._send(prep_t, progress)
+        trained, trained_existed = self._send_once(prep_t, progress)
         validated: FileObject | None = None
         if prep_v is not None:
             try:
-                validated = self._send(prep_v, progress)
+                validated, _ = self._send_once(prep_v, progress)
             except BaseException as exc:
-                if keep_on_error:
+                if trained_existed:
+                    exc.add_note(f"llmfiles: the training file {trained.id} was kept (it existed before: if_exists)")
+                elif keep_on_error:
                     exc.add_note(f"llmfiles: the training file {trained.id} was kept (keep_on_error=True)")
                 else:
                     try:
@@ -647,7 +883,24 @@ class Client:
 
     def delete(self, file_id: str, *, provider: str | None = None, **settings: Any) -> bool:
         """Delete ``file_id`` at the provider; returns ``True``."""
-        return self._delete(self._call(provider, settings), self._check_id(file_id))
+        call = self._call(provider, settings)
+        deleted = self._delete(call, self._check_id(file_id))
+        self._forget(call, file_id)
+        return deleted
+
+    def _forget(self, call: _Call, file_id: str) -> None:
+        """A deleted file is no candidate for if_exists='reuse' any more (best effort)."""
+        import sqlite3
+
+        from llmfiles.state import account_fingerprint
+
+        db = self._state_db(create=False)
+        if db is None:
+            return
+        try:
+            db.forget_upload(call.name, account_fingerprint(call.info, call.settings), file_id)
+        except (sqlite3.Error, OSError) as exc:
+            log.debug("could not forget %s in the state database: %s", file_id, exc)
 
     def list_files(
         self, *, provider: str | None = None, purpose: str | None = None, page_size: int | None = None, **settings: Any
@@ -694,10 +947,11 @@ class Client:
         file_id = self._check_id(file_id)
         target = Path(dest)
         if target.is_dir():
-            name = os.path.basename(self._retrieve(call, file_id).filename.replace("\\", "/"))
-            if name in {"", ".", ".."}:
-                name = file_id.replace("/", "_")
-            target = target / name
+            from llmfiles.sources import _safe_name
+
+            # the provider's name for the file: its last part only, without control characters
+            fallback = _safe_name(file_id.replace("/", "_").replace("\\", "_"), "download")
+            target = target / _safe_name(self._retrieve(call, file_id).filename, fallback)
         if target.exists() and not overwrite:
             raise InputError(f"{target} already exists; pass overwrite=True (CLI: --force) to replace it")
         if not target.parent.is_dir():
@@ -750,6 +1004,41 @@ class Client:
             if item is sentinel:
                 return
             yield item
+
+
+def _sha256_of(source: Source) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for block in source.read_range(0, source.size, 1024 * 1024):
+        h.update(block)
+    return h.hexdigest()
+
+
+def _ago(ts: int) -> str:
+    if not ts:
+        return "earlier"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+
+
+class _RecordedSource(Source):
+    """The file of a recorded upload, to build its plan's requests for an abort.  No request of an abort carries
+    the file, but building a plan may peek at it (Azure looks for a BOM): it reads the file if it is still there,
+    and nothing if it is gone."""
+
+    def __init__(self, path: str, name: str, size: int) -> None:
+        self.path = self.file = path
+        self.name = name
+        self.size = size
+        self.display = path
+
+    def read_range(self, offset: int, length: int, blocksize: int) -> Iterator[bytes]:
+        from llmfiles.models import PathSource
+
+        try:
+            yield from PathSource(self.file, self.name, self.size).read_range(offset, length, blocksize)
+        except OSError:
+            return
 
 
 async def run_async(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from llmfiles.api import Client
     from llmfiles.models import FileObject, Progress
+    from llmfiles.validate.jsonl import Report
 
 
 def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -27,7 +28,15 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit(_usage_error(f"--set expects NAME=VALUE, got {item!r}"))
         name, value = item.split("=", 1)
         settings[name.strip().replace("-", "_")] = value
-    for name in ("timeout", "deadline", "part_size", "max_concurrency", "multipart_threshold", "max_retries"):
+    for name in (
+        "timeout",
+        "deadline",
+        "part_size",
+        "max_concurrency",
+        "multipart_threshold",
+        "max_retries",
+        "if_exists",
+    ):
         value = getattr(args, name, None)
         if value is not None:
             settings[name] = value
@@ -92,6 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--part-size", help="size of each part of a large upload, e.g. 64MiB")
     p.add_argument("--max-concurrency", help="parts sent at the same time (default 4)")
     p.add_argument("--multipart-threshold", help="files larger than this are sent in parts")
+    p.add_argument(
+        "--if-exists",
+        choices=("new", "reuse", "error"),
+        help="when the provider already has a file with the same content and purpose (recorded by an earlier "
+        "upload): upload another copy (new, the default), return that file (reuse), or fail (error)",
+    )
+    _common(p)
+
+    p = sub.add_parser("uploads", help="list unfinished large uploads (run the same upload again to continue one)")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON only")
+
+    p = sub.add_parser("abort", help="end an unfinished large upload at the provider and forget it")
+    p.add_argument("id", help="the id `llmfiles uploads` shows (a unique prefix is enough)")
     _common(p)
 
     p = sub.add_parser("list", help="list files at the provider")
@@ -118,6 +140,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-problems", type=int, default=50, help="problems to list (the rest are counted)")
     p.add_argument("--convert", metavar="FORMAT", help="check the file as it will be after this conversion")
     _common(p)
+
+    p = sub.add_parser(
+        "convert",
+        help="convert a JSONL file to another format (offline, streaming), check it, write it atomically",
+        description="Convert FILE record by record with a conversion a plugin provides, check the result with the "
+        "target format's rules, and write OUT only if both passed (a temporary file is renamed: never a "
+        "half-written OUT).",
+    )
+    p.add_argument("file")
+    p.add_argument(
+        "--to",
+        required=True,
+        metavar="FORMAT",
+        help="the target format: gemini (llmfiles-vertex); claude, nova, prompt-completion (llmfiles-bedrock)",
+    )
+    p.add_argument("-o", "--output", required=True, help="the converted file to write")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--max-problems", type=int, default=50, help="problems to list (the rest are counted)")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON only")
     return parser
 
 
@@ -325,6 +366,37 @@ def _cmd_download(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_report(label: str, report: Report) -> None:
+    for p in report.problems:
+        print(f"{label}: {p.describe()}")
+    if report.hidden:
+        print(f"... and {report.hidden} more problem(s) (raise --max-problems to see them)")
+
+
+def _cmd_uploads(client: Client, args: argparse.Namespace) -> int:
+    rows = client.unfinished_uploads()
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print("no unfinished uploads", file=sys.stderr)
+    for r in rows:
+        done = f"{r['bytes_done']:,} of {r['bytes']:,} bytes ({r['parts_done']}/{r['parts']} parts)"
+        state = "running now" if r["running"] else f"expires {_when(r['expires_at'])}" if r["expires_at"] else ""
+        print(f"{r['id']}  {r['provider']:<10} {done}  started {_when(r['started_at'])}  {state}")
+        print(f"    {r['file']} -> {r['destination']} ({r['purpose']})")
+    return 0
+
+
+def _cmd_abort(client: Client, args: argparse.Namespace) -> int:
+    result = client.abort_upload(args.id, **_settings_from(args))
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"upload {result['id']} of {result['file']}: {result['note']}; forgotten")
+    return 0
+
+
 def _cmd_validate(client: Client, args: argparse.Namespace) -> int:
     report = client.validate(
         args.file, purpose=args.purpose, provider=args.provider, max_problems=args.max_problems, **_settings_from(args)
@@ -332,15 +404,41 @@ def _cmd_validate(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(report.as_dict())
     else:
-        for p in report.problems:
-            print(f"{args.file}: {p.describe()}")
-        hidden = report.total - len(report.problems)
-        if hidden:
-            print(f"... and {hidden} more problem(s) (raise --max-problems to see them)")
+        _print_report(args.file, report)
         verdict = "ok" if report.ok else "NOT ok"
         counts = f"{report.records:,} records, {report.errors} error(s), {report.warnings} warning(s)"
         print(f"{args.file}: {verdict}: {counts}")
+        for line in report.summary():
+            print(f"  {line}")
     return 0 if report.ok else 2
+
+
+def _cmd_convert(client: Client, args: argparse.Namespace) -> int:
+    result = client.convert(
+        args.file, to=args.to, output=args.output, overwrite=args.force, max_problems=args.max_problems
+    )
+    if args.json:
+        _print_json(result.as_dict())
+        return 0 if result.ok else 2
+    _print_report(args.file, result.conversion)
+    if result.output is not None:
+        _print_report(args.output, result.output)
+    if result.written:
+        assert result.output is not None
+        out = result.output
+        print(
+            f"{args.output}: written: {out.records:,} records in the {result.converter} format, checked: "
+            f"{out.errors} error(s), {out.warnings} warning(s)"
+        )
+        for line in out.summary():
+            print(f"  {line}")
+        return 0
+    if result.output is None:
+        why = f"{result.conversion.errors} record(s) of {args.file} cannot be converted"
+    else:
+        why = f"the converted records break {result.output.errors} rule(s) of the {result.converter} format"
+    print(f"{args.output}: NOT written: {why}; fix {args.file} and run again")
+    return 2
 
 
 COMMANDS = {
@@ -351,6 +449,9 @@ COMMANDS = {
     "delete": _cmd_delete,
     "download": _cmd_download,
     "validate": _cmd_validate,
+    "convert": _cmd_convert,
+    "uploads": _cmd_uploads,
+    "abort": _cmd_abort,
 }
 
 

@@ -190,6 +190,22 @@ class RetriesExhausted(NetworkError):
         super().__init__(message)
 
 
+class AnswerLost(NetworkError):
+    """A request that creates something (an upload) was sent in full, its answer was lost, and it could not be
+    found out whether the provider did it; it was not sent again, so as not to make a second copy."""
+
+
+class AlreadyUploaded(InputError):
+    """``if_exists="error"``: the provider already has a file with the same content (SHA-256), purpose and account.
+
+    ``file`` is that file, just retrieved from the provider.
+    """
+
+    def __init__(self, message: str, file: Any) -> None:
+        self.file = file
+        super().__init__(message)
+
+
 class UploadFailed(LLMFilesError):
     """A large-file upload failed for good; the provider's session was aborted (or the abort is reported)."""
 
@@ -199,6 +215,8 @@ class InsecureTransport(ConfigurationError):
 
 
 __all__ = [
+    "AlreadyUploaded",
+    "AnswerLost",
     "AuthenticationError",
     "BadFile",
     "ConfigurationError",

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         Settings,
         UploadPlan,
     )
+    from llmfiles.validate.convert import Converter
     from llmfiles.validate.records import RecordChecker
 
 hookspec = pluggy.HookspecMarker("llmfiles")
@@ -107,6 +108,34 @@ def llmfiles_record_checker(provider: str, purpose: str, settings: Mapping[str, 
 
     The core parses each line once (UTF-8, one JSON object per line) and calls ``checker.check(line_no,
     record)`` for every record, then ``checker.finish()`` for file-level rules (minimum example count, unique
-    ids).  Both return :class:`~llmfiles.models.Problem` objects.  The checker is asked for once per file, not
-    once per line, so rules cost a plain method call per record.
+    ids).  Both return :class:`~llmfiles.models.Problem` objects with a JSON ``path`` (``messages[2].role``), a
+    ``code``, a ``severity`` and a message saying how to fix the record; ``line=None`` from ``check`` means the
+    record's line.  The checker is asked for once per file, not once per line, so rules cost a plain method call
+    per record; it must keep bounded memory (hashes of ids, not the records) and never raise, whatever the JSON.
+
+    Optionally the checker has ``start(facts)``, called before the first record with the file's size and BOM
+    (:class:`~llmfiles.validate.stats.FileFacts`), and a ``stats`` attribute, an
+    :class:`~llmfiles.validate.stats.ExampleStats` it feeds per example (messages, tokens, roles) that the
+    report shows.  ``settings`` are the call's resolved settings (for example ``convert`` or a model name).
+    Raise :class:`~llmfiles.errors.InvalidSetting` for settings that make no sense for this purpose.
+    """
+
+
+@hookspec
+def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
+    """Declare the record conversions this plugin provides, for ``llmfiles convert FILE --to NAME -o OUT``.
+
+    Call ``register(Converter(name=..., convert=..., checker=...))`` once per conversion
+    (:class:`~llmfiles.validate.convert.Converter`).  ``convert(record)`` takes one parsed JSONL record (a
+    ``dict``) and returns ``(converted_record_or_None, problems)``: an error problem means the record cannot be
+    converted (nothing is written then), warnings are reported and the record is kept.  It must not raise and
+    must not keep state that grows with the file.  ``checker()`` returns a fresh
+    :class:`~llmfiles.validate.records.RecordChecker` with the rules of the target format; the converted file is
+    checked with it before it replaces the output.  The core does the rest: it streams the input in constant
+    memory, writes a temporary file next to the output and renames it only when the conversion and its check
+    have no errors.
+
+    Names are global across plugins (``gemini`` from llmfiles-vertex; ``claude``, ``nova`` and
+    ``prompt-completion`` from llmfiles-bedrock); two plugins that register the same name are rejected with
+    :class:`~llmfiles.errors.PluginError`.  Registration is asked for only when a conversion is used.
     """

@@ -122,6 +122,11 @@ class SettingSpec:
 
     ``env`` names the environment variables that may hold it, first match wins.  For ``kind="secret"``
     settings the same names (or ``secret_names``) are asked of the ``llmfiles_get_secret`` hooks last.
+
+    ``fingerprint`` says whether the setting tells where files go or what is stored (an endpoint, a bucket, an
+    organization, a conversion): such settings make the account fingerprint that resuming an upload and
+    ``if_exists`` match on.  ``None`` (the default) counts every setting that is neither a secret nor an object;
+    set ``False`` on settings that change nothing at the provider (options of the content checks).
     """
 
     name: str
@@ -130,6 +135,7 @@ class SettingSpec:
     default: Any = None
     help: str = ""
     secret_names: tuple[str, ...] | None = None
+    fingerprint: bool | None = None
 
     @property
     def secret(self) -> bool:
@@ -340,6 +346,15 @@ class HttpRequest:
     transport streams with an exact ``Content-Length`` when every segment's length is known.
     ``idempotent`` defaults to the method's HTTP semantics; a non-idempotent request is retried only when its
     body can be replayed from the start.
+
+    ``probe`` and ``read_probe`` make a non-idempotent request that creates something (``POST /files``, the
+    ``complete`` of an upload plan) safe to retry: when an attempt was sent in full but its answer was lost (the
+    connection broke, or a 5xx came back), the transport sends ``probe()`` (a request that looks for what the
+    attempt would have created, for example a listing) before sending the request again, and
+    ``read_probe(response)`` (given the probe's answer, whatever its status) returns the answer the lost attempt
+    would have had, rebuilt from what the probe found, or ``None`` when nothing was created (then the request is
+    sent again); it raises when the answer does not tell.  If the probe fails, the request is not sent again: an
+    :class:`~llmfiles.errors.AnswerLost` error says the outcome is unknown.
     """
 
     method: str
@@ -347,11 +362,15 @@ class HttpRequest:
     headers: Mapping[str, str] = field(factory=dict)
     body: Body | None = None
     idempotent: bool | None = None
+    probe: Callable[[], HttpRequest] | None = field(default=None, eq=False, repr=False)
+    read_probe: Callable[[HttpResponse], HttpResponse | None] | None = field(default=None, eq=False, repr=False)
 
     def __repr__(self) -> str:
+        from llmfiles.transport import redact_url  # (the transport imports this module)
+
         size = body_length(self.body)
         return (
-            f"HttpRequest(method={self.method!r}, url={self.url!r}, "
+            f"HttpRequest(method={self.method!r}, url={redact_url(self.url)!r}, "
             f"headers={_redacted_headers(self.headers)!r}, body_bytes={size!r})"
         )
 
@@ -400,9 +419,11 @@ class HttpResponse:
         return json.loads(self.body)
 
     def __repr__(self) -> str:
+        from llmfiles.transport import redact_url
+
         return (
-            f"HttpResponse(status={self.status}, url={self.url!r}, headers={_redacted_headers(self.headers)!r}, "
-            f"body_bytes={len(self.body)})"
+            f"HttpResponse(status={self.status}, url={redact_url(self.url)!r}, "
+            f"headers={_redacted_headers(self.headers)!r}, body_bytes={len(self.body)})"
         )
 
 
@@ -475,6 +496,20 @@ class UploadPlan:
     for what it stored; the engine compares each with the digest of the bytes that were sent and raises
     :class:`~llmfiles.errors.UploadFailed` when they differ.  ``source`` replaces the caller's file as the bytes to
     upload (for example a format conversion made while streaming): the engine splits, reads and hashes it instead.
+
+    Resume across processes: the engine records the state after ``start`` and each part's receipt (in the state
+    database under ``$LLMFILES_HOME``), and a later run of the same upload continues the session instead of starting
+    a new one.  So every function must depend on the state and the part alone, never on values made when the plan
+    was built (a random object name): the state must carry them (set ``resumable=False`` otherwise).  What the
+    provider has is asked, depending on the protocol:
+
+    * sequential plans with ``query_progress``/``read_progress`` (Cloud Storage): the provider's offset;
+    * ``list_parts(state, cursor) -> request`` and ``read_list_parts(state, response) -> ({index: receipt},
+      next_cursor)`` (S3 ``ListParts``): a recorded part counts as sent only when the provider lists it with the
+      same values for the receipt keys both have (for example the ETag);
+    * neither (OpenAI and Azure uploads, which cannot be listed): the recorded receipts are trusted, within
+      ``session_ttl`` seconds after the start (the provider's expiry); if the provider refuses the session, a new
+      one is started.
     """
 
     destination: str
@@ -498,3 +533,9 @@ class UploadPlan:
     read_progress: Callable[[UploadState, HttpResponse], int] | None = None
     reported_digests: Callable[[UploadState, HttpResponse], Mapping[str, str]] | None = None
     source: Source | None = field(default=None, eq=False, repr=False)
+    list_parts: Callable[[UploadState, str | None], HttpRequest] | None = None
+    read_list_parts: Callable[[UploadState, HttpResponse], tuple[Mapping[int, Receipt], str | None]] | None = None
+    #: seconds an unfinished session lives at the provider after its start (``None``: until it is aborted)
+    session_ttl: float | None = None
+    #: whether a later process may continue the session from the recorded state (see above)
+    resumable: bool = True

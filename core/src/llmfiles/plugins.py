@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import pluggy
 
     from llmfiles.models import ProviderInfo
+    from llmfiles.validate.convert import Converter
 
 ENTRY_POINT_GROUP = "llmfiles"
 DISABLE_ENV = "LLMFILES_DISABLE_PLUGINS"
@@ -29,6 +30,13 @@ KNOWN_PACKAGES = {
     "vertex": "llmfiles-vertex",
     "bedrock": "llmfiles-bedrock",
     "local": "llmfiles",
+}
+#: The distributions that provide the planned conversions, for "pip install ..." hints.
+KNOWN_CONVERTERS = {
+    "gemini": "llmfiles-vertex",
+    "claude": "llmfiles-bedrock",
+    "nova": "llmfiles-bedrock",
+    "prompt-completion": "llmfiles-bedrock",
 }
 
 
@@ -44,6 +52,7 @@ class PluginManager:
         self._aliases: dict[str, str] = {}
         self._owners: dict[str, str] = {}
         self._extra: list[tuple[str, object]] = []
+        self._converters: dict[str, tuple[Converter, str]] | None = None
 
     # -- loading ---------------------------------------------------------------------------------------------
 
@@ -54,6 +63,7 @@ class PluginManager:
                 self._extra.append((name, plugin))
             else:
                 self._register(self._pm, plugin, name)
+                self._converters = None
                 try:
                     self._check_pending(self._pm)
                     self._collect_providers(self._pm)
@@ -182,6 +192,66 @@ class PluginManager:
         if canonical is None:
             raise ProviderNotInstalled(name, package=KNOWN_PACKAGES.get(name), installed=sorted(self._providers))
         return self._providers[canonical]
+
+    # -- conversions -----------------------------------------------------------------------------------------
+
+    def converters(self) -> dict[str, Converter]:
+        """Every registered conversion by name (asked of the plugins on first use)."""
+        return {name: conv for name, (conv, _) in self._collect_converters().items()}
+
+    def get_converter(self, name: str) -> Converter:
+        """The conversion called ``name``; an :class:`InputError` naming the package to install if there is none."""
+        from llmfiles.errors import InputError
+
+        converters = self._collect_converters()
+        key = name.strip().lower()
+        if key in converters:
+            return converters[key][0]
+        known = ", ".join(sorted(converters)) or "none"
+        package = KNOWN_CONVERTERS.get(key)
+        hint = ""
+        if package:
+            from importlib.metadata import PackageNotFoundError, version
+
+            try:
+                hint = f"; {package} {version(package)} is installed but does not provide it: upgrade it"
+            except PackageNotFoundError:
+                hint = f"; pip install {package} to get it"
+        raise InputError(f"no conversion called {name!r} is installed (installed: {known}){hint}")
+
+    def _collect_converters(self) -> dict[str, tuple[Converter, str]]:
+        found = self._converters
+        if found is not None:
+            return found
+        from llmfiles.validate.convert import Converter
+
+        pm = self.pm
+        with self._lock:
+            collected: dict[str, tuple[Converter, str]] = {}
+            for impl in pm.hook.llmfiles_register_converters.get_hookimpls():
+                plugin_name = impl.plugin_name
+
+                def register(conv: Converter, _plugin: str = plugin_name) -> None:
+                    if not isinstance(conv, Converter):
+                        raise PluginError(f"plugin {_plugin!r} registered {conv!r}, which is not a Converter")
+                    key = conv.name.strip().lower()
+                    if key in collected:
+                        raise PluginError(
+                            f"conversion {conv.name!r} is claimed by two plugins, {collected[key][1]!r} and "
+                            f"{_plugin!r}; uninstall one of them or disable it with {DISABLE_ENV}=<entry point name>"
+                        )
+                    collected[key] = (conv, _plugin)
+
+                try:
+                    impl.function(register=register)
+                except PluginError:
+                    raise
+                except Exception as exc:
+                    raise PluginError(
+                        f"plugin {plugin_name!r} failed in llmfiles_register_converters: {type(exc).__name__}: {exc}"
+                    ) from exc
+            self._converters = collected
+            return collected
 
 
 _default: PluginManager | None = None

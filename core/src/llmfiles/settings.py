@@ -84,7 +84,23 @@ CORE_SETTINGS: tuple[SettingSpec, ...] = (
         default=True,
         help="check fine-tune and batch files before upload",
     ),
+    SettingSpec(
+        name="if_exists",
+        env=("LLMFILES_IF_EXISTS",),
+        default="new",
+        help="when the provider already has a file with the same content and purpose (SHA-256, recorded by earlier "
+        "uploads): 'new' uploads another copy, 'reuse' returns the existing file, 'error' refuses",
+    ),
+    SettingSpec(
+        name="resume",
+        kind="bool",
+        env=("LLMFILES_RESUME",),
+        default=True,
+        help="record large uploads in $LLMFILES_HOME/state.db, so that an interrupted one continues where it stopped "
+        "when it is run again",
+    ),
 )
+IF_EXISTS = ("new", "reuse", "error")
 CORE_NAMES = frozenset(s.name for s in CORE_SETTINGS)
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
@@ -224,6 +240,13 @@ def resolve_settings(
             raise InvalidSetting(f"{name} (from {sources[name]}) must be greater than 0")
     if values["max_retries"] < 0:
         raise InvalidSetting(f"max_retries (from {sources['max_retries']}) must be 0 or more")
+    if_exists = str(values.get("if_exists") or "new").strip().lower()
+    if if_exists not in IF_EXISTS:
+        raise InvalidSetting(
+            f"if_exists (from {sources['if_exists']}) must be one of {', '.join(IF_EXISTS)}, "
+            f"not {values['if_exists']!r}"
+        )
+    values["if_exists"] = if_exists
     return Settings(provider=info.name, values=values, sources=sources)
 
 

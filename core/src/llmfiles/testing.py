@@ -14,7 +14,7 @@ rejection before the file is opened, missing credentials, error mapping, progres
             return {"api_base": acme_server.url, "api_key": "test-key"}
 
 The module is registered as a pytest plugin (entry point ``pytest11``), so its fixtures
-(``llmfiles_home``, ``make_jsonl``) are available in any test suite where llmfiles is installed.
+(``llmfiles_home``, ``make_jsonl``, ``make_batch_jsonl``) are available in any test suite where llmfiles is installed.
 """
 
 from __future__ import annotations
@@ -52,6 +52,38 @@ def write_chat_jsonl(path: Path, records: int = 12, *, min_bytes: int = 0) -> Pa
     return path
 
 
+def write_batch_jsonl(
+    path: Path,
+    records: int = 12,
+    *,
+    min_bytes: int = 0,
+    url: str = "/v1/chat/completions",
+    model: str = "gpt-4o-mini",
+) -> Path:
+    """Write a valid OpenAI-format batch input file (chat completion requests to ``url`` for ``model``, unique
+    ``custom_id``s) with at least ``records`` lines and ``min_bytes`` bytes."""
+    i = 0
+    size = 0
+    with open(path, "w", encoding="utf-8") as fh:
+        while i < records or size < min_bytes:
+            line = json.dumps(
+                {
+                    "custom_id": f"request-{i}",
+                    "method": "POST",
+                    "url": url,
+                    "body": {
+                        "model": model,
+                        "messages": [{"role": "user", "content": f"Question {i}: what is {i} + {i}?"}],
+                        "max_tokens": 10 + i % 7,
+                    },
+                }
+            )
+            fh.write(line + "\n")
+            size += len(line) + 1
+            i += 1
+    return path
+
+
 @pytest.fixture
 def llmfiles_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh ``$LLMFILES_HOME`` for the test."""
@@ -66,6 +98,17 @@ def make_jsonl(tmp_path: Path) -> Callable[..., Path]:
 
     def make(name: str = "train.jsonl", records: int = 12, min_bytes: int = 0) -> Path:
         return write_chat_jsonl(tmp_path / name, records, min_bytes=min_bytes)
+
+    return make
+
+
+@pytest.fixture
+def make_batch_jsonl(tmp_path: Path) -> Callable[..., Path]:
+    """``make_batch_jsonl(name="batch.jsonl", records=12, min_bytes=0, url=..., model=...)`` writes a valid
+    OpenAI-format batch input file."""
+
+    def make(name: str = "batch.jsonl", records: int = 12, min_bytes: int = 0, **kw: Any) -> Path:
+        return write_batch_jsonl(tmp_path / name, records, min_bytes=min_bytes, **kw)
 
     return make
 

@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from llmfiles.errors import (
+    AnswerLost,
     DeadlineExceeded,
     InsecureTransport,
     LLMFilesError,
@@ -87,6 +88,25 @@ def redact_url(url: str) -> str:
 
 def redacted_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: ("***" if k.lower() in SENSITIVE_HEADERS else v) for k, v in headers.items()}
+
+
+class _RedactUrls(logging.Filter):
+    """urllib3 logs each request's path and query at DEBUG: hide signature/token/session values in them too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_url(a) if isinstance(a, str) and "?" in a else a for a in record.args)
+        return True
+
+
+_URLLIB3_REDACTED = False
+
+
+def _redact_urllib3_logs() -> None:
+    global _URLLIB3_REDACTED
+    if not _URLLIB3_REDACTED:
+        _URLLIB3_REDACTED = True
+        logging.getLogger("urllib3.connectionpool").addFilter(_RedactUrls())
 
 
 # --- helpers -------------------------------------------------------------------------------------------------
@@ -159,6 +179,8 @@ class _BodyStream:
         self.deadline_at = deadline_at
         self.blocksize = blocksize
         self.started = False
+        #: every byte of the body was handed to the connection (a request without a body: from the start)
+        self.finished = body is None
 
     def __iter__(self) -> Iterator[bytes]:
         body = self.body
@@ -194,6 +216,7 @@ class _BodyStream:
                     f"request body segment produced {sent:,} bytes but declared {expected:,}; "
                     "was the file changed while it was being uploaded?"
                 )
+        self.finished = True
 
 
 # --- the transport -------------------------------------------------------------------------------------------
@@ -218,6 +241,7 @@ class Transport:
             if pool is None:
                 import urllib3
 
+                _redact_urllib3_logs()
                 kw: dict[str, Any] = {}
                 if verify is False:
                     kw["cert_reqs"] = "CERT_NONE"
@@ -267,13 +291,21 @@ class Transport:
         """
         secrets = tuple(secrets)
         replayable = _replayable(request.body)
+        probe_kw: dict[str, Any] = dict(
+            provider=provider,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_retry_wait=max_retry_wait,
+            deadline_at=deadline_at,
+            allow_insecure_http=allow_insecure_http,
+            verify=verify,
+            secrets=secrets,
+        )
         attempt = 0
         while True:
             if deadline_at is not None and time.monotonic() >= deadline_at:
                 raise DeadlineExceeded(f"the operation's deadline passed before {request.method} could be sent")
             stream = _BodyStream(request.body, on_chunk, deadline_at, self._blocksize)
-            if attempt and on_restart is not None:
-                on_restart()
             if sink is not None:
                 sink.seek(0)
                 sink.truncate()
@@ -291,6 +323,10 @@ class Transport:
                 )
             except (NetworkError, _Retryable) as exc:
                 err = exc.error if isinstance(exc, _Retryable) else exc
+                if isinstance(exc, _Retryable) and _may_have_happened(request, stream):
+                    found = self._probe(request, str(err), probe_kw)
+                    if found is not None:
+                        return found
                 can_retry = isinstance(exc, _Retryable) and (replayable or not stream.started)
                 if not can_retry:
                     raise err from None
@@ -306,7 +342,17 @@ class Transport:
                     "retrying %s %s after %s (attempt %d)", request.method, redact_url(request.url), err, attempt + 2
                 )
                 attempt += 1
+                if on_restart is not None:
+                    on_restart()  # here, so that an exception it raises has this failure as its context
                 continue
+            if (
+                response.status in retry_statuses
+                and response.status != 429  # a rate limit is answered before anything is done
+                and _may_have_happened(request, stream)
+            ):
+                found = self._probe(request, f"HTTP {response.status}", probe_kw)
+                if found is not None:
+                    return found
             if response.status in retry_statuses and attempt < max_retries and (replayable or not stream.started):
                 wait = parse_retry_after(response.header("retry-after"))
                 delay = min(wait, max_retry_wait) if wait is not None else backoff_delay(attempt, max_retry_wait)
@@ -320,12 +366,52 @@ class Transport:
                     attempt + 2,
                 )
                 attempt += 1
+                if on_restart is not None:
+                    try:
+                        on_restart()
+                    except Exception as restart_exc:
+                        # what made the retry necessary, for a caller that stops here instead
+                        restart_exc.__context__ = ProviderError(
+                            f"HTTP {response.status} (retried)", provider=provider, status=response.status
+                        )
+                        raise
                 continue
             if attempt:
                 headers = dict(response.headers)
                 headers["x-llmfiles-attempts"] = str(attempt + 1)
                 response = HttpResponse(status=response.status, headers=headers, body=response.body, url=response.url)
             return response
+
+    def _probe(self, request: HttpRequest, what: str, kw: Mapping[str, Any]) -> HttpResponse | None:
+        """Ask whether an attempt of ``request`` whose answer was lost did what it asks; return the answer it would
+        have had, or ``None`` when it did not.  Raises :class:`AnswerLost` when that cannot be found out."""
+        assert request.probe is not None and request.read_probe is not None
+        where = f"{request.method} {redact_url(request.url)}"
+        log.info("%s was sent in full but got no usable answer (%s); checking whether it was done", where, what)
+        problem: str
+        try:
+            response = self.send(request.probe(), **kw)
+            # read_probe reads any answer (a 404 may mean "not there"); it raises for one it cannot tell from
+            found = request.read_probe(response)
+            if found is None:
+                log.info("%s was not done; sending it again", where)
+                return None
+            headers = dict(found.headers)
+            headers["x-llmfiles-found-by-probe"] = "1"
+            log.info("%s was done although its answer was lost; not sending it again", where)
+            return HttpResponse(status=found.status, headers=headers, body=found.body, url=found.url or request.url)
+        except LLMFilesError as exc:
+            problem = f"the check failed: {exc}"
+        except Exception as exc:  # a plugin's read_probe that cannot read the answer
+            problem = f"the check's answer could not be read: {type(exc).__name__}: {exc}"
+        raise AnswerLost(
+            redact(
+                f"{where} was sent in full but its answer was lost ({what}), and whether the provider did it could not "
+                f"be found out ({problem}). It was not sent again, so as not to create a second copy: list the "
+                "files before you upload again",
+                kw.get("secrets", ()),
+            )
+        ) from None
 
     @staticmethod
     def _sleep(delay: float, deadline_at: float | None, err: BaseException | None) -> None:
@@ -449,6 +535,13 @@ class Transport:
             finally:
                 resp.release_conn()
             return HttpResponse(status=status, headers=resp_headers, body=data, url=url)
+
+
+def _may_have_happened(request: HttpRequest, stream: _BodyStream) -> bool:
+    """Whether an attempt of a non-idempotent request with a probe may have been done although no good answer came:
+    it was sent in full."""
+    can_probe = request.probe is not None and request.read_probe is not None
+    return can_probe and not request.is_idempotent and stream.finished
 
 
 def _read_bounded(resp: Any, limit: int, host: str, provider: str) -> bytes:

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from llmfiles.testing import write_batch_jsonl
 from llmfiles_azure import auth
 from servers.managed_identity import ManagedIdentityEndpoint
 from servers.openai_like import OpenAILikeServer
@@ -36,6 +38,18 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     auth.reset_default_credentials()
     yield
     auth.reset_default_credentials()
+
+
+@pytest.fixture
+def make_batch_jsonl(tmp_path: Path) -> Callable[..., Path]:
+    """The kit's batch files with Azure's endpoint path (``/chat/completions``) and a deployment name."""
+
+    def make(name: str = "batch.jsonl", records: int = 12, min_bytes: int = 0, **kw: Any) -> Path:
+        kw.setdefault("url", "/chat/completions")
+        kw.setdefault("model", "gpt-4o-mini-batch")
+        return write_batch_jsonl(tmp_path / name, records, min_bytes=min_bytes, **kw)
+
+    return make
 
 
 @pytest.fixture(scope="session")

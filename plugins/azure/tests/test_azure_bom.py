@@ -66,9 +66,9 @@ def test_a_file_that_has_a_bom_is_sent_as_it_is(
 
 
 def test_other_purposes_are_sent_as_they_are(
-    client: llmfiles.Client, azure_server: OpenAILikeServer, make_jsonl: Any
+    client: llmfiles.Client, azure_server: OpenAILikeServer, make_batch_jsonl: Any
 ) -> None:
-    src = make_jsonl()
+    src = make_batch_jsonl()
     fo = client.upload(src, purpose="batch")
     assert azure_server.files[fo.id].content == src.read_bytes()
 

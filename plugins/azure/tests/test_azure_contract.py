@@ -136,8 +136,11 @@ def test_single_upload_passes_the_contract_and_its_201_is_accepted(
 
 
 @pytest.mark.parametrize("purpose", azure_plugin.CLASSIC_PURPOSES)
-def test_every_classic_purpose_passes_the_contract(client: llmfiles.Client, make_jsonl: Any, purpose: str) -> None:
-    assert client.upload(make_jsonl(), purpose=purpose).provider == "azure"
+def test_every_classic_purpose_passes_the_contract(
+    client: llmfiles.Client, make_jsonl: Any, make_batch_jsonl: Any, purpose: str
+) -> None:
+    file = make_batch_jsonl() if purpose == "batch" else make_jsonl()
+    assert client.upload(file, purpose=purpose).provider == "azure"
 
 
 def test_uploads_flow_passes_the_contract(client: llmfiles.Client, make_jsonl: Any, recorder: Recorder) -> None:

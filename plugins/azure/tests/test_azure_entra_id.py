@@ -98,15 +98,15 @@ def test_entra_id_token_passes_azures_contract_in_prism(
 
 
 def test_a_managed_identity_credential_passed_in(
-    accepting: OpenAILikeServer, identity: ManagedIdentityEndpoint, make_jsonl: Any
+    accepting: OpenAILikeServer, identity: ManagedIdentityEndpoint, make_batch_jsonl: Any
 ) -> None:
     from azure.identity import ManagedIdentityCredential
 
     credential = ManagedIdentityCredential()
     with _client(accepting.origin, credential=credential) as client:
-        plan = client.describe_upload(make_jsonl(), purpose="batch")
+        plan = client.describe_upload(make_batch_jsonl(), purpose="batch")
         assert plan["credentials"] == "Entra ID (ManagedIdentityCredential, Client setting credential)"
-        fo = client.upload(make_jsonl(), purpose="batch")
+        fo = client.upload(make_batch_jsonl(), purpose="batch")
     with _client(accepting.origin) as other:
         assert other.retrieve(fo.id, credential=credential).id == fo.id
     assert set(_auth_headers(accepting)) == {(f"Bearer {identity.token}", None)}
@@ -149,24 +149,30 @@ def test_every_part_of_a_large_upload_carries_a_token(
 
 
 def test_an_api_key_from_the_environment_wins_over_default_credential(
-    accepting: OpenAILikeServer, identity: ManagedIdentityEndpoint, monkeypatch: pytest.MonkeyPatch, make_jsonl: Any
+    accepting: OpenAILikeServer,
+    identity: ManagedIdentityEndpoint,
+    monkeypatch: pytest.MonkeyPatch,
+    make_batch_jsonl: Any,
 ) -> None:
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", accepting.api_key)
     with _client(accepting.origin, use_default_credential=True) as client:
-        assert client.describe_upload(make_jsonl(), purpose="batch")["credentials"] == "env AZURE_OPENAI_API_KEY"
-        client.upload(make_jsonl(), purpose="batch")
+        assert client.describe_upload(make_batch_jsonl(), purpose="batch")["credentials"] == "env AZURE_OPENAI_API_KEY"
+        client.upload(make_batch_jsonl(), purpose="batch")
     assert _auth_headers(accepting) == [(None, accepting.api_key)]
     assert identity.requests == []  # Entra ID was never asked
 
 
 def test_a_credential_argument_wins_over_a_key_in_the_environment(
-    accepting: OpenAILikeServer, identity: ManagedIdentityEndpoint, monkeypatch: pytest.MonkeyPatch, make_jsonl: Any
+    accepting: OpenAILikeServer,
+    identity: ManagedIdentityEndpoint,
+    monkeypatch: pytest.MonkeyPatch,
+    make_batch_jsonl: Any,
 ) -> None:
     from azure.identity import ManagedIdentityCredential
 
     monkeypatch.setenv("AZURE_API_KEY", "a-key-that-must-not-be-used")
     with _client(accepting.origin) as client:
-        client.upload(make_jsonl(), purpose="batch", credential=ManagedIdentityCredential())
+        client.upload(make_batch_jsonl(), purpose="batch", credential=ManagedIdentityCredential())
     assert _auth_headers(accepting) == [(f"Bearer {identity.token}", None)]
 
 

@@ -58,9 +58,9 @@ def test_the_provider_is_registered_through_its_entry_point() -> None:
 
 
 def test_classic_requests_use_openai_paths_the_api_version_and_the_api_key(
-    client: llmfiles.Client, azure_server: OpenAILikeServer, make_jsonl: Any, tmp_path: Path
+    client: llmfiles.Client, azure_server: OpenAILikeServer, make_batch_jsonl: Any, tmp_path: Path
 ) -> None:
-    fo = client.upload(make_jsonl(), purpose="batch")
+    fo = client.upload(make_batch_jsonl(), purpose="batch")
     assert fo.status == "pending"  # Azure: pending when created, processed later
     assert client.retrieve(fo.id).status == "processed"
     assert [f.id for f in client.list_files(purpose="batch", page_size=5)] == [fo.id]
@@ -81,13 +81,13 @@ def test_classic_requests_use_openai_paths_the_api_version_and_the_api_key(
 
 @pytest.mark.parametrize("var", ["OPENAI_API_VERSION", "AZURE_API_VERSION"])
 def test_api_version_and_endpoint_from_the_environment(
-    azure_server: OpenAILikeServer, make_jsonl: Any, var: str
+    azure_server: OpenAILikeServer, make_batch_jsonl: Any, var: str
 ) -> None:
     env = {var: "2025-04-01-preview", "AZURE_API_BASE": azure_server.origin + "/openai/", "AZURE_API_KEY": "x"}
     env["AZURE_API_KEY"] = azure_server.api_key
     with llmfiles.Client("azure", environ=env) as client:
-        assert client.describe_upload(make_jsonl(), purpose="batch")["credentials"] == "env AZURE_API_KEY"
-        client.upload(make_jsonl(), purpose="batch")
+        assert client.describe_upload(make_batch_jsonl(), purpose="batch")["credentials"] == "env AZURE_API_KEY"
+        client.upload(make_batch_jsonl(), purpose="batch")
     (req,) = azure_server.requests
     assert req.path == "/openai/files" and req.query == {"api-version": ["2025-04-01-preview"]}
 
@@ -202,11 +202,11 @@ def test_wait_polls_until_processed(azure_server: OpenAILikeServer, client: llmf
     assert [r.route for r in azure_server.requests] == ["files.create", "files.retrieve"]
 
 
-def test_wait_raises_when_processing_fails(make_jsonl: Any) -> None:
+def test_wait_raises_when_processing_fails(make_batch_jsonl: Any) -> None:
     with OpenAILikeServer.azure(processing_error="jsonlValidationFailed: line 3") as server:
         client = llmfiles.Client("azure", environ={}, api_base=server.origin, api_key=server.api_key)
         with client, pytest.raises(llmfiles.ProviderError) as info:
-            client.upload(make_jsonl(), purpose="batch", wait=True)
+            client.upload(make_batch_jsonl(), purpose="batch", wait=True)
     assert info.value.code == "processing_error" and "jsonlValidationFailed: line 3" in str(info.value)
 
 
@@ -214,13 +214,13 @@ def test_wait_raises_when_processing_fails(make_jsonl: Any) -> None:
 
 
 def test_azure_error_body_and_apim_request_id_reach_provider_error(
-    azure_server: OpenAILikeServer, client: llmfiles.Client, make_jsonl: Any
+    azure_server: OpenAILikeServer, client: llmfiles.Client, make_batch_jsonl: Any
 ) -> None:
     azure_server.fail(
         "files.create", 400, code="contentFilter", inner_code="ResponsibleAIPolicyViolation", message="Filtered."
     )
     with pytest.raises(llmfiles.ProviderError) as info:
-        client.upload(make_jsonl(), purpose="batch")
+        client.upload(make_batch_jsonl(), purpose="batch")
     err = info.value
     (req,) = azure_server.requests
     assert (err.status, err.code, err.request_id) == (400, "contentFilter", req.request_id)
@@ -252,10 +252,10 @@ def test_unknown_file_is_file_not_found_with_azures_code(client: llmfiles.Client
 
 
 def test_429_is_retried_after_retry_after(
-    azure_server: OpenAILikeServer, client: llmfiles.Client, make_jsonl: Any
+    azure_server: OpenAILikeServer, client: llmfiles.Client, make_batch_jsonl: Any
 ) -> None:
     azure_server.fail("files.create", 429, headers={"Retry-After": "0"})
-    assert client.upload(make_jsonl(), purpose="batch").id
+    assert client.upload(make_batch_jsonl(), purpose="batch").id
     assert [r.status for r in azure_server.requests] == [429, 201]
 
 

@@ -18,6 +18,10 @@ from llmfiles.models import Progress
 from servers.fault_proxy import Corrupt, DropAfter, FaultProxy, ProxyRequest, Respond
 
 MiB = 1024 * 1024
+ACCESS_DENIED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    b"<Message>Access Denied</Message><RequestId>4442587FB7D0A2F9</RequestId></Error>"
+)
 INTERNAL_ERROR = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>'
     b"<Message>We encountered an internal error. Please try again.</Message>"
@@ -225,13 +229,36 @@ def test_a_part_failing_for_good_aborts_the_upload(
     client: llmfiles.Client, make_jsonl: Any, proxy: FaultProxy, s3: Any, prefix: str
 ) -> None:
     src = make_jsonl("fails.jsonl", min_bytes=11 * MiB)
-    proxy.add_rule(is_part(3), Respond(503, {"Content-Type": "application/xml"}, INTERNAL_ERROR), times=100)
+    proxy.add_rule(is_part(3), Respond(403, {"Content-Type": "application/xml"}, ACCESS_DENIED), times=100)
     with pytest.raises(llmfiles.ProviderError) as info:
         client.upload(src, purpose="fine-tune", multipart_threshold="5MiB", part_size="5MiB", max_retries=2)
-    assert info.value.status == 503 and info.value.code == "InternalError"
-    assert len(parts_sent(proxy, 3)) == 3
+    assert info.value.status == 403 and info.value.code == "AccessDenied"
+    assert len(parts_sent(proxy, 3)) == 1
     assert any("aborted" in n for n in info.value.__notes__)
     assert uploads_in_progress(s3, prefix) == [] and objects_under(s3, prefix) == []
+
+
+def test_a_part_failing_until_the_retries_run_out_keeps_the_upload_and_the_next_run_resumes_it(
+    client: llmfiles.Client, make_jsonl: Any, proxy: FaultProxy, s3: Any, prefix: str
+) -> None:
+    src = make_jsonl("fails.jsonl", min_bytes=11 * MiB)
+    rule = proxy.add_rule(is_part(3), Respond(503, {"Content-Type": "application/xml"}, INTERNAL_ERROR), times=100)
+    large = {"multipart_threshold": "5MiB", "part_size": "5MiB", "max_concurrency": 1}
+    with pytest.raises(llmfiles.ProviderError) as info:
+        client.upload(src, purpose="fine-tune", max_retries=2, **large)
+    assert info.value.status == 503 and info.value.code == "InternalError"
+    assert len(parts_sent(proxy, 3)) == 3
+    assert any("session was kept" in n for n in info.value.__notes__)
+    (left,) = uploads_in_progress(s3, prefix)
+    rule.times = 0
+    proxy.requests.clear()
+
+    fo = client.upload(src, purpose="fine-tune", **large)
+    assert [r.query.get("partNumber") for r in parts_sent(proxy)] == [["3"]]  # ListParts confirmed 1 and 2
+    assert any(r.method == "GET" and r.query.get("uploadId") == [left["UploadId"]] for r in proxy.requests)
+    assert uploads_in_progress(s3, prefix) == []
+    body = s3.get_object(Bucket=BUCKET, Key=fo.id.split("/", 3)[3])["Body"].read()
+    assert body == src.read_bytes()
 
 
 def test_complete_answering_200_with_an_error_is_a_failure(

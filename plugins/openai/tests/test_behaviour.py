@@ -152,7 +152,7 @@ def test_a_part_whose_connection_drops_is_retried(
     assert openai_server.files[fo.id].md5 == md5_of(src)
 
 
-@pytest.mark.parametrize("status", [400, 500])
+@pytest.mark.parametrize("status", [400, 403])
 def test_a_part_that_fails_for_good_cancels_the_upload(
     status: int, client: Client, openai_server: OpenAILikeServer, make_jsonl: Callable[..., Path]
 ) -> None:
@@ -171,6 +171,28 @@ def test_a_part_that_fails_for_good_cancels_the_upload(
     assert upload.status == "cancelled"
     assert openai_server.requests_to("uploads.complete") == []
     assert openai_server.files == {}
+
+
+def test_a_server_that_stays_down_keeps_the_upload_for_the_next_run(
+    client: Client, openai_server: OpenAILikeServer, make_jsonl: Callable[..., Path]
+) -> None:
+    """500s until the retries run out: the session is kept (not cancelled), and the next run sends only the parts
+    that are missing to the same upload."""
+    src = make_jsonl("large.jsonl", min_bytes=3 * MiB)
+    openai_server.fail("uploads.parts", 500, skip=2, times=1000, message="down")
+    with pytest.raises(llmfiles.ProviderError) as info:
+        client.upload(src, purpose="fine-tune", max_retries=1, **{**LARGE, "max_concurrency": 1})
+    assert info.value.status == 500
+    assert any("session was kept" in note for note in info.value.__notes__)
+    assert openai_server.requests_to("uploads.cancel") == []
+    openai_server.faults.clear()
+
+    fo = client.upload(src, purpose="fine-tune", **LARGE)
+    assert len(openai_server.requests_to("uploads.create")) == 1  # the same upload
+    accepted = [r for r in openai_server.requests_to("uploads.parts") if r.status == 200]
+    assert len(accepted) == -(-src.stat().st_size // MiB)  # every part accepted once
+    assert openai_server.files[fo.id].md5 == md5_of(src)
+    assert client.unfinished_uploads() == []
 
 
 @pytest.mark.parametrize("where", ["argument", "client", "env"])
@@ -282,10 +304,13 @@ def test_training_and_validation_files_upload_together(
 
 
 def test_listing_follows_the_after_cursor(
-    client: Client, openai_server: OpenAILikeServer, make_jsonl: Callable[..., Path]
+    client: Client,
+    openai_server: OpenAILikeServer,
+    make_jsonl: Callable[..., Path],
+    make_batch_jsonl: Callable[..., Path],
 ) -> None:
     ids = [client.upload(make_jsonl(f"f{i}.jsonl"), purpose="fine-tune").id for i in range(5)]
-    other = client.upload(make_jsonl("b.jsonl"), purpose="batch").id
+    other = client.upload(make_batch_jsonl("b.jsonl"), purpose="batch").id
 
     listed = [f.id for f in client.list_files(purpose="fine-tune", page_size=2)]
 
@@ -317,14 +342,14 @@ def test_file_ids_are_quoted_into_the_path(client: Client, openai_server: OpenAI
 
 
 def test_expires_after_option_reaches_the_provider(
-    client: Client, openai_server: OpenAILikeServer, make_jsonl: Callable[..., Path]
+    client: Client, openai_server: OpenAILikeServer, make_batch_jsonl: Callable[..., Path]
 ) -> None:
-    small = client.upload(make_jsonl(), purpose="batch", expires_after=7200)
+    small = client.upload(make_batch_jsonl(), purpose="batch", expires_after=7200)
     assert small.expires_at == small.created_at + 7200
     assert openai_server.requests_to("files.create")[0].form["expires_after[seconds]"] == "7200"
 
     large = client.upload(
-        make_jsonl("large.jsonl", min_bytes=2 * MiB),
+        make_batch_jsonl("large.jsonl", min_bytes=2 * MiB),
         purpose="batch",
         expires_after=3600,
         **LARGE,

@@ -92,12 +92,15 @@ def test_single_upload_passes_the_contract(client: llmfiles.Client, make_jsonl: 
 
 
 @pytest.mark.parametrize("purpose", ["assistants", "batch", "fine-tune", "vision", "user_data", "evals"])
-def test_every_files_purpose_passes_the_contract(client: llmfiles.Client, make_jsonl: Any, purpose: str) -> None:
-    assert client.upload(make_jsonl(), purpose=purpose).provider == "openai"
+def test_every_files_purpose_passes_the_contract(
+    client: llmfiles.Client, make_jsonl: Any, make_batch_jsonl: Any, purpose: str
+) -> None:
+    file = make_batch_jsonl() if purpose == "batch" else make_jsonl()
+    assert client.upload(file, purpose=purpose).provider == "openai"
 
 
-def test_expires_after_passes_the_contract(client: llmfiles.Client, make_jsonl: Any) -> None:
-    assert client.upload(make_jsonl(), purpose="batch", expires_after=3600).id
+def test_expires_after_passes_the_contract(client: llmfiles.Client, make_batch_jsonl: Any) -> None:
+    assert client.upload(make_batch_jsonl(), purpose="batch", expires_after=3600).id
 
 
 def test_uploads_flow_passes_the_contract(client: llmfiles.Client, make_jsonl: Any, recorder: Recorder) -> None:

@@ -1,6 +1,7 @@
-"""Checks of a file's content before it is uploaded (streaming, line-numbered problems)."""
+"""Checks of a file's content before it is uploaded (streaming, line-numbered problems), and conversions."""
 
 from llmfiles.validate.jsonl import Report, check_jsonl
 from llmfiles.validate.records import RecordChecker
+from llmfiles.validate.stats import ExampleStats, FileFacts
 
-__all__ = ["RecordChecker", "Report", "check_jsonl"]
+__all__ = ["ExampleStats", "FileFacts", "RecordChecker", "Report", "check_jsonl"]

@@ -234,7 +234,7 @@ def signer(credentials: Credentials, provider: str) -> Signer:
             token = fetch_token(extra, provider=provider)
             return _with_headers(request, {"Authorization": f"Bearer {token}", **fixed})
 
-        return sign_entra
+        return _signing_probes(sign_entra)
     if credentials.secret is not None:
         value = credentials.secret.reveal()
         if credentials.kind in ("bearer", "entra_id"):
@@ -245,7 +245,22 @@ def signer(credentials: Credentials, provider: str) -> Signer:
     def sign_static(request: HttpRequest) -> HttpRequest:
         return _with_headers(request, fixed) if fixed else request
 
-    return sign_static
+    return _signing_probes(sign_static)
+
+
+def _signing_probes(sign: Signer) -> Signer:
+    """``sign``, also for the probe a request may carry (built later, when an answer was lost: signed then)."""
+
+    def sign_with_probe(request: HttpRequest) -> HttpRequest:
+        signed = sign(request)
+        probe = request.probe
+        if probe is None:
+            return signed
+        import attrs
+
+        return attrs.evolve(signed, probe=lambda: sign(probe()))
+
+    return sign_with_probe
 
 
 def _with_headers(request: HttpRequest, headers: dict[str, str]) -> HttpRequest:

@@ -32,8 +32,11 @@ from llmfiles.models import (
     UploadState,
 )
 from llmfiles.settings import places_looked
-from llmfiles_azure import auth, bom
+from llmfiles.validate.records import RecordChecker
+from llmfiles_azure import auth, bom, checks
 from llmfiles_openai import wire
+from llmfiles_openai.checks import BatchChecker
+from llmfiles_openai.plugin import CHECK_SETTINGS, checker_options
 
 NAME = "azure"
 #: the GA api-version of the classic API
@@ -52,6 +55,8 @@ SINGLE_REQUEST_LIMIT = 512 * MB
 ONE_REQUEST_FILE_LIMIT = SINGLE_REQUEST_LIMIT - len(bom.BOM)
 MAX_FILE_SIZE = 9 * GB
 MAX_PART_SIZE = 64 * MB
+#: Azure OpenAI keeps an unfinished upload for two hours
+UPLOAD_TTL = 2 * 3600
 #: Azure's file statuses (and those of api-versions before 2024) onto llmfiles' normalized ones
 STATUS_MAP: Mapping[str, str] = {
     **wire.STATUS_MAP,
@@ -100,12 +105,15 @@ SETTINGS = (
         env=("LLMFILES_AZURE_DEFAULT_CREDENTIAL",),
         default=True,
         help="use DefaultAzureCredential when no api_key, credential or token provider is given",
+        fingerprint=False,  # how to sign in, not where files go
     ),
     SettingSpec(
         name="token_scope",
         default=auth.COGNITIVE_SCOPE,
         help="the Entra ID scope of the tokens",
+        fingerprint=False,
     ),
+    *CHECK_SETTINGS,
 )
 
 INFO = ProviderInfo(
@@ -158,6 +166,7 @@ class Target:
             base=f"{self.endpoint}/openai",
             query={"api-version": self.api_version},
             request_id_headers=REQUEST_ID_HEADERS,
+            probe_params={},  # the classic API lists every file in one answer, without after/limit/order
         )
 
 
@@ -280,6 +289,7 @@ def llmfiles_build_request(
             max_part_size=MAX_PART_SIZE,
             status_map=STATUS_MAP,
             prefix=prefix,
+            session_ttl=UPLOAD_TTL,
         )
         assert operation.source is not None
         declared = operation.source.size + len(prefix)
@@ -390,3 +400,14 @@ def llmfiles_normalize_response(
     if operation.name == "list":
         return file_page(response)
     return wire.normalize(NAME, operation, response, status_map=STATUS_MAP, request_id_headers=REQUEST_ID_HEADERS)
+
+
+@hookimpl
+def llmfiles_record_checker(provider: str, purpose: str, settings: Mapping[str, Any]) -> RecordChecker | None:
+    if provider != NAME:
+        return None
+    if purpose == "fine-tune":
+        return checks.AzureFineTuneChecker(provider="Azure OpenAI", **checker_options(settings))
+    if purpose == "batch":
+        return BatchChecker(checks.AZURE_BATCH)
+    return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import logging
 import os
 import re
 import threading
@@ -39,7 +40,28 @@ CHAIN_PLACES = (
 
 def botocore(module: str) -> Any:
     """``botocore.<module>``, imported on first use (botocore ships no type information: it is typed ``Any``)."""
+    _quiet_signer()
     return importlib.import_module(f"botocore.{module}")
+
+
+#: botocore's signer logs, at DEBUG, the canonical request (with the session token header), the string to sign and
+#: the signature itself: those records are dropped, whatever the application's logging configuration
+_SIGNING_RECORDS = ("CanonicalRequest", "StringToSign", "Signature", "String to sign")
+
+
+class _NoSigningSecrets(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith(_SIGNING_RECORDS))
+
+
+_QUIET = False
+
+
+def _quiet_signer() -> None:
+    global _QUIET
+    if not _QUIET:
+        _QUIET = True
+        logging.getLogger("botocore.auth").addFilter(_NoSigningSecrets())
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,9 @@ SETTINGS = (
         env=("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
         help="an S3 endpoint URL (path-style requests); default https://{bucket}.s3.{region}.amazonaws.com",
     ),
-    SettingSpec(name="aws_access_key_id", help="an access key id (else botocore's credential chain)"),
+    SettingSpec(
+        name="aws_access_key_id", help="an access key id (else botocore's credential chain)", fingerprint=False
+    ),
     SettingSpec(
         name="aws_secret_access_key",
         kind="secret",
@@ -73,7 +75,11 @@ SETTINGS = (
         secret_names=(),
         help="the session token of temporary credentials",
     ),
-    SettingSpec(name="aws_profile", help="a profile of ~/.aws/config (else botocore's: env AWS_PROFILE or 'default')"),
+    SettingSpec(
+        name="aws_profile",
+        help="a profile of ~/.aws/config (else botocore's: env AWS_PROFILE or 'default')",
+        fingerprint=False,
+    ),
     SettingSpec(
         name="convert",
         help="convert an OpenAI chat file while uploading: claude, nova or prompt-completion (CLI --convert)",

@@ -19,6 +19,8 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 from xml.etree import ElementTree as ET
 
+import attrs
+
 from llmfiles.errors import (
     FileNotFound,
     InputError,
@@ -473,8 +475,17 @@ def multipart_plan(
     verified ETags (a 200 answer carrying ``<Error>`` is a failure), AbortMultipartUpload when the upload fails.
 
     ``body`` is the caller's file, or (``own_source=True``) a converted stream the engine reads instead of it.
+
+    Every request after the start is built from the state (bucket, key, upload id), so a later process continues
+    the upload: ``ListParts`` tells which recorded parts S3 still has (with the same ETag).
     """
     base = ep.object_url(loc)
+
+    def where(state: UploadState) -> Location:
+        return Location(bucket=state["bucket"], key=state["key"])
+
+    def url(state: UploadState, **params: Any) -> str:
+        return f"{ep.object_url(where(state))}?{_query({**params, 'uploadId': state['upload_id']})}"
 
     def read_start(response: HttpResponse) -> UploadState:
         root = _xml(response.body)
@@ -484,18 +495,18 @@ def multipart_plan(
         return {"upload_id": upload_id, "bucket": loc.bucket, "key": loc.key}
 
     def part(state: UploadState, p: Part) -> HttpRequest:
-        q = _query({"partNumber": p.number, "uploadId": state["upload_id"]})
-        return ep.request("PUT", f"{base}?{q}", stream=(p.body,), idempotent=True)
+        return ep.request("PUT", url(state, partNumber=p.number), stream=(p.body,), idempotent=True)
 
     def read_part(state: UploadState, p: Part, response: HttpResponse, digests: Mapping[str, str]) -> Receipt:
         etag = _etag(response.header("etag"))
+        uri = where(state).uri
         if not etag:
-            raise UploadFailed(f"S3 answered part {p.number} of {loc.uri} without an ETag")
+            raise UploadFailed(f"S3 answered part {p.number} of {uri} without an ETag")
         md5 = digests.get("md5", "")
         if _etag_is_md5(response):
             if etag != md5:
                 raise UploadFailed(
-                    f"part {p.number} of {loc.uri}: S3 stored bytes whose MD5 is {etag}, but the bytes sent have MD5 "
+                    f"part {p.number} of {uri}: S3 stored bytes whose MD5 is {etag}, but the bytes sent have MD5 "
                     f"{md5}; the part was changed on the way, so the upload is not completed"
                 )
         else:
@@ -507,8 +518,28 @@ def multipart_plan(
             f"<Part><PartNumber>{int(r['part_number'])}</PartNumber><ETag>{r['etag']}</ETag></Part>" for r in receipts
         )
         xml = f'<CompleteMultipartUpload xmlns="{_NS[1:-1]}">{parts}</CompleteMultipartUpload>'.encode()
-        q = _query({"uploadId": state["upload_id"]})
-        return ep.request("POST", f"{base}?{q}", headers={"Content-Type": "application/xml"}, body=xml)
+        request = ep.request("POST", url(state), headers={"Content-Type": "application/xml"}, body=xml)
+        target = where(state)
+
+        # a completed upload is gone (NoSuchUpload): if the answer is lost, the object (its key is unique to this
+        # upload) is looked up instead of completing again
+        def probe() -> HttpRequest:
+            return head_object(ep, target)
+
+        def read_probe(response: HttpResponse) -> HttpResponse | None:
+            if response.status == 404:
+                return None
+            if response.status != 200:
+                raise error_from(response, ep.provider)
+            etag = (response.header("etag") or "").replace("&", "&amp;").replace("<", "&lt;")
+            result = (
+                f'<CompleteMultipartUploadResult xmlns="{_NS[1:-1]}"><ETag>{etag}</ETag>'
+                "</CompleteMultipartUploadResult>"
+            )
+            headers = {k: v for k, v in response.headers.items() if k in ("date", "last-modified", "x-amz-version-id")}
+            return HttpResponse(status=200, headers=headers, body=result.encode(), url=response.url)
+
+        return attrs.evolve(request, probe=probe, read_probe=read_probe)
 
     def read_complete(state: UploadState, response: HttpResponse) -> FileObject:
         # S3 may answer 200 and then report an error in the body (the answer starts before the object is built)
@@ -537,7 +568,7 @@ def multipart_plan(
                 provider=ep.provider,
                 status=response.status,
             )
-        fo = file_from_put(ep.provider, loc, body.size, purpose, response)
+        fo = file_from_put(ep.provider, where(state), body.size, purpose, response)
         raw = dict(fo.raw)
         raw.update(etag=_child_text(root, "ETag"), upload_id=state["upload_id"])
         return FileObject(
@@ -552,8 +583,23 @@ def multipart_plan(
         )
 
     def abort(state: UploadState) -> HttpRequest:
-        q = _query({"uploadId": state["upload_id"]})
-        return ep.request("DELETE", f"{base}?{q}")
+        return ep.request("DELETE", url(state))
+
+    def list_parts(state: UploadState, cursor: str | None) -> HttpRequest:
+        return ep.request("GET", url(state, **{"max-parts": 1000, "part-number-marker": cursor}))
+
+    def read_list_parts(state: UploadState, response: HttpResponse) -> tuple[dict[int, Receipt], str | None]:
+        root = _xml(response.body)
+        if _local(root.tag) not in ("ListPartsResult", "ListPartsResponse"):  # S3, moto
+            raise ProviderError(f"ListParts answered with <{_local(root.tag)}>", provider=ep.provider)
+        listed: dict[int, Receipt] = {}
+        for el in _children(root, "Part"):
+            number = int(_child_text(el, "PartNumber") or "0")
+            if 1 <= number <= MAX_PARTS:
+                listed[number - 1] = {"part_number": number, "etag": f'"{_etag(_child_text(el, "ETag"))}"'}
+        truncated = (_child_text(root, "IsTruncated") or "").lower() == "true"
+        marker = _child_text(root, "NextPartNumberMarker") if truncated else None
+        return listed, marker or None
 
     return UploadPlan(
         destination=loc.uri,
@@ -564,6 +610,8 @@ def multipart_plan(
         complete=complete,
         read_complete=read_complete,
         abort=abort,
+        list_parts=list_parts,
+        read_list_parts=read_list_parts,
         min_part_size=MIN_PART,
         max_part_size=MAX_PART,
         max_parts=MAX_PARTS,

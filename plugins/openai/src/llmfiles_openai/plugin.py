@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from llmfiles import hookimpl
 from llmfiles.errors import InvalidSetting
@@ -19,9 +20,29 @@ from llmfiles.models import (
     SettingSpec,
     UploadPlan,
 )
-from llmfiles_openai import wire
+from llmfiles.validate.records import RecordChecker
+from llmfiles_openai import checks, tokens, wire
 
 NAME = "openai"
+
+#: settings of the content checks, shared with llmfiles-azure
+CHECK_SETTINGS = (
+    SettingSpec(
+        name="fine_tune_model",
+        env=("LLMFILES_FINE_TUNE_MODEL",),
+        help="the model the file will fine-tune (e.g. gpt-4o-mini-2024-07-18): its per-example token limit and "
+        "tokenizer are used by the checks",
+        fingerprint=False,
+    ),
+    SettingSpec(
+        name="tokenizer",
+        env=("LLMFILES_TOKENIZER",),
+        default="auto",
+        help="how the checks count tokens: auto (tiktoken when it is installed and usable, else an estimate), "
+        "tiktoken, or estimate",
+        fingerprint=False,
+    ),
+)
 PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 UPLOADS_PURPOSES = ("assistants", "batch", "fine-tune", "vision")
 MB = 1000 * 1000
@@ -46,7 +67,9 @@ SETTINGS = (
         name="expires_after",
         kind="int",
         help="seconds after creation when the file expires (3600 to 2592000)",
+        fingerprint=False,
     ),
+    *CHECK_SETTINGS,
 )
 
 
@@ -129,3 +152,23 @@ def llmfiles_normalize_response(
     if provider != NAME:
         return None
     return wire.normalize(NAME, operation, response)
+
+
+def checker_options(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The fine-tuning checker's options from the ``fine_tune_model`` and ``tokenizer`` settings."""
+    tokenizer = settings.get("tokenizer") or "auto"
+    if str(tokenizer).strip().lower() not in tokens.TOKENIZERS:
+        raise InvalidSetting(f"tokenizer: {tokenizer!r} is not one of {', '.join(tokens.TOKENIZERS)}")
+    model = settings.get("fine_tune_model")
+    return {"model": str(model) if model else None, "tokenizer": str(tokenizer)}
+
+
+@hookimpl
+def llmfiles_record_checker(provider: str, purpose: str, settings: Mapping[str, Any]) -> RecordChecker | None:
+    if provider != NAME:
+        return None
+    if purpose == "fine-tune":
+        return checks.FineTuneChecker(provider="OpenAI", **checker_options(settings))
+    if purpose == "batch":
+        return checks.BatchChecker(checks.OPENAI_BATCH)
+    return None

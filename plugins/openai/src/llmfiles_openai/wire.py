@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import attrs
 from attrs import field, frozen
 
 from llmfiles.errors import ProviderError
@@ -51,6 +53,8 @@ class Endpoint:
     headers: Mapping[str, str] = field(factory=dict, repr=False)
     request_id_headers: tuple[str, ...] = ("x-request-id",)
     uploads_path: str = "/uploads"
+    #: query parameters of the listing that looks for a file whose upload answer was lost (newest first)
+    probe_params: Mapping[str, Any] = field(factory=lambda: {"limit": 100, "order": "desc"})
 
     def url(self, path: str, **params: Any) -> str:
         query = dict(self.query)
@@ -87,6 +91,54 @@ def expires_after_fields(seconds: Any) -> list[tuple[str, str]]:
     return [("expires_after[anchor]", "created_at"), ("expires_after[seconds]", str(int(seconds)))]
 
 
+#: how far the provider's clock may be behind ours when a file is looked for by its creation time
+CLOCK_SKEW = 300
+#: OpenAI keeps an unfinished upload for an hour (Azure OpenAI: two hours)
+UPLOAD_TTL = 3600
+
+
+def probe_for_file(
+    ep: Endpoint, *, purpose: str, filename: str, size: int, answer: Callable[[Mapping[str, Any]], Any] | None = None
+) -> dict[str, Any]:
+    """``probe``/``read_probe`` for a request that creates a file (``POST /files``, an upload's ``complete``): list
+    the newest files of ``purpose`` and take the newest with the same name and size created since now (less
+    :data:`CLOCK_SKEW`).  ``answer(file_json)`` makes the answer of the lost request from it (default: the file).
+
+    The Files API has no idempotency key, so this is a heuristic: a file with the same name and size uploaded by
+    someone else in those few minutes would be taken for this one.
+    """
+    since = int(time.time()) - CLOCK_SKEW
+
+    def probe() -> HttpRequest:
+        return ep.request("GET", "/files", purpose=purpose, **ep.probe_params)
+
+    def read_probe(resp: HttpResponse) -> HttpResponse | None:
+        if resp.status != 200:
+            raise error(ep.provider, resp, ep.request_id_headers)
+        data = _json_object(ep.provider, resp)
+        items = data.get("data")
+        if not isinstance(items, list):
+            raise ProviderError("the listing has no 'data' array", provider=ep.provider, status=resp.status)
+        found = [
+            item
+            for item in items
+            if isinstance(item, Mapping)
+            and item.get("filename") == filename
+            and item.get("purpose") in (purpose, None)
+            and item.get("bytes") in (size, None)
+            and isinstance(item.get("created_at"), int)
+            and item["created_at"] >= since
+            and item.get("status") not in ("error", "deleted", "deleting")
+        ]
+        if not found:
+            return None
+        newest = max(found, key=lambda item: item["created_at"])
+        body = answer(newest) if answer is not None else newest
+        return HttpResponse(status=200, headers={"content-type": "application/json"}, body=json.dumps(body).encode())
+
+    return {"probe": probe, "read_probe": read_probe}
+
+
 # --- one-shot requests ---------------------------------------------------------------------------------------
 
 
@@ -102,7 +154,10 @@ def upload_request(ep: Endpoint, op: Operation, *, expires_after: Any = None, pr
         [("purpose", op.purpose), *expires_after_fields(expires_after)],
         [("file", op.filename, "application/octet-stream", segments)],
     )
-    return ep.request("POST", "/files", body=body, content_type=content_type)
+    request = ep.request("POST", "/files", body=body, content_type=content_type)
+    # POST /files is not idempotent: an attempt whose answer was lost is looked for before it is sent again
+    size = op.source.size + len(prefix)
+    return attrs.evolve(request, **probe_for_file(ep, purpose=op.purpose, filename=op.filename, size=size))
 
 
 def one_shot_request(ep: Endpoint, op: Operation) -> HttpRequest:
@@ -131,6 +186,7 @@ def uploads_plan(
     send_md5: bool = True,
     status_map: Mapping[str, str] = STATUS_MAP,
     prefix: bytes = b"",
+    session_ttl: float = UPLOAD_TTL,
 ) -> UploadPlan:
     """The Uploads API: ``POST /uploads``, parts in parallel (``data`` field), ``complete`` with the ordered
     part ids and the file's MD5, ``cancel`` on failure.
@@ -182,12 +238,18 @@ def uploads_plan(
         payload: dict[str, Any] = {"part_ids": [r["part_id"] for r in receipts]}
         if send_md5 and "md5" in digests:
             payload["md5"] = digests["md5"]
-        return ep.request(
+        request = ep.request(
             "POST",
             f"{base}/{quote(state['upload_id'], safe='')}/complete",
             body=json.dumps(payload).encode(),
             content_type="application/json",
         )
+        # a completed upload cannot be completed again: if the answer is lost, the file is looked for instead
+
+        def answer(file_json: Mapping[str, Any]) -> dict[str, Any]:
+            return {"id": state["upload_id"], "object": "upload", "status": "completed", "file": dict(file_json)}
+
+        return attrs.evolve(request, **probe_for_file(ep, purpose=purpose, filename=filename, size=size, answer=answer))
 
     def read_complete(state: UploadState, resp: HttpResponse) -> FileObject:
         data = _json_object(ep.provider, resp)
@@ -217,6 +279,7 @@ def uploads_plan(
         max_part_size=max_part_size,
         max_parts=10_000,
         digests=("md5",) if send_md5 else (),
+        session_ttl=session_ttl,
     )
 
 

@@ -18,8 +18,9 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
+import attrs
 from attrs import field, frozen
 
 from llmfiles.errors import InputError, ProviderError
@@ -40,6 +41,8 @@ from llmfiles.models import (
 DEFAULT_API_BASE = "https://storage.googleapis.com"
 #: resumable chunks are multiples of this (except the last)
 CHUNK_ALIGNMENT = 256 * 1024
+#: Cloud Storage keeps a resumable upload session for a week
+SESSION_TTL = 7 * 24 * 3600
 #: custom metadata keys (object metadata, so retrieve and list give them back)
 META_PURPOSE = "llmfiles-purpose"
 META_FILENAME = "llmfiles-filename"
@@ -182,11 +185,35 @@ def upload_request(
         f"--{boundary}\r\nContent-Type: {media_type}\r\n\r\n"
     ).encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
-    return ep.request(
-        "POST",
-        ep.upload_url(bucket, uploadType="multipart", ifGenerationMatch=0, name=metadata["name"]),
-        headers={"Content-Type": f"multipart/related; boundary={boundary}"},
-        body=(head, SourceRange(source=body, offset=0, length=body.size), tail),
+    name = metadata["name"]
+    md5 = metadata.get("md5Hash")
+
+    # the object's name is unique to this upload: if an attempt's answer is lost, the object is looked up by name
+    # (a second attempt would only meet ifGenerationMatch=0 and fail with 412)
+    def probe() -> HttpRequest:
+        return retrieve_request(ep, bucket, name)
+
+    def read_probe(resp: HttpResponse) -> HttpResponse | None:
+        if resp.status == 404:
+            return None
+        if resp.status != 200:
+            raise error(ep.provider, Operation(name="retrieve"), resp)
+        found = json_object(ep.provider, resp)
+        if md5 and found.get("md5Hash") not in (md5, None):
+            raise ProviderError(
+                f"gs://{bucket}/{name} exists with other content than this upload sent", provider=ep.provider
+            )
+        return resp
+
+    return attrs.evolve(
+        ep.request(
+            "POST",
+            ep.upload_url(bucket, uploadType="multipart", ifGenerationMatch=0, name=name),
+            headers={"Content-Type": f"multipart/related; boundary={boundary}"},
+            body=(head, SourceRange(source=body, offset=0, length=body.size), tail),
+        ),
+        probe=probe,
+        read_probe=read_probe,
     )
 
 
@@ -241,6 +268,15 @@ def resumable_plan(
                 provider=provider,
                 status=resp.status,
             )
+        # the file's bytes go to the session URI: only where the session was asked for (same scheme, host, port)
+        asked, got = urlsplit(start.url), urlsplit(session)
+        if (got.scheme, got.hostname, got.port) != (asked.scheme, asked.hostname, asked.port):
+            raise ProviderError(
+                f"the resumable upload's session URI points to another place ({got.scheme}://{got.hostname}) than "
+                f"the upload was started at ({asked.scheme}://{asked.hostname}); not sending the file there",
+                provider=provider,
+                status=resp.status,
+            )
         return {"session": session}
 
     def part(state: UploadState, p: Part) -> HttpRequest:
@@ -274,6 +310,10 @@ def resumable_plan(
         digest = md5_hex(reported) if isinstance(reported, str) else None
         return {"md5": digest} if digest else {}
 
+    def abort(state: UploadState) -> HttpRequest:
+        # Cloud Storage answers 499 when it cancelled the session (the engine counts that, and 404, as ended)
+        return HttpRequest(method="DELETE", url=state["session"])
+
     aligned = max(CHUNK_ALIGNMENT, part_size // CHUNK_ALIGNMENT * CHUNK_ALIGNMENT)
     return UploadPlan(
         destination=f"gs://{bucket}/{metadata['name']}",
@@ -283,9 +323,11 @@ def resumable_plan(
         read_part=read_part,
         complete=None,
         read_complete=read_complete,
+        abort=abort,
         query_progress=query_progress,
         read_progress=read_progress,
         reported_digests=reported_digests,
+        session_ttl=SESSION_TTL,
         part_size=aligned,
         min_part_size=CHUNK_ALIGNMENT,
         alignment=CHUNK_ALIGNMENT,

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from llmfiles.errors import ValidationError
 from llmfiles.models import Problem, Source
+from llmfiles.validate.stats import ExampleStats, estimate_tokens, json_chars
 
 #: the one target format ``convert=`` knows
 GEMINI = "gemini"
@@ -101,7 +102,7 @@ def _function_call(call: Any, where: str) -> tuple[str | None, dict[str, Any]]:
     raw = fn.get("arguments", "{}")
     try:
         args = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ConversionError("the tool call's arguments are not valid JSON", f"{where}.function.arguments") from None
     if not isinstance(args, dict):
         raise ConversionError("the tool call's arguments must be a JSON object", f"{where}.function.arguments")
@@ -119,7 +120,7 @@ def _function_response(content: Any) -> dict[str, Any]:
             return value
         return {"content": content}
     if isinstance(content, list):
-        text = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        text = "".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
         return {"content": text}
     return {"content": content}
 
@@ -204,6 +205,34 @@ def _function_declarations(tools: Any) -> list[dict[str, Any]]:
         decl = {k: fn[k] for k in ("name", "description", "parameters") if k in fn}
         out.append(decl)
     return out
+
+
+def convert_record(record: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """The ``gemini`` conversion of ``llmfiles convert``: a chat record converted, a Gemini record kept as it is.
+
+    Returns ``(record, problems)`` as ``llmfiles_register_converters`` asks: ``None`` and a ``cannot_convert``
+    error when the record cannot be converted, a ``weight_dropped`` warning per assistant message of weight 0.
+    """
+    if record_format(record) == "gemini":
+        return dict(record), []
+    try:
+        converted = chat_to_gemini(record)
+    except ConversionError as exc:
+        return None, [Problem(line=None, code="cannot_convert", message=exc.message, path=exc.path)]
+    messages = record.get("messages")
+    problems = [
+        Problem(
+            line=None,
+            code="weight_dropped",
+            severity="warning",
+            path=f"messages[{i}].weight",
+            message="weight 0 has no Gemini equivalent: this message is trained on like the others "
+            "(remove the message to leave it out)",
+        )
+        for i, m in enumerate(messages if isinstance(messages, list) else [])
+        if isinstance(m, dict) and m.get("weight") == 0
+    ]
+    return converted, problems
 
 
 # --- checks -------------------------------------------------------------------------------------------------
@@ -329,6 +358,7 @@ class TuningChecker:
         self.file_format: Format | None = None
         self.first_line = 0
         self.dropped_weights = 0
+        self.stats = ExampleStats()
 
     def check(self, line_no: int, record: dict[str, Any]) -> list[Problem]:
         fmt = record_format(record)
@@ -341,6 +371,7 @@ class TuningChecker:
                 )
             ]
         problems: list[tuple[str, str, str]]
+        counted: Mapping[str, Any] = record
         if self.convert == GEMINI:
             if fmt == "chat":
                 try:
@@ -349,6 +380,7 @@ class TuningChecker:
                     return [Problem(line=line_no, code="cannot_convert", message=exc.message, path=exc.path)]
                 self.dropped_weights += _zero_weights(record)
                 problems = check_tuning_record(converted)
+                counted = converted
             else:
                 problems = check_tuning_record(record)
         else:
@@ -364,6 +396,7 @@ class TuningChecker:
                     )
                 ]
             problems = check_tuning_record(record) if fmt == "gemini" else check_chat_record(record)
+        self._count(counted, fmt)
         return [
             Problem(
                 line=line_no,
@@ -374,6 +407,20 @@ class TuningChecker:
             )
             for path, code, message in problems
         ]
+
+    def _count(self, record: Mapping[str, Any], fmt: Format) -> None:
+        """Feeds the report's statistics: turns, roles and estimated tokens of the example."""
+        turns = record.get("contents" if "contents" in record else "messages")
+        if not isinstance(turns, list):
+            self.stats.add(format=fmt)
+            return
+        roles = [t["role"] for t in turns if isinstance(t, dict) and isinstance(t.get("role"), str)]
+        self.stats.add(
+            messages=len(turns),
+            tokens=estimate_tokens(json_chars(turns) + json_chars(record.get("systemInstruction") or "")),
+            roles=roles,
+            format=fmt,
+        )
 
     def finish(self) -> list[Problem]:
         out: list[Problem] = []

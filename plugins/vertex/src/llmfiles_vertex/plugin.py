@@ -24,6 +24,7 @@ from llmfiles.models import (
     Source,
     UploadPlan,
 )
+from llmfiles.validate.convert import Converter
 from llmfiles.validate.records import RecordChecker
 from llmfiles_vertex import auth, gcs, gemini
 
@@ -71,6 +72,7 @@ SETTINGS = (
         kind="path",
         env=("GOOGLE_APPLICATION_CREDENTIALS",),
         help="a service account key file (or any credentials file google-auth reads)",
+        fingerprint=False,  # how to sign in, not where files go
     ),
     SettingSpec(
         name="api_base",
@@ -82,6 +84,7 @@ SETTINGS = (
         name="convert",
         kind="object",
         help="'gemini' (or True): convert OpenAI chat fine-tune files to the Gemini tuning format while uploading",
+        fingerprint=True,  # what is stored: a converted file is another file
     ),
 )
 
@@ -242,3 +245,17 @@ def llmfiles_record_checker(provider: str, purpose: str, settings: Mapping[str, 
     if purpose == "batch":
         return gemini.BatchChecker()
     return None
+
+
+@hookimpl
+def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
+    register(
+        Converter(
+            name=gemini.GEMINI,
+            convert=gemini.convert_record,
+            checker=lambda: gemini.TuningChecker(None),
+            description="Vertex AI Gemini tuning records (contents/systemInstruction/tools)",
+            reads="OpenAI chat fine-tuning records ({'messages': [...]}); Gemini records are kept as they are",
+            package="llmfiles-vertex",
+        )
+    )

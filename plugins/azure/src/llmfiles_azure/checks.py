@@ -1,0 +1,42 @@
+"""Azure OpenAI's content checks: OpenAI's rules (:mod:`llmfiles_openai.checks`) with Azure's limits and BOM.
+
+Fine-tuning files follow OpenAI's formats; Microsoft asks for them in UTF-8 with a BOM, which llmfiles adds while
+uploading (:mod:`llmfiles_azure.bom`), so the report notes whether the file has one instead of calling it a
+problem.  Batch files use Azure's endpoint paths (``/chat/completions``, or ``/v1/...`` on the v1 API), name the
+global batch deployment in ``body.model`` - the same on every line - and take up to 100,000 requests and 200 MB.
+"""
+
+from __future__ import annotations
+
+from llmfiles.models import Problem
+from llmfiles.validate.stats import FileFacts
+from llmfiles_openai.checks import MB, BatchRules, FineTuneChecker
+
+AZURE_BATCH = BatchRules(
+    provider="Azure OpenAI",
+    endpoints=(
+        "/chat/completions",
+        "/embeddings",
+        "/responses",
+        "/v1/chat/completions",
+        "/v1/embeddings",
+        "/v1/responses",
+    ),
+    max_requests=100_000,
+    max_bytes=200 * MB,
+    same_model="error",
+)
+
+BOM_PRESENT = "the file starts with the UTF-8 BOM Azure OpenAI asks of fine-tuning files"
+BOM_ADDED = (
+    "the file has no UTF-8 BOM; Azure OpenAI asks for one on fine-tuning files: llmfiles sends it in front of "
+    "the file when it uploads (the file on disk is not changed), other tools need it in the file"
+)
+
+
+class AzureFineTuneChecker(FineTuneChecker):
+    """OpenAI's fine-tuning rules, named for Azure, with a note about the file's BOM."""
+
+    def start(self, facts: FileFacts) -> list[Problem]:
+        self.stats.note(BOM_PRESENT if facts.has_bom else BOM_ADDED)
+        return super().start(facts)
