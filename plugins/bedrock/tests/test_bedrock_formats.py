@@ -342,3 +342,22 @@ def test_cli_validate_with_convert(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["validate", str(ok), "--provider", "bedrock", "--convert", "nova"]) == 0
     assert main(["validate", str(ok), "--provider", "bedrock", "--convert", "prompt-completion"]) == 2
     assert "line 2" in capsys.readouterr().out
+
+
+def test_the_bedrock_conversions_are_registered_for_llmfiles_convert(tmp_path: Path) -> None:
+    from llmfiles import Client
+
+    src = tmp_path / "chat.jsonl"
+    src.write_text(
+        "".join(
+            json.dumps({"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]})
+            + "\n"
+            for i in range(12)
+        )
+    )
+    client = Client()
+    assert {"claude", "nova", "prompt-completion"} <= set(client.converters())
+    result = client.convert(src, to="prompt-completion", output=tmp_path / "out.jsonl")
+    assert result.ok
+    first = json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])
+    assert first == {"prompt": "q0", "completion": "a0"}

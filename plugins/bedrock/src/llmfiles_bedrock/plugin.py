@@ -21,6 +21,7 @@ from llmfiles.models import (
     HttpRequest,
     HttpResponse,
     Operation,
+    Problem,
     ProviderInfo,
     Secret,
     Settings,
@@ -29,6 +30,7 @@ from llmfiles.models import (
     SourceRange,
     UploadPlan,
 )
+from llmfiles.validate.convert import Converter
 from llmfiles.validate.records import RecordChecker
 from llmfiles_bedrock import formats, s3
 
@@ -324,3 +326,24 @@ def llmfiles_get_secret(name: str, provider: str) -> str | None:
     from llmfiles_bedrock import secrets
 
     return secrets.get_secret(name)
+
+
+def _converter(target: str) -> Converter:
+    def convert(record: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[Problem]]:
+        # check=False: the core runs the target format's checker over the written output
+        return formats.convert_record(record, target, check=False)
+
+    return Converter(
+        name=target,
+        convert=convert,
+        checker=lambda: formats.FineTuneChecker(None),
+        description=f"Bedrock {target} fine-tuning records",
+        package="llmfiles-bedrock",
+    )
+
+
+@hookimpl
+def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
+    """``llmfiles convert --to claude|nova|prompt-completion``: the same conversions ``convert=`` applies on upload."""
+    for target in formats.FORMATS:
+        register(_converter(target))
