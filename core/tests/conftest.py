@@ -53,6 +53,12 @@ def transport() -> Iterator[Transport]:
 
 
 @pytest.fixture(autouse=True)
+def _private_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """llmfiles' data folder (the state database, the local store) is the test's own, never the developer's."""
+    monkeypatch.setenv("LLMFILES_HOME", str(tmp_path_factory.mktemp("llmfiles-home")))
+
+
+@pytest.fixture(autouse=True)
 def _only_the_core(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The core's tests use its built-in provider only: other installed plugins are tested by their own suites, and
     a broken one must not fail these.  Each test gets a fresh plugin manager and default client."""

@@ -33,7 +33,7 @@ AWS_SECRET = "PLANTED/aws+secret/Key0123456789abcdefXYZ"
 GOOGLE_TOKEN = "ya29.PLANTED-google-token-0c9d8e7f6a5b"
 SECRETS = (OPENAI_KEY, AZURE_KEY, AWS_SECRET, GOOGLE_TOKEN)
 #: a stall counts after this long (the proxy stalls for longer)
-TIMEOUT = 0.5
+TIMEOUT = 1.0
 
 PROVIDERS = ("openai", "azure", "vertex_ai", "bedrock")
 

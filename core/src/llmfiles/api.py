@@ -573,12 +573,13 @@ class Client:
     # -- dedupe and resume -----------------------------------------------------------------------------------
 
     def _state_db(self, *, create: bool = True) -> StateDB | None:
-        """The state database under ``$LLMFILES_HOME`` (``None`` when ``create=False`` and there is none yet)."""
+        """The state database in llmfiles' data folder (``None`` when ``create=False`` and there is none yet)."""
         from llmfiles.paths import default_home
         from llmfiles.state import StateDB, db_path
 
-        home = self._settings.get("home")  # Client(home=...): llmfiles' data folder (the local store's too)
-        path = db_path(Path(home).expanduser() if home else default_home(self._env()))
+        # Client(home=...), else $LLMFILES_HOME of the process (as for the local store), else the platform's folder
+        home = self._settings.get("home")
+        path = db_path(Path(home).expanduser() if home else default_home())
         key = os.fspath(path)
         with self._locks:
             db = self._state_dbs.get(key)
