@@ -237,9 +237,9 @@ def test_converted_source_reads_any_range(tmp_path: Path, target: str) -> None:
     src = formats.ConvertedSource(PathSource(str(path), path.name, path.stat().st_size), target)
     want = expected(records, target)
     assert src.size == len(want) and src.records == 9000
-    assert len(src._outs) > 2  # checkpoints every ~1 MiB of output
+    assert len(src.checkpoints) > 2  # checkpoints every ~1 MiB of output
     assert b"".join(src.read_range(0, src.size, 65536)) == want
-    for offset, length in ((0, 1), (12345, 1 * MiB + 7), (src.size - 10, 10), (src._outs[1], 5), (999_999, 2)):
+    for offset, length in ((0, 1), (12345, 1 * MiB + 7), (src.size - 10, 10), (src.checkpoints[1][0], 5), (999_999, 2)):
         chunks = list(src.read_range(offset, length, 4096))
         assert b"".join(chunks) == want[offset : offset + length]
         assert all(len(c) <= 4096 for c in chunks)

@@ -227,7 +227,7 @@ def test_the_converted_source_streams_any_range(tmp_path: Path, monkeypatch: pyt
     assert src.size == len(expected) and src.md5 == hashlib.md5(expected).hexdigest()
     assert expected.count(b"\n") == 63 and b"\r" not in expected and not expected.startswith(b"\xef")
     assert expected.split(b"\n")[1] == gem  # Gemini records pass through as they are
-    assert len(src._checkpoints) > 3
+    assert len(src.checkpoints) > 3
     for offset in range(0, len(expected), 401):
         for length in (1, 100, 1499, 5000):
             length = min(length, len(expected) - offset)

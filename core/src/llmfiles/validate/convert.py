@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -227,3 +228,152 @@ def convert_file(
                 tmp.unlink()
             except FileNotFoundError:
                 pass
+
+
+# --- a converted file as an upload source ---------------------------------------------------------------------
+
+#: converts one line (no newline, no CR, never blank) into its output line with its newline, or problems
+LineConverter = Callable[[int, bytes], "bytes | list[Problem]"]
+
+
+class ConvertedSource(Source):
+    """A file converted line by line as it is read, usable as the body of an upload.
+
+    Providers need the length (and often the MD5) of a body before it is sent, so the first use of :attr:`size`
+    converts the whole file once without keeping it: it learns the converted size, its MD5, the record count and
+    where every ``checkpoint_every`` bytes of output start in the input.  Any range then streams in constant memory
+    by converting again from the nearest checkpoint, so parts run in parallel and a retried part starts near its
+    offset.  Lines that cannot be converted fail that first pass with a :class:`~llmfiles.errors.ValidationError`
+    naming their line numbers, before any byte is sent; a file that changes afterwards fails the read with
+    ``OSError``.  A UTF-8 BOM is dropped, CRLF line ends become LF and blank lines are left out.
+    """
+
+    def __init__(
+        self,
+        inner: Source,
+        convert_line: LineConverter,
+        *,
+        label: str,
+        max_problems: int = 50,
+        checkpoint_every: int = BLOCK,
+        blocksize: int = BLOCK,
+    ) -> None:
+        self.inner = inner
+        self.convert_line = convert_line
+        self.name = inner.name
+        self.display = f"{inner.display} ({label})"
+        self.path = None
+        self.replayable = inner.replayable
+        self.max_problems = max_problems
+        self.checkpoint_every = checkpoint_every
+        self.blocksize = blocksize
+        self.records = 0
+        #: (output offset, input offset, line number) at the start of a line, about every ``checkpoint_every``
+        self.checkpoints: list[tuple[int, int, int]] = [(0, 0, 1)]
+        self._md5 = ""
+        self._size: int | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def size(self) -> int:
+        if self._size is None:
+            with self._lock:
+                if self._size is None:
+                    self._measure()
+        assert self._size is not None
+        return self._size
+
+    @size.setter
+    def size(self, value: int) -> None:  # Source declares a plain attribute
+        self._size = value
+
+    @property
+    def md5(self) -> str:
+        """The hex MD5 of the converted bytes."""
+        _ = self.size
+        return self._md5
+
+    def _lines(self, start: int, line_no: int) -> Iterator[tuple[int, int, bytes]]:
+        """``(input offset, line number, line without its newline)`` of each line from input offset ``start``."""
+        inner = self.inner
+        pos = start
+        rest = b""
+        for block in inner.read_range(start, inner.size - start, self.blocksize):
+            if pos == 0 and block.startswith(BOM):
+                block = block[len(BOM) :]
+                pos = len(BOM)
+            data = rest + block if rest else block
+            begin = 0
+            while (nl := data.find(b"\n", begin)) >= 0:
+                yield pos + begin, line_no, data[begin:nl]
+                line_no += 1
+                begin = nl + 1
+            pos += begin
+            rest = data[begin:]
+        if rest:
+            yield pos, line_no, rest
+
+    def _pieces(self, start: int, line_no: int) -> Iterator[tuple[int, int, bytes | list[Problem]]]:
+        for in_offset, n, raw in self._lines(start, line_no):
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+            yield in_offset, n, (self.convert_line(n, raw) if raw.strip() else b"")
+
+    def _measure(self) -> None:
+        import hashlib
+
+        from llmfiles.errors import ValidationError
+
+        out = last = records = total_problems = 0
+        problems: list[Problem] = []
+        h = hashlib.md5(usedforsecurity=False)
+        checkpoints = [(0, 0, 1)]
+        for in_offset, line_no, piece in self._pieces(0, 1):
+            if out - last >= self.checkpoint_every:
+                checkpoints.append((out, in_offset, line_no))
+                last = out
+            if isinstance(piece, list):
+                total_problems += len(piece)
+                problems.extend(piece[: self.max_problems - len(problems)])
+            elif piece:
+                records += 1
+                h.update(piece)
+                out += len(piece)
+        if problems:
+            raise ValidationError(self.inner.display, problems, total_problems)
+        if records == 0:
+            raise ValidationError(
+                self.inner.display, [Problem(line=None, code="no_records", message="no records to convert")]
+            )
+        self.checkpoints, self.records, self._md5, self._size = checkpoints, records, h.hexdigest(), out
+
+    def read_range(self, offset: int, length: int, blocksize: int) -> Iterator[bytes]:
+        import bisect
+
+        end = min(offset + length, self.size)
+        k = max(bisect.bisect_right(self.checkpoints, (offset, float("inf"), 0)) - 1, 0)
+        out, in_offset, line_no = self.checkpoints[k]
+        pending = bytearray()
+        emitted = 0
+        if offset < end:
+            for _, n, piece in self._pieces(in_offset, line_no):
+                if isinstance(piece, list):  # converted fine when the size was measured: the file changed since
+                    raise OSError(f"{self.inner.display} changed while it was being converted (line {n})")
+                piece_end = out + len(piece)
+                if piece_end > offset:
+                    pending += piece[max(0, offset - out) : end - out]
+                out = piece_end
+                while len(pending) >= blocksize:
+                    emitted += blocksize
+                    yield bytes(pending[:blocksize])
+                    del pending[:blocksize]
+                if out >= end:
+                    break
+        if pending:
+            emitted += len(pending)
+            yield bytes(pending)
+        if emitted != length:
+            raise OSError(
+                f"{self.inner.display} changed while it was being converted and uploaded "
+                f"({emitted:,} bytes where {length:,} were expected)"
+            )

@@ -21,21 +21,19 @@ its own rules.
 
 from __future__ import annotations
 
-import bisect
+import functools
 import json
-import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from llmfiles.errors import InvalidSetting, ValidationError
+from llmfiles.errors import InvalidSetting
 from llmfiles.models import Problem, Source
+from llmfiles.validate import convert
 
 FORMATS = ("claude", "nova", "prompt-completion")
 NOVA_SCHEMA = "bedrock-conversation-2024"
 NOVA_RESERVED = ("User:", "Bot:", "Assistant:", "System:", "<image>", "<video>", "[EOS]")
 OPENAI_CHAT = "openai-chat"
-BLOCK = 1024 * 1024
-_BOM = b"\xef\xbb\xbf"
 
 
 def check_target(value: Any, where: str = "convert") -> str | None:
@@ -350,152 +348,38 @@ def dumps(record: Mapping[str, Any]) -> bytes:
     return (_ENCODER.encode(record) + "\n").encode("utf-8")
 
 
-# --- streaming ---------------------------------------------------------------------------------------------
+# --- streaming ----------------------------------------------------------------------------------------------
 
-CHECKPOINT_EVERY = BLOCK
+CHECKPOINT_EVERY = 1024 * 1024
 
 
-class ConvertedSource(Source):
-    """The converted file, read as a :class:`~llmfiles.models.Source`: the bytes are made while they are read.
+def convert_line(target: str, line_no: int, raw: bytes) -> bytes | list[Problem]:
+    """One line of an OpenAI chat file as one line of ``target`` (with its newline), or why it cannot be."""
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:
+        return [Problem(line=line_no, code="invalid_json", message=f"not valid UTF-8 JSON: {exc}")]
+    if not isinstance(record, dict):
+        return [Problem(line=line_no, code="not_object", message="each line must be one JSON object")]
+    converted, problems = convert_record(record, target, check=False)
+    if converted is None:
+        return [Problem(line=line_no, code=p.code, message=p.message, path=p.path) for p in errors(problems)]
+    return dumps(converted)
 
-    S3 needs the length of a body (or of each part) before it is sent, so the first use of :attr:`size` converts
-    the whole file once without keeping it, and notes where every ~1 MiB of output starts in the input.  Any
-    range then streams in constant memory by converting again from the nearest such checkpoint: parts of a
-    multipart upload run in parallel, and a retried part starts near its offset, not at the beginning.  A record
-    that cannot be converted fails the first pass with a :class:`~llmfiles.errors.ValidationError` (line numbers
-    included), before any byte is sent.
-    """
+
+class ConvertedSource(convert.ConvertedSource):
+    """The file converted to ``target`` while it is read (see :class:`llmfiles.validate.convert.ConvertedSource`):
+    S3 needs the length of a body, or of each part, before it is sent."""
 
     def __init__(self, inner: Source, target: str, *, max_problems: int = 50) -> None:
-        self.inner = inner
+        super().__init__(
+            inner,
+            functools.partial(convert_line, target),
+            label=f"converted to {target}",
+            max_problems=max_problems,
+            checkpoint_every=CHECKPOINT_EVERY,
+        )
         self.target = target
-        self.name = inner.name
-        self.display = f"{inner.display} (converted to {target})"
-        self.path = None
-        self.replayable = inner.replayable
-        self.max_problems = max_problems
-        self.records = 0
-        self._lock = threading.Lock()
-        self._size: int | None = None
-        #: output offsets of the checkpoints, and (input offset, line number) of each
-        self._outs: list[int] = [0]
-        self._ins: list[tuple[int, int]] = [(0, 1)]
-
-    @property
-    def size(self) -> int:
-        if self._size is None:
-            with self._lock:
-                if self._size is None:
-                    self._measure()
-        assert self._size is not None
-        return self._size
-
-    @size.setter
-    def size(self, value: int) -> None:  # Source declares a plain attribute
-        self._size = value
-
-    def _lines(self, start: int, line_no: int) -> Iterator[tuple[int, int, bytes]]:
-        """``(input offset, line number, line without its newline)`` of each line from input offset ``start``."""
-        inner = self.inner
-        pos = start
-        rest = b""
-        first = start == 0
-        for block in inner.read_range(start, inner.size - start, BLOCK):
-            if first:
-                first = False
-                if block.startswith(_BOM):
-                    block = block[len(_BOM) :]
-                    pos = len(_BOM)
-            data = rest + block if rest else block
-            begin = 0
-            while True:
-                nl = data.find(b"\n", begin)
-                if nl < 0:
-                    break
-                yield pos + begin, line_no, data[begin:nl]
-                line_no += 1
-                begin = nl + 1
-            pos += begin
-            rest = data[begin:]
-        if rest:
-            yield pos, line_no, rest
-
-    def _convert(self, line_no: int, raw: bytes) -> bytes | list[Problem]:
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
-        if not raw.strip():
-            return b""
-        try:
-            record = json.loads(raw.decode("utf-8"))
-        except ValueError as exc:
-            return [Problem(line=line_no, code="invalid_json", message=f"not valid UTF-8 JSON: {exc}")]
-        if not isinstance(record, dict):
-            return [Problem(line=line_no, code="not_object", message="each line must be one JSON object")]
-        converted, problems = convert_record(record, self.target, check=False)
-        if converted is None:
-            return [Problem(line=line_no, code=p.code, message=p.message, path=p.path) for p in errors(problems)]
-        return dumps(converted)
-
-    def _measure(self) -> None:
-        out = 0
-        last = 0
-        records = 0
-        problems: list[Problem] = []
-        total_problems = 0
-        outs, ins = [0], [(0, 1)]
-        for in_offset, line_no, raw in self._lines(0, 1):
-            if out - last >= CHECKPOINT_EVERY:
-                outs.append(out)
-                ins.append((in_offset, line_no))
-                last = out
-            piece = self._convert(line_no, raw)
-            if isinstance(piece, list):
-                total_problems += len(piece)
-                problems.extend(piece[: self.max_problems - len(problems)])
-                continue
-            if piece:
-                records += 1
-                out += len(piece)
-        if problems:
-            raise ValidationError(self.inner.display, problems, total_problems)
-        if records == 0:
-            raise ValidationError(
-                self.inner.display, [Problem(line=None, code="no_records", message="no records to convert")]
-            )
-        self._outs, self._ins = outs, ins
-        self.records = records
-        self._size = out
-
-    def read_range(self, offset: int, length: int, blocksize: int) -> Iterator[bytes]:
-        end = min(offset + length, self.size)
-        k = max(bisect.bisect_right(self._outs, offset) - 1, 0)
-        out = self._outs[k]
-        in_offset, line_no = self._ins[k]
-        pending = bytearray()
-        emitted = 0
-        if offset < end:
-            for _, n, raw in self._lines(in_offset, line_no):
-                piece = self._convert(n, raw)
-                if isinstance(piece, list):
-                    raise OSError(f"{self.inner.display} changed while it was being converted: {piece[0].describe()}")
-                piece_end = out + len(piece)
-                if piece_end > offset:
-                    pending += piece[max(0, offset - out) : end - out]
-                out = piece_end
-                while len(pending) >= blocksize:
-                    emitted += blocksize
-                    yield bytes(pending[:blocksize])
-                    del pending[:blocksize]
-                if out >= end:
-                    break
-        if pending:
-            emitted += len(pending)
-            yield bytes(pending)
-        if emitted != length:
-            raise OSError(
-                f"{self.inner.display} changed while it was being converted and uploaded "
-                f"({emitted:,} bytes where {length:,} were expected)"
-            )
 
 
 # --- record checkers (the llmfiles_record_checker hook) ------------------------------------------------------

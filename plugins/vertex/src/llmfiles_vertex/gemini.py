@@ -9,23 +9,20 @@ file is produced while it is uploaded, never held in memory or written to disk.
 
 from __future__ import annotations
 
-import bisect
-import hashlib
 import json
 import mimetypes
-import threading
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from llmfiles.errors import ValidationError
 from llmfiles.models import Problem, Source
+from llmfiles.validate import convert
 from llmfiles.validate.stats import ExampleStats, estimate_tokens, json_chars
 
 #: the one target format ``convert=`` knows
 GEMINI = "gemini"
 Format = Literal["gemini", "chat"]
 
-BOM = b"\xef\xbb\xbf"
 BLOCK = 1024 * 1024
 #: the converted stream remembers where it is every this many output bytes, so a part can start anywhere
 CHECKPOINT_EVERY = 1024 * 1024
@@ -481,146 +478,48 @@ class BatchChecker:
 # --- the converted file, streamed ---------------------------------------------------------------------------
 
 
-def convert_line(raw: bytes, line_no: int, display: str) -> bytes:
-    """One JSONL line (without its newline) in the Gemini tuning format, with a newline; ``b""`` for a blank line.
+def line_to_gemini(line_no: int, raw: bytes) -> bytes | list[Problem]:
+    """One JSONL line (no newline, never blank) in the Gemini tuning format with its newline, or why it cannot be.
 
     Chat records are converted; records already in the Gemini format are kept as they are.
     """
-    if raw.endswith(b"\r"):
-        raw = raw[:-1]
-    if not raw.strip():
-        return b""
     try:
         record = json.loads(raw)
     except ValueError:
         record = None
     if not isinstance(record, dict):
-        raise ValidationError(
-            display, [Problem(line=line_no, code="invalid_json", message="not a JSON object; cannot convert it")]
-        )
+        return [Problem(line=line_no, code="invalid_json", message="not a JSON object; cannot convert it")]
     if record_format(record) == "gemini":
         return raw + b"\n"
     try:
         converted = chat_to_gemini(record)
     except ConversionError as exc:
-        raise ValidationError(
-            display, [Problem(line=line_no, code="cannot_convert", message=exc.message, path=exc.path)]
-        ) from None
+        return [Problem(line=line_no, code="cannot_convert", message=exc.message, path=exc.path)]
     return json.dumps(converted, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
-class ConvertedSource(Source):
-    """A file converted to the Gemini format as it is read, with the converted size known before the upload.
+def convert_line(raw: bytes, line_no: int, display: str) -> bytes:
+    """:func:`line_to_gemini` for any line (``b""`` for a blank one), raising :class:`ValidationError`."""
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    if not raw.strip():
+        return b""
+    result = line_to_gemini(line_no, raw)
+    if isinstance(result, list):
+        raise ValidationError(display, result)
+    return result
 
-    The first use of :attr:`size` converts the file once without keeping it (to learn the size and MD5 of the
-    result, and where every ~1 MiB of output starts in the input); :meth:`read_range` then converts again from
-    the nearest such checkpoint, so any range streams in constant memory — and a retried part starts near its
-    offset instead of at the beginning.
-    """
 
-    def __init__(self, inner: Source) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.display = f"{inner.display} (converted to the Gemini format)"
-        self.path = None
-        self.replayable = inner.replayable
-        self._lock = threading.Lock()
-        self._size: int | None = None
-        self._md5 = ""
-        #: (output offset, input offset, line number) at line starts
-        self._checkpoints: list[tuple[int, int, int]] = [(0, 0, 1)]
+class ConvertedSource(convert.ConvertedSource):
+    """The file converted to the Gemini format while it is read (see
+    :class:`llmfiles.validate.convert.ConvertedSource`): Cloud Storage needs the size and MD5 of the body first."""
 
-    @property
-    def size(self) -> int:
-        if self._size is None:
-            with self._lock:
-                if self._size is None:
-                    self._measure()
-        assert self._size is not None
-        return self._size
-
-    @size.setter
-    def size(self, value: int) -> None:  # Source declares a plain attribute
-        self._size = value
-
-    @property
-    def md5(self) -> str:
-        """The hex MD5 of the converted bytes."""
-        _ = self.size
-        return self._md5
-
-    def _measure(self) -> None:
-        out = 0
-        last = 0
-        h = hashlib.md5(usedforsecurity=False)
-        checkpoints = [(0, 0, 1)]
-        for in_offset, line_no, piece in self._converted(0, 1):
-            if out - last >= CHECKPOINT_EVERY:
-                checkpoints.append((out, in_offset, line_no))
-                last = out
-            h.update(piece)
-            out += len(piece)
-        self._checkpoints = checkpoints
-        self._md5 = h.hexdigest()
-        self._size = out
-
-    def _converted(self, start: int, line_no: int) -> Generator[tuple[int, int, bytes], None, None]:
-        """``(input offset of the line, line number, converted bytes)`` for every line from input ``start``."""
-        inner = self.inner
-        rest = b""
-        rest_at = start
-        pos = start
-        for block in inner.read_range(start, inner.size - start, BLOCK):
-            if pos == 0 and block.startswith(BOM):
-                block = block[len(BOM) :]
-                pos = rest_at = len(BOM)
-            data = rest + block
-            begin = 0
-            while True:
-                nl = data.find(b"\n", begin)
-                if nl < 0:
-                    break
-                yield rest_at + begin, line_no, convert_line(data[begin:nl], line_no, self.display)
-                line_no += 1
-                begin = nl + 1
-            rest_at += begin
-            rest = data[begin:]
-            pos += len(block)
-        if rest:
-            yield rest_at, line_no, convert_line(rest, line_no, self.display)
-
-    def read_range(self, offset: int, length: int, blocksize: int) -> Iterator[bytes]:
-        size = self.size
-        end = min(offset + length, size)
-        k = bisect.bisect_right(self._checkpoints, (offset, float("inf"), 0)) - 1
-        out, in_offset, line_no = self._checkpoints[max(k, 0)]
-        pending = bytearray()
-        emitted = 0
-        pieces = self._converted(in_offset, line_no)
-        while offset < end:
-            try:
-                _, _, piece = next(pieces)
-            except StopIteration:
-                break
-            except ValidationError:  # these lines converted when the size was measured: the file changed since
-                emitted = -1
-                break
-            piece_end = out + len(piece)
-            if piece_end > offset:
-                pending += piece[max(0, offset - out) : end - out]
-            out = piece_end
-            while len(pending) >= blocksize:
-                emitted += blocksize
-                yield bytes(pending[:blocksize])
-                del pending[:blocksize]
-            if out >= end:
-                break
-        pieces.close()
-        if pending and emitted >= 0:
-            emitted += len(pending)
-            yield bytes(pending)
-        if emitted != length:
-            raise OSError(
-                f"{self.inner.display} changed while it was being converted and uploaded "
-                f"({emitted:,} bytes where {length:,} were expected)"
-            )
+    def __init__(self, inner: Source, *, max_problems: int = 50) -> None:
+        super().__init__(
+            inner,
+            line_to_gemini,
+            label="converted to the Gemini format",
+            max_problems=max_problems,
+            checkpoint_every=CHECKPOINT_EVERY,
+            blocksize=BLOCK,
+        )
