@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 MiB = 1024 * 1024
 _VOCABULARY = (
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for name in [p.strip() for p in args.parsers.split(",") if p.strip()]:
         env = dict(os.environ, LLMFILES_JSON=name)
-        best: dict[str, object] | None = None
+        best: dict[str, Any] | None = None
         for _ in range(args.repeat):
             out = subprocess.run(
                 [

@@ -200,3 +200,12 @@ def test_invalid_jsonl_upload_exits_2_listing_problems(run: Run, tmp_path: Path,
 def test_debug_shows_the_traceback(run: Run) -> None:
     proc = run("--debug", "get", "file-" + "0" * 32, check=1)
     assert "Traceback" in proc.stderr and "llmfiles: error:" in proc.stderr
+
+
+def test_no_checksum_and_no_validate_become_settings() -> None:
+    from llmfiles.cli import _settings_from, build_parser
+
+    args = build_parser().parse_args(["upload", "f.jsonl", "--purpose", "fine-tune", "--no-checksum", "--no-validate"])
+    assert _settings_from(args) == {"checksum": False, "validate": False}
+    plain = build_parser().parse_args(["upload", "f.jsonl", "--purpose", "fine-tune"])
+    assert "checksum" not in _settings_from(plain) and "validate" not in _settings_from(plain)

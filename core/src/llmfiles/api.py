@@ -7,13 +7,10 @@ provider's plugin build requests that the transport sends, and normalize what co
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
-import inspect
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -414,8 +411,9 @@ class Client:
         digests: dict[str, str] = {}
         sha256: str | None = None
         if run_checks and is_jsonl and settings["validate"]:
-            # the SHA-256 comes from the same read (dedupe, and the identity of a resumed upload)
-            wanted = (*(info.upload_digests if large else ()), "sha256")
+            # the SHA-256 comes from the same read (dedupe, and the identity of a resumed upload); so does the
+            # checksum a large upload sends, so that it is the checksum of the bytes that were checked
+            wanted = (*(info.upload_digests if large and settings["checksum"] else ()), "sha256")
             report = self.check_file(source, call=call, purpose=purpose, digests=wanted)
             if not report.ok:
                 raise ValidationError(source.display, report.problems, report.total)
@@ -505,6 +503,7 @@ class Client:
                 known_digests=prep.digests,
                 report=counter.report,
                 journal=self._journal(prep),
+                whole_digests=bool(call.settings["checksum"]),
             )
         assert isinstance(built, HttpRequest)
         sent = [0]
@@ -960,6 +959,8 @@ class Client:
         op = Operation(name="download", file_id=file_id)
         request = call.request(op)
         counter = _ProgressCounter(progress, "download", target.name, None)
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
         try:
             with os.fdopen(fd, "w+b") as sink:
@@ -1045,6 +1046,9 @@ class _RecordedSource(Source):
 async def run_async(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """Run the sync ``fn`` on the loop's executor in a copy of the caller's context; await its result if it is
     itself awaitable."""
+    import asyncio  # here, not at the top: it costs a sync caller 30-60 ms of import
+    import inspect
+
     loop = asyncio.get_running_loop()
     ctx = contextvars.copy_context()
     result: Any = await loop.run_in_executor(None, functools.partial(ctx.run, fn, *args, **kwargs))

@@ -42,6 +42,8 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
             settings[name] = value
     if getattr(args, "no_validate", False):
         settings["validate"] = False
+    if getattr(args, "no_checksum", False):
+        settings["checksum"] = False
     if getattr(args, "convert", None):
         settings["convert"] = args.convert
     return settings
@@ -89,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="check the arguments and print the plan; send nothing")
     p.add_argument("--wait", action="store_true", help="wait until the provider has processed the file")
     p.add_argument("--no-validate", action="store_true", help="skip the content checks before upload")
+    p.add_argument(
+        "--no-checksum",
+        action="store_true",
+        help="send a large upload without the whole-file checksum the provider would verify (faster, less checked)",
+    )
     p.add_argument(
         "--convert",
         metavar="FORMAT",

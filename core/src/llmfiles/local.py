@@ -284,7 +284,7 @@ class LocalStore:
 
     # -- operations ------------------------------------------------------------------------------------------
 
-    def create(self, filename: str, purpose: str, body: Iterator[bytes]) -> dict[str, Any]:
+    def create(self, filename: str, purpose: str, body: Iterator[bytes | memoryview]) -> dict[str, Any]:
         self.ensure()
         file_id = f"file-{secrets.token_hex(16)}"
         _, data_path = self._file_paths(file_id)
@@ -367,7 +367,7 @@ class LocalStore:
         self._write_json(d / "meta.json", {"filename": filename, "purpose": purpose, "bytes": size})
         return {"id": upload_id, "object": "upload", "status": "pending", "bytes": size}
 
-    def put_part(self, upload_id: str, offset: int, body: Iterator[bytes]) -> dict[str, Any]:
+    def put_part(self, upload_id: str, offset: int, body: Iterator[bytes | memoryview]) -> dict[str, Any]:
         d = self._upload_dir(upload_id)
         meta = json.loads((d / "meta.json").read_text())
         md5 = hashlib.md5(usedforsecurity=False)
@@ -411,7 +411,7 @@ class LocalStore:
 
 def handle_local_request(
     request: HttpRequest,
-    body: Iterator[bytes],
+    body: Iterator[bytes | memoryview],
     sink: IO[bytes] | None,
     on_sink_chunk: Callable[[bytes], None] | None,
 ) -> HttpResponse:

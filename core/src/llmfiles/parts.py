@@ -161,12 +161,14 @@ def run_plan(
     known_digests: Mapping[str, str] | None = None,
     report: Callable[[int, int], None] | None = None,
     journal: Journal | None = None,
+    whole_digests: bool = True,
 ) -> FileObject:
     """Upload ``source`` with ``plan`` and return the provider's file object.
 
     Whole-file digests the plan asks for come from ``known_digests`` (computed in the check pass that reads the
     file anyway) or, for a sequential plan, from the bytes as they stream.  A parallel plan without them gets
-    them from one sequential read that runs beside the upload.  A plan with its own ``source`` uploads that
+    them from one sequential read that runs beside the upload; ``whole_digests=False`` (the ``checksum`` setting)
+    computes none that are not known, and the provider gets none to check.  A plan with its own ``source`` uploads that
     instead of ``source`` (and ``known_digests``, which describe the caller's file, are not used).
 
     With a ``journal``, the session and each part are recorded as they happen, and an unfinished session of the same
@@ -180,6 +182,7 @@ def run_plan(
     if journal is not None and not plan.resumable:
         journal = None
     run = _Run(plan, source, exchange, max_concurrency, provider, known_digests, report, journal)
+    run.whole_digests = whole_digests
     saved = run.saved_session()
     if saved is not None:
         try:
@@ -218,6 +221,7 @@ class _Run:
         self.max_concurrency = max_concurrency
         self.provider = provider
         self.known = dict(known_digests or {})
+        self.whole_digests = True
         self.report = report
         self.journal = journal
         self.reset()
@@ -366,7 +370,7 @@ class _Run:
         final_response: HttpResponse | None,
     ) -> FileObject:
         plan, source, journal = self.plan, self.source, self.journal
-        missing = tuple(d for d in plan.digests if d not in self.known)
+        missing = tuple(d for d in plan.digests if d not in self.known) if self.whole_digests else ()
         # whole-file digests: from the bytes as they stream when a sequential plan sends the file from its start,
         # else from one read beside the upload
         in_stream = bool(missing) and plan.sequential and not done and start_offset == 0 and final_response is None

@@ -85,6 +85,14 @@ CORE_SETTINGS: tuple[SettingSpec, ...] = (
         help="check fine-tune and batch files before upload",
     ),
     SettingSpec(
+        name="checksum",
+        kind="bool",
+        env=("LLMFILES_CHECKSUM",),
+        default=True,
+        help="compute the whole-file checksum a provider verifies after a large upload (the MD5 of OpenAI's and "
+        "Azure's Uploads API, of a Cloud Storage resumable upload); off saves about 1.7 CPU seconds per GiB",
+    ),
+    SettingSpec(
         name="if_exists",
         env=("LLMFILES_IF_EXISTS",),
         default="new",

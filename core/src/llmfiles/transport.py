@@ -182,7 +182,7 @@ class _BodyStream:
         #: every byte of the body was handed to the connection (a request without a body: from the start)
         self.finished = body is None
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[bytes | memoryview]:
         body = self.body
         if body is None:
             return
@@ -202,15 +202,16 @@ class _BodyStream:
                 chunks, expected = seg.factory(), seg.length
             sent = 0
             for block in chunks:
+                if self.on_chunk is not None:
+                    self.on_chunk(block)
+                sent += len(block)
+                # pieces are views, not copies: a copy of every byte cost as much as the send itself
+                view = memoryview(block)
                 for i in range(0, len(block), SEND_PIECE):
-                    chunk = block[i : i + SEND_PIECE] if len(block) > SEND_PIECE else block
                     if self.deadline_at is not None and time.monotonic() > self.deadline_at:
                         raise DeadlineExceeded("the operation's deadline passed while sending the request body")
                     self.started = True
-                    sent += len(chunk)
-                    if self.on_chunk is not None:
-                        self.on_chunk(chunk)
-                    yield chunk
+                    yield view[i : i + SEND_PIECE]
             if expected is not None and sent != expected:
                 raise NetworkError(
                     f"request body segment produced {sent:,} bytes but declared {expected:,}; "

@@ -123,6 +123,30 @@ def test_large_upload_without_validation_still_sends_the_md5(
     assert complete.json["md5"] == md5_of(src) == openai_server.files[fo.id].md5
 
 
+@pytest.mark.parametrize("validate", [True, False])
+def test_checksum_off_sends_no_md5_and_computes_none(
+    client: Client,
+    openai_server: OpenAILikeServer,
+    make_jsonl: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    validate: bool,
+) -> None:
+    src = make_jsonl("large.jsonl", min_bytes=3 * MiB)
+    made: list[str] = []
+    real_new = hashlib.new
+
+    def spy(name: str, *args: Any, **kwargs: Any) -> Any:
+        made.append(name)
+        return real_new(name, *args, **kwargs)
+
+    monkeypatch.setattr(hashlib, "new", spy)
+    fo = client.upload(src, purpose="fine-tune", validate=validate, checksum=False, **LARGE)
+    (complete,) = openai_server.requests_to("uploads.complete")
+    assert "md5" not in complete.json
+    assert "md5" not in made  # neither the check pass nor the engine spent a pass on it
+    assert openai_server.files[fo.id].bytes == src.stat().st_size
+
+
 def test_a_part_that_fails_once_is_retried(
     client: Client, openai_server: OpenAILikeServer, make_jsonl: Callable[..., Path]
 ) -> None:

@@ -152,7 +152,7 @@ def test_tiktoken_is_used_when_it_is_importable(monkeypatch: pytest.MonkeyPatch)
     fake = types.ModuleType("tiktoken")
     fake.get_encoding = lambda name: FakeEncoding()  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "tiktoken", fake)
-    tokens._load.cache_clear()
+    tokens._load_once.cache_clear()
     try:
         counter = tokens.counter("gpt-4o", "auto")
         assert counter.exact and counter.method == "tiktoken o200k_base" and counter.count("a b c") == 3
@@ -164,7 +164,7 @@ def test_tiktoken_is_used_when_it_is_importable(monkeypatch: pytest.MonkeyPatch)
         assert ex.tokens_summary() == {"min": 11, "mean": 11.0, "max": 11, "total": 110}
         assert "estimated" not in "\n".join(report.summary())
     finally:
-        tokens._load.cache_clear()
+        tokens._load_once.cache_clear()
 
 
 def test_a_tiktoken_that_cannot_load_falls_back_to_the_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -175,13 +175,13 @@ def test_a_tiktoken_that_cannot_load_falls_back_to_the_estimate(monkeypatch: pyt
 
     fake.get_encoding = fail  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "tiktoken", fake)
-    tokens._load.cache_clear()
+    tokens._load_once.cache_clear()
     try:
         counter = tokens.counter(None, "auto")
         assert not counter.exact and "no network" in counter.method and "estimate" in counter.method
         assert tokens.counter(None, "estimate") is tokens.ESTIMATE
     finally:
-        tokens._load.cache_clear()
+        tokens._load_once.cache_clear()
 
 
 def test_the_tokenizer_setting_is_checked(tmp_path: Path) -> None:

@@ -60,9 +60,18 @@ def encoding_name(model: str | None) -> str:
     return "o200k_base"
 
 
-@functools.lru_cache(maxsize=4)
+_LOAD_LOCK = threading.Lock()
+
+
 def _load(encoding: str) -> tuple[Any, str]:
-    """(the tiktoken encoding or ``None``, why not)."""
+    """(the tiktoken encoding or ``None``, why not), loaded once per process: the threads of a parallel batch of
+    checks wait for the first one instead of each loading its own copy."""
+    with _LOAD_LOCK:
+        return _load_once(encoding)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_once(encoding: str) -> tuple[Any, str]:
     try:
         tiktoken = importlib.import_module("tiktoken")
     except ImportError:
