@@ -699,7 +699,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes, args.repeat, args.capped_mib, count = [1, 3], max(1, min(args.repeat, 1)), 3, 5
         args.rate_mib = min(args.rate_mib, 4)
         extra = {"multipart_threshold": 2 * MiB, "part_size": MiB}  # the parallel parts path, on small files
-    log = print if not args.quick else (lambda *a: print(*a, file=sys.stderr))
+    log = (lambda *a: print(*a, flush=True)) if not args.quick else (lambda *a: print(*a, file=sys.stderr))
     results: list[dict[str, Any]] = []
     if "import" in sections:
         results += section_import(peers, args.repeat, log)
