@@ -156,13 +156,43 @@ def test_tiktoken_is_used_when_it_is_importable(monkeypatch: pytest.MonkeyPatch)
     try:
         counter = tokens.counter("gpt-4o", "auto")
         assert counter.exact and counter.method == "tiktoken o200k_base" and counter.count("a b c") == 3
-        checker = FineTuneChecker(model="gpt-4o")
+        checker = FineTuneChecker(model="gpt-4o", tokenizer="tiktoken")
         report = check(lines(*[chat(i) for i in range(10)]), checker)
         ex = report.examples
         assert ex is not None and ex.tokens_exact
         # 1 + 1 words, 3 a message, 3 for the reply
         assert ex.tokens_summary() == {"min": 11, "mean": 11.0, "max": 11, "total": 110}
         assert "estimated" not in "\n".join(report.summary())
+    finally:
+        tokens._load_once.cache_clear()
+
+
+def test_auto_counts_exactly_only_the_examples_that_may_be_over_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    encoded: list[int] = []
+
+    class Counting(FakeEncoding):
+        def encode_ordinary(self, text: str) -> list[int]:
+            encoded.append(len(text))
+            return super().encode_ordinary(text)
+
+    fake = types.ModuleType("tiktoken")
+    fake.get_encoding = lambda name: Counting()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tiktoken", fake)
+    tokens._load_once.cache_clear()
+    try:
+        # gpt-3.5-turbo-0613 takes 4,096 tokens an example; the fake tokenizer counts words
+        one_word = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "x" * 20_000}]}
+        many_words = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a " * 5_000}]}
+        records = [chat(i) for i in range(10)] + [one_word, many_words]
+        report = check(lines(*records), FineTuneChecker(model="gpt-3.5-turbo-0613"))
+        # the 10 short examples were estimated, never encoded; the two long ones were counted exactly
+        assert sorted(encoded) == sorted([1, 20_000, 1, 10_000])
+        (p,) = report.problems  # 20,000 characters but one token: not over the limit, although the estimate is
+        assert (p.line, p.code) == (12, "too_many_tokens")
+        # 5,000 words + 1, 3 a message, 3 for the reply
+        assert "5,010 tokens (tiktoken cl100k_base)" in p.message and "about" not in p.message
+        ex = report.examples
+        assert ex is not None and not ex.tokens_exact and "estimate" in ex.token_method
     finally:
         tokens._load_once.cache_clear()
 

@@ -148,6 +148,9 @@ class FineTuneChecker:
         self.exact = False
         self.count_tokens: Callable[[str], int] = estimate
         self._ready = False
+        #: "auto": examples that may be over the limit are counted again exactly; tiktoken's counter, once loaded
+        self._recount = False
+        self._exact: TokenCounter | Literal[False] | None = None
         if counter is not None:
             self._use(counter)
 
@@ -161,14 +164,23 @@ class FineTuneChecker:
     def start(self, facts: FileFacts) -> list[Problem]:
         """Picks the token counter (tiktoken is loaded here, not when the checker is made for a dry run)."""
         if not self._ready:
-            self._use(tokens.counter(self.model, self.tokenizer))
+            self._pick_counter()
         return []
+
+    def _pick_counter(self) -> None:
+        if (self.tokenizer or "auto").strip().lower() == "auto":
+            # exact counts of every text cost ten times the rest of the checks: "auto" estimates, and counts
+            # exactly (with tiktoken, loaded then) only an example the estimate cannot place under the limit
+            self._use(tokens.AUTO)
+            self._recount = True
+        else:
+            self._use(tokens.counter(self.model, self.tokenizer))
 
     # -- records --
 
     def check(self, line_no: int, record: dict[str, Any]) -> list[Problem]:
         if not self._ready:
-            self._use(tokens.counter(self.model, self.tokenizer))
+            self._pick_counter()
         self.examples += 1
         if "messages" in record:
             fmt = CHAT
@@ -206,19 +218,45 @@ class FineTuneChecker:
         else:
             size, n, roles = self._prompt(record, out)
         self.stats.add(n, size, roles, fmt)
+        exact, method = self.exact, self.counter.method
+        # a text never has more tokens than UTF-8 bytes, nor more bytes than 4 a character: an estimate above
+        # 1/16 of the limit cannot rule out that the example is over it, so such an example is counted exactly
+        if self._recount and 16 * size > self.token_limit:
+            counter = self._exact_counter()
+            if counter is not None:
+                size, exact, method = self._exact_size(fmt, record, counter), True, counter.method
         if size > self.token_limit:
             self.over_limit += 1
-            how = "" if self.exact else "estimated "
+            how = "" if exact else "estimated "
             out.append(
                 warn(
                     "",
                     "too_many_tokens",
-                    f"the example has {'about ' if not self.exact else ''}{size:,} {how}tokens "
-                    f"({self.counter.method}), more than {self.limit_label}; longer examples are cut during "
+                    f"the example has {'about ' if not exact else ''}{size:,} {how}tokens "
+                    f"({method}), more than {self.limit_label}; longer examples are cut during "
                     "training: shorten it or split the conversation",
                 )
             )
         return out
+
+    def _exact_counter(self) -> TokenCounter | None:
+        """tiktoken's counter for the model, loaded at the first example that needs it (``None``: not usable)."""
+        if self._exact is None:
+            counter = tokens.counter(self.model, "auto")
+            self._exact = counter if counter.exact else False
+        return self._exact or None
+
+    def _exact_size(self, fmt: str, record: dict[str, Any], counter: TokenCounter) -> int:
+        """The exact token count of ``record``: its checks run again with ``counter``, their problems and
+        statistics discarded (they were collected by the first run)."""
+        saved = self.stats, self.exact, self.count_tokens
+        self.stats, self.exact, self.count_tokens = ExampleStats(unit="examples"), True, counter.count
+        try:
+            walk = self._chat if fmt == CHAT else self._preference if fmt == PREFERENCE else self._prompt
+            size, _, _ = walk(record, [])
+        finally:
+            self.stats, self.exact, self.count_tokens = saved
+        return size
 
     def _text(self, text: str) -> int:
         return self.count_tokens(text) if self.exact else len(text)

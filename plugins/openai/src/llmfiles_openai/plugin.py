@@ -38,8 +38,8 @@ CHECK_SETTINGS = (
         name="tokenizer",
         env=("LLMFILES_TOKENIZER",),
         default="auto",
-        help="how the checks count tokens: auto (tiktoken when it is installed and usable, else an estimate), "
-        "tiktoken, or estimate",
+        help="how the checks count tokens: auto (an estimate, and tiktoken for an example that may be over the "
+        "limit), tiktoken (every example exactly: about ten times slower), or estimate",
         fingerprint=False,
     ),
 )
