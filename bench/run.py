@@ -488,9 +488,14 @@ def plots(results: list[dict[str, Any]], out: Path) -> list[str]:
     made = []
 
     def bars(
-        name: str, title: str, ylabel: str, labels: list[str], series: dict[str, list[tuple[float, float, float]]]
+        name: str,
+        title: str,
+        ylabel: str,
+        labels: list[str],
+        series: dict[str, list[tuple[float, float, float]]],
+        log: bool = False,
     ) -> None:
-        fig, ax = plt.subplots(figsize=(9, 4.5))
+        fig, ax = plt.subplots(figsize=(10.5, 4.5))
         width = 0.8 / max(len(series), 1)
         for k, (peer, vals) in enumerate(series.items()):
             xs = [i + k * width for i in range(len(labels))]
@@ -498,9 +503,11 @@ def plots(results: list[dict[str, Any]], out: Path) -> list[str]:
             err = [[v[0] - v[1] for v in vals], [v[2] - v[0] for v in vals]]
             ax.bar(xs, meds, width, yerr=err, capsize=2, label=peer)
         ax.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(labels))], labels)
+        if log:
+            ax.set_yscale("log")
         ax.set_title(title)
         ax.set_ylabel(ylabel)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars, never over them
         ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
         fig.savefig(out / name, dpi=110)
@@ -527,10 +534,11 @@ def plots(results: list[dict[str, Any]], out: Path) -> list[str]:
         )
         bars(
             "upload_rss.png",
-            "peak RSS of the whole process",
+            "peak RSS of the whole process (log scale)",
             "MiB",
             labels,
             {p: [stat(group(results, "upload", peer=p, size_mib=s), "rss_mib") for s in sizes] for p in peers},
+            log=True,
         )
     modes = [m for m in ("seq", "threads", "asyncio") if group(results, "small", mode=m)]
     if modes:
