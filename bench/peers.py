@@ -156,9 +156,7 @@ def _validate(spec: dict[str, Any]) -> dict[str, Any]:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from validate_speed import run_one
 
-    result = run_one(Path(spec["path"]), "openai", "fine-tune", None)
-    result["seconds"] = result.pop("seconds")
-    return result
+    return run_one(Path(spec["path"]), "openai", "fine-tune", None)
 
 
 def main() -> int:

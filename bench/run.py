@@ -27,6 +27,7 @@ goals of issue 9 with the measured value beside each.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -130,15 +131,17 @@ def installed(peer: str) -> bool:
         return shutil.which("curl") is not None
     module = {"openai-file": "openai", "openai-path": "openai", "openai-chunked": "openai"}.get(peer, peer)
     module = "llmfiles" if module.startswith("llmfiles") else module
-    probe = subprocess.run(
-        [sys.executable, "-c", f"import importlib.util as u; print(u.find_spec({module!r}) is not None)"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return probe.stdout.strip() == "True"
+    return _importable(module)
 
 
+def _importable(module: str) -> bool:
+    """Whether the children can import ``module`` (they run this interpreter), without importing it here."""
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+@functools.cache
 def tiktoken_cache() -> str | None:
     """A tiktoken cache folder holding the encodings litellm ships, so that tiktoken works offline here (it
     downloads them otherwise, and falls back to the estimate without a network)."""
@@ -223,7 +226,7 @@ def sized_file(mib: int, quick: bool) -> Path:
     if not path.exists():
         big = generate(max(mib, 10))
         with open(big, "rb") as src, open(path, "wb") as dst:
-            dst.writelines(line for line, _ in zip(_lines_upto(src, mib * MiB), range(10**9)))
+            dst.writelines(_lines_upto(src, mib * MiB))
     return path
 
 
@@ -265,9 +268,6 @@ def section_upload(peers: list[str], sizes: list[int], repeat: int, base: str, q
     out = []
     for mib in sizes:
         path = sized_file(mib, quick)
-        os.posix_fadvise(os.open(path, os.O_RDONLY), 0, 0, os.POSIX_FADV_WILLNEED) if hasattr(
-            os, "posix_fadvise"
-        ) else None
         for r, peer in rounds(peers, repeat):
             m = upload_once(peer, path, base, extra if peer.startswith("llmfiles") else None)
             out.append(dict(m, section="upload", peer=peer, size_mib=mib, round=r))
@@ -308,7 +308,7 @@ def section_validate(sizes: list[int], repeat: int, quick: bool, log: Any) -> li
     """The check pass alone: with the default tokenizer (``auto``), with ``estimate`` and, on the smallest file
     only (it runs at a tenth of the speed), with ``tiktoken`` counting every example exactly."""
     out = []
-    tiktoken = _has_tiktoken()
+    tiktoken = _importable("tiktoken")
     for r in range(repeat):
         for mib in sizes:
             variants = ["auto", "estimate"] + (["tiktoken"] if tiktoken and mib == min(sizes) else [])
@@ -320,14 +320,6 @@ def section_validate(sizes: list[int], repeat: int, quick: bool, log: Any) -> li
                 out.append(dict(m, section="validate", peer=f"llmfiles ({tokenizer})", size_mib=mib, round=r))
                 log(f"validate {mib} MiB {tokenizer}: {m['mib_per_s']} MiB/s, peak RSS {m['peak_rss_mib']} MiB")
     return out
-
-
-def _has_tiktoken() -> bool:
-    probe = "import importlib.util as u; print(u.find_spec('tiktoken') is not None)"
-    return (
-        subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False).stdout.strip()
-        == "True"
-    )
 
 
 # --- the report ---------------------------------------------------------------------------------------------
@@ -563,7 +555,12 @@ def plots(results: list[dict[str, Any]], out: Path) -> list[str]:
 
 
 def report(
-    results: list[dict[str, Any]], args: argparse.Namespace, out: Path, started: float, skipped: dict[str, str]
+    results: list[dict[str, Any]],
+    args: argparse.Namespace,
+    out: Path,
+    started: float,
+    skipped: dict[str, str],
+    received: dict[str, int],
 ) -> Path:
     lines = [
         "# llmfiles benchmarks",
@@ -578,11 +575,14 @@ def report(
         f"- median of {args.repeat} interleaved runs, (min–max); every run a fresh process; "
         "every upload's size checked at the sink",
     ]
-    for peer, why in skipped.items():
-        lines.append(f"- the sink {why}" if peer == "sink" else f"- {peer}: not measured ({why})")
+    lines.append(
+        f"- the sink received {received['requests']:,} requests, {received['body_bytes'] / MiB:,.0f} MiB of bodies, "
+        f"{received['files']:,} files, {received['parts']:,} upload parts"
+    )
+    lines += [f"- {peer}: not measured ({why})" for peer, why in skipped.items()]
     lines += ["", "## Goals", "", "| goal | measured | |", "|---|---|---|"]
-    big = max([r["size_mib"] for r in group(results, "upload")] or [0])
-    big = 1024 if any(r["size_mib"] == 1024 for r in group(results, "upload")) else big
+    sizes = {r["size_mib"] for r in group(results, "upload")}
+    big = 1024 if 1024 in sizes else max(sizes, default=0)
     for goal, measured, met in goals(results, big):
         lines.append(f"| {goal} | {measured} | {'met' if met else '**missed**'} |")
     imp = group(results, "import")
@@ -747,11 +747,7 @@ def main(argv: list[str] | None = None) -> int:
     if "validate" in sections:
         small = [s for s in sizes if s >= 200][:1] if not args.quick else sizes[:1]
         results += section_validate(sorted({*small, *sizes[-2:]}), args.repeat, args.quick, log)
-    skipped["sink"] = (
-        f"received {received['requests']:,} requests, {received['body_bytes'] / MiB:,.0f} MiB of bodies, "
-        f"{received['files']:,} files, {received['parts']:,} upload parts"
-    )
-    path = report(results, args, out, started, skipped)
+    path = report(results, args, out, started, skipped, received)
     print(f"report: {path}")
     return 0
 

@@ -159,6 +159,19 @@ class ProviderError(LLMFilesError):
         rid = f" (request id {request_id})" if request_id else ""
         super().__init__(f"{head}: {message}{rid}")
 
+    def with_message(self, message: str) -> ProviderError:
+        """The same error (same class, status, code, request id, details) with another message."""
+        return type(self)(
+            message,
+            provider=self.provider,
+            status=self.status,
+            code=self.code,
+            error_type=self.error_type,
+            param=self.param,
+            request_id=self.request_id,
+            details=self.details,
+        )
+
 
 class AuthenticationError(ProviderError):
     """401 or 403: the credential was refused.  The message names where the credential came from."""

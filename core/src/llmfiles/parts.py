@@ -181,8 +181,7 @@ def run_plan(
     plan = _guarded(plan, provider)
     if journal is not None and not plan.resumable:
         journal = None
-    run = _Run(plan, source, exchange, max_concurrency, provider, known_digests, report, journal)
-    run.whole_digests = whole_digests
+    run = _Run(plan, source, exchange, max_concurrency, provider, known_digests, report, journal, whole_digests)
     saved = run.saved_session()
     if saved is not None:
         try:
@@ -214,6 +213,7 @@ class _Run:
         known_digests: Mapping[str, str] | None,
         report: Callable[[int, int], None] | None,
         journal: Journal | None,
+        whole_digests: bool = True,
     ) -> None:
         self.plan = plan
         self.source = source
@@ -221,7 +221,7 @@ class _Run:
         self.max_concurrency = max_concurrency
         self.provider = provider
         self.known = dict(known_digests or {})
-        self.whole_digests = True
+        self.whole_digests = whole_digests
         self.report = report
         self.journal = journal
         self.reset()

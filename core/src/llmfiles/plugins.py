@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from llmfiles.errors import PluginError, ProviderNotInstalled
@@ -146,31 +146,21 @@ class PluginManager:
         providers: dict[str, ProviderInfo] = {}
         aliases: dict[str, str] = {}
         owners: dict[str, str] = {}
-        for impl in pm.hook.llmfiles_register_providers.get_hookimpls():
-            plugin_name = impl.plugin_name
 
-            def register(info: ProviderInfo, _plugin: str = plugin_name) -> None:
+        def registrar(plugin: str) -> Callable[[ProviderInfo], None]:
+            def register(info: ProviderInfo) -> None:
                 if not isinstance(info, ProviderInfo):
-                    raise PluginError(f"plugin {_plugin!r} registered {info!r}, which is not a ProviderInfo")
+                    raise PluginError(f"plugin {plugin!r} registered {info!r}, which is not a ProviderInfo")
                 for name in (info.name, *info.aliases):
                     if name in aliases:
-                        other = owners[aliases[name]]
-                        raise PluginError(
-                            f"provider name {name!r} is claimed by two plugins, {other!r} and {_plugin!r}; "
-                            f"uninstall one of them or disable it with {DISABLE_ENV}=<entry point name>"
-                        )
+                        raise _claimed_twice(f"provider name {name!r}", owners[aliases[name]], plugin)
                     aliases[name] = info.name
                 providers[info.name] = info
-                owners[info.name] = _plugin
+                owners[info.name] = plugin
 
-            try:
-                impl.function(register=register)
-            except PluginError:
-                raise
-            except Exception as exc:
-                raise PluginError(
-                    f"plugin {plugin_name!r} failed in llmfiles_register_providers: {type(exc).__name__}: {exc}"
-                ) from exc
+            return register
+
+        _each_registration(pm, "llmfiles_register_providers", registrar)
         self._providers, self._aliases, self._owners = providers, aliases, owners
 
     # -- providers -------------------------------------------------------------------------------------------
@@ -228,30 +218,40 @@ class PluginManager:
         pm = self.pm
         with self._lock:
             collected: dict[str, tuple[Converter, str]] = {}
-            for impl in pm.hook.llmfiles_register_converters.get_hookimpls():
-                plugin_name = impl.plugin_name
 
-                def register(conv: Converter, _plugin: str = plugin_name) -> None:
+            def registrar(plugin: str) -> Callable[[Converter], None]:
+                def register(conv: Converter) -> None:
                     if not isinstance(conv, Converter):
-                        raise PluginError(f"plugin {_plugin!r} registered {conv!r}, which is not a Converter")
+                        raise PluginError(f"plugin {plugin!r} registered {conv!r}, which is not a Converter")
                     key = conv.name.strip().lower()
                     if key in collected:
-                        raise PluginError(
-                            f"conversion {conv.name!r} is claimed by two plugins, {collected[key][1]!r} and "
-                            f"{_plugin!r}; uninstall one of them or disable it with {DISABLE_ENV}=<entry point name>"
-                        )
-                    collected[key] = (conv, _plugin)
+                        raise _claimed_twice(f"conversion {conv.name!r}", collected[key][1], plugin)
+                    collected[key] = (conv, plugin)
 
-                try:
-                    impl.function(register=register)
-                except PluginError:
-                    raise
-                except Exception as exc:
-                    raise PluginError(
-                        f"plugin {plugin_name!r} failed in llmfiles_register_converters: {type(exc).__name__}: {exc}"
-                    ) from exc
+                return register
+
+            _each_registration(pm, "llmfiles_register_converters", registrar)
             self._converters = collected
             return collected
+
+
+def _each_registration(pm: pluggy.PluginManager, hook: str, registrar: Callable[[str], Callable[[Any], None]]) -> None:
+    """Call every plugin's ``hook`` with the ``register`` callback ``registrar`` makes for that plugin; a plugin
+    that fails in it is named in a :class:`PluginError`."""
+    for impl in getattr(pm.hook, hook).get_hookimpls():
+        try:
+            impl.function(register=registrar(impl.plugin_name))
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"plugin {impl.plugin_name!r} failed in {hook}: {type(exc).__name__}: {exc}") from exc
+
+
+def _claimed_twice(what: str, first: str, second: str) -> PluginError:
+    return PluginError(
+        f"{what} is claimed by two plugins, {first!r} and {second!r}; uninstall one of them or disable it with "
+        f"{DISABLE_ENV}=<entry point name>"
+    )
 
 
 _default: PluginManager | None = None

@@ -318,16 +318,7 @@ def _with_inner_error(err: ProviderError) -> ProviderError:
     code = inner.get("code") if isinstance(inner, Mapping) else None
     if not code:
         return err
-    return ProviderError(
-        f"{err.message} (inner error: {code})",
-        provider=err.provider,
-        status=err.status,
-        code=err.code,
-        error_type=err.error_type,
-        param=err.param,
-        request_id=err.request_id,
-        details=err.details,
-    )
+    return err.with_message(f"{err.message} (inner error: {code})")
 
 
 # --- responses ----------------------------------------------------------------------------------------------------

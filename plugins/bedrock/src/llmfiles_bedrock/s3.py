@@ -554,14 +554,7 @@ def multipart_plan(
             ) from None
         if _local(root.tag) == "Error":
             err = error_from(response, ep.provider)
-            raise ProviderError(
-                f"CompleteMultipartUpload failed after answering HTTP 200: {err.message}",
-                provider=ep.provider,
-                status=response.status,
-                code=err.code,
-                request_id=err.request_id,
-                details=err.details,
-            )
+            raise err.with_message(f"CompleteMultipartUpload failed after answering HTTP 200: {err.message}")
         if _local(root.tag) != "CompleteMultipartUploadResult":
             raise ProviderError(
                 f"CompleteMultipartUpload answered with <{_local(root.tag)}>, not CompleteMultipartUploadResult",
@@ -569,18 +562,8 @@ def multipart_plan(
                 status=response.status,
             )
         fo = file_from_put(ep.provider, where(state), body.size, purpose, response)
-        raw = dict(fo.raw)
-        raw.update(etag=_child_text(root, "ETag"), upload_id=state["upload_id"])
-        return FileObject(
-            id=fo.id,
-            provider=fo.provider,
-            filename=fo.filename,
-            purpose=fo.purpose,
-            bytes=fo.bytes,
-            created_at=fo.created_at,
-            status=fo.status,
-            raw=raw,
-        )
+        raw = {**fo.raw, "etag": _child_text(root, "ETag"), "upload_id": state["upload_id"]}
+        return attrs.evolve(fo, raw=raw)
 
     def abort(state: UploadState) -> HttpRequest:
         return ep.request("DELETE", url(state))
