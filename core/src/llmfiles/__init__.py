@@ -47,6 +47,15 @@ _ERRORS = (
     "NetworkError",
     "RetriesExhausted",
     "DeadlineExceeded",
+    "FileChanged",
+    "AnswerLost",
+    "MaybeUploaded",
+    "AlreadyUploaded",
+    "UploadFailed",
+    "InvalidSetting",
+    "PluginError",
+    "StallTimeout",
+    "InsecureTransport",
 )
 _LAZY = {
     **{name: "llmfiles.api" for name in _API},
@@ -85,6 +94,15 @@ __all__ = [
     "NetworkError",
     "RetriesExhausted",
     "DeadlineExceeded",
+    "FileChanged",
+    "AnswerLost",
+    "MaybeUploaded",
+    "AlreadyUploaded",
+    "UploadFailed",
+    "InvalidSetting",
+    "PluginError",
+    "StallTimeout",
+    "InsecureTransport",
     "FileObject",
     "TrainingFiles",
     "hookimpl",
@@ -196,6 +214,15 @@ if TYPE_CHECKING:
     from llmfiles.errors import (
         ValidationError as ValidationError,
     )
+    from llmfiles.errors import AlreadyUploaded as AlreadyUploaded
+    from llmfiles.errors import AnswerLost as AnswerLost
+    from llmfiles.errors import FileChanged as FileChanged
+    from llmfiles.errors import InsecureTransport as InsecureTransport
+    from llmfiles.errors import InvalidSetting as InvalidSetting
+    from llmfiles.errors import MaybeUploaded as MaybeUploaded
+    from llmfiles.errors import PluginError as PluginError
+    from llmfiles.errors import StallTimeout as StallTimeout
+    from llmfiles.errors import UploadFailed as UploadFailed
     from llmfiles.models import FileObject as FileObject
     from llmfiles.models import TrainingFiles as TrainingFiles
     from llmfiles.pluginapi import hookimpl as hookimpl

@@ -237,7 +237,7 @@ class _Bar:
 def _cmd_providers(client: Client, args: argparse.Namespace) -> int:
     from llmfiles.plugins import get_plugin_manager
 
-    providers = get_plugin_manager().providers()
+    providers = {name: r.provider.info for name, r in get_plugin_manager().providers().items()}
     rows: list[dict[str, Any]] = [
         {
             "name": info.name,
@@ -274,15 +274,22 @@ def _cmd_upload(client: Client, args: argparse.Namespace) -> int:
             plans["validation"] = client.describe_upload(
                 args.validation, purpose=args.purpose, provider=args.provider, **settings
             )
+        ok = all(plan["ok"] for plan in plans.values())
         if args.json:
             _print_json(plans if args.validation else plans["training"])
         else:
             for role, plan in plans.items():
-                print(f"dry run ({role}): nothing will be sent")
+                verdict = "nothing will be sent" if plan["ok"] else "the upload would be REFUSED"
+                print(f"dry run ({role}): {verdict}")
                 for k, v in plan.items():
-                    text = "\n      ".join(v) if isinstance(v, list) else (f"{v:,}" if isinstance(v, int) else v)
+                    if k == "ok" or (k == "problems" and not v):
+                        continue
+                    if isinstance(v, list):
+                        text = "\n      ".join(str(x).replace("\n", "\n      ") for x in v)
+                    else:
+                        text = f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
                     print(f"  {k + ':':<13} {text}")
-        return 0
+        return 0 if ok else 2
     bar = _Bar(enabled=not args.json and sys.stderr.isatty())
     try:
         if args.validation:

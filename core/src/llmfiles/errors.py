@@ -115,7 +115,7 @@ class ValidationError(InputError):
         more = self.total - min(len(self.problems), 10)
         tail = f"\n  ... and {more} more" if more > 0 else ""
         super().__init__(
-            f"{path}: {self.total} problem(s) found before upload; nothing was sent "
+            f"{path}: {self.total} problem(s) found; nothing was uploaded "
             f"(pass validate=False / --no-validate to upload anyway)\n{shown}{tail}"
         )
 
@@ -161,8 +161,12 @@ class ProviderError(LLMFilesError):
 
     def with_message(self, message: str) -> ProviderError:
         """The same error (same class, status, code, request id, details) with another message."""
-        return type(self)(
-            message,
+        return self.becoming(type(self), message)
+
+    def becoming(self, cls: type[ProviderError], message: str | None = None) -> ProviderError:
+        """This error as ``cls`` (for example :class:`AuthenticationError` for a 401), with the same fields."""
+        err = cls(
+            self.message if message is None else message,
             provider=self.provider,
             status=self.status,
             code=self.code,
@@ -171,6 +175,34 @@ class ProviderError(LLMFilesError):
             request_id=self.request_id,
             details=self.details,
         )
+        err.__notes__ = list(getattr(self, "__notes__", []))
+        return err
+
+    def redacted(self, secrets: Sequence[str]) -> ProviderError:
+        """The same error with every echo of ``secrets`` masked in its message and in every attribute (a server may
+        echo a key in any field of its error body)."""
+        from llmfiles.redact import redact, redact_value
+
+        def r(value: str | None) -> str | None:
+            return None if value is None else redact(value, secrets)
+
+        err = type(self).__new__(type(self))
+        err.__dict__.update(self.__dict__)
+        err.message = redact(self.message, secrets)
+        err.code, err.error_type, err.param, err.request_id = (
+            r(self.code),
+            r(self.error_type),
+            r(self.param),
+            r(self.request_id),
+        )
+        err.details = redact_value(self.details, secrets)
+        err.args = tuple(redact(a, secrets) if isinstance(a, str) else a for a in self.args)
+        if hasattr(self, "__notes__"):
+            err.__notes__ = [redact(n, secrets) for n in self.__notes__]
+        err.__cause__ = None
+        err.__context__ = None
+        err.__suppress_context__ = True
+        return err
 
 
 class AuthenticationError(ProviderError):
@@ -203,9 +235,24 @@ class RetriesExhausted(NetworkError):
         super().__init__(message)
 
 
+class FileChanged(InputError):
+    """The file changed (was edited, truncated, grown or replaced) while it was being uploaded; nothing was
+    committed at the provider.  Not retried: it is the file, not the network."""
+
+
 class AnswerLost(NetworkError):
     """A request that creates something (an upload) was sent in full, its answer was lost, and it could not be
     found out whether the provider did it; it was not sent again, so as not to make a second copy."""
+
+
+class MaybeUploaded(AnswerLost):
+    """A create's answer was lost and the provider now has a file that may be the one it created, but that cannot be
+    told from the provider's answers.  ``candidates`` are the ids of those files: check one, or delete them and
+    upload again."""
+
+    def __init__(self, message: str, candidates: Sequence[str]) -> None:
+        self.candidates = tuple(candidates)
+        super().__init__(message)
 
 
 class AlreadyUploaded(InputError):
@@ -234,6 +281,7 @@ __all__ = [
     "BadFile",
     "ConfigurationError",
     "DeadlineExceeded",
+    "FileChanged",
     "FileNotFound",
     "FileTooLarge",
     "InputError",
@@ -241,6 +289,7 @@ __all__ = [
     "InvalidPurpose",
     "InvalidSetting",
     "LLMFilesError",
+    "MaybeUploaded",
     "MissingCredentials",
     "NetworkError",
     "PluginError",

@@ -1,16 +1,19 @@
 """The built-in ``local`` provider: a file store in a folder on this machine, no account needed.
 
-It registers through the ``llmfiles`` entry point group like any third-party plugin and speaks a small
-HTTP-shaped protocol that the core's transport answers in-process (``local:`` URLs), so uploads to it run
-through the same engine as every cloud provider: checks, streaming, large-file parts, progress, retries.
+It registers through the ``llmfiles`` entry point group like any third-party plugin and is a provider like the
+others: its exchanges are ``local://`` requests, which the transport hands to the provider itself (it is an
+:class:`~llmfiles.provider.InProcessServer`) through the same streaming path a network request takes, so uploads to
+it run through the same engine as every cloud provider: checks, streaming, large-file parts, progress, retries.
 
 Files live under ``$LLMFILES_HOME/local`` (default: the platform's user data folder): ``files/<id>.data`` and
-``files/<id>.json``.  Ids are ``file-<32 hex>`` and are checked before any path is built from them, so no id
-can reach outside the store.  Everything is written to a temporary name first and renamed into place.
+``files/<id>.json``.  Ids are ``file-<32 hex>`` and are checked before any path is built from them, so no id can
+reach outside the store; a store folder that is a symbolic link is refused.  Everything is written to a temporary
+name first and renamed into place.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -18,68 +21,112 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from llmfiles.errors import ProviderError
 from llmfiles.models import (
+    NO_CREDENTIALS,
     Credentials,
+    Delete,
+    Download,
     FileObject,
     FilePage,
     HttpRequest,
     HttpResponse,
+    ListFiles,
     Operation,
+    Part,
     ProviderInfo,
     Receipt,
+    Retrieve,
     Settings,
     SettingSpec,
-    UploadPlan,
+    Upload,
+    UploadFacts,
+    UploadParts,
     UploadState,
 )
 from llmfiles.paths import default_home, private_dir
 from llmfiles.pluginapi import hookimpl
+from llmfiles.provider import BaseProvider, Exchange, Http, PartsUpload, Probe
 
 NAME = "local"
+SCHEME = "local"
 PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 MiB = 1024 * 1024
 _ID = re.compile(r"^file-[0-9a-f]{32}$")
 _UPLOAD_ID = re.compile(r"^upload-[0-9a-f]{32}$")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+#: errors of the file system that a retry cannot cure: answered as 507 (no space) or 403 (not writable)
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_NOT_WRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+INFO = ProviderInfo(
+    name=NAME,
+    package="llmfiles",
+    purposes=PURPOSES,
+    description="files in a folder on this machine; no account needed",
+    settings=(
+        SettingSpec(
+            name="home",
+            kind="path",
+            env=("LLMFILES_HOME",),
+            help="llmfiles' data folder; the store is its 'local' subfolder",
+        ),
+    ),
+    default_multipart_threshold=64 * MiB,
+    default_part_size=8 * MiB,
+    supports_parts=True,
+    checksums=("md5",),
+)
 
 
-# --- the plugin ----------------------------------------------------------------------------------------------
+# --- the provider --------------------------------------------------------------------------------------------
+
+
+class LocalProvider(BaseProvider):
+    """The ``local`` provider: builds ``local://`` exchanges and answers them from its store."""
+
+    info = INFO
+    scheme = SCHEME
+
+    def credentials(self, settings: Settings, environ: Mapping[str, str], http: Http) -> Credentials:
+        return NO_CREDENTIALS
+
+    def exchange(self, op: Operation, credentials: Credentials, settings: Settings) -> Exchange[Any] | PartsUpload:
+        root = store_root(settings)
+        if isinstance(op, Upload):
+            return _upload(root, op.file)
+        if isinstance(op, UploadParts):
+            return LocalParts(root, op.file)
+        if isinstance(op, ListFiles):
+            url = _url(root, "/files", purpose=op.purpose, after=op.cursor, limit=op.limit)
+            return Exchange(request=HttpRequest(method="GET", url=url), read=_page, error=_error)
+        # the id is quoted into one path segment: "../x", "a/content" or "x?store=..." cannot change the route or store
+        file_id = quote(op.file_id, safe="")
+        if isinstance(op, Retrieve):
+            return Exchange(
+                request=HttpRequest(method="GET", url=_url(root, f"/files/{file_id}")), read=_file, error=_error
+            )
+        if isinstance(op, Delete):
+            return Exchange(
+                request=HttpRequest(method="DELETE", url=_url(root, f"/files/{file_id}")), read=_true, error=_error
+            )
+        assert isinstance(op, Download)
+        request = HttpRequest(method="GET", url=_url(root, f"/files/{file_id}/content"))
+        return Exchange(request=request, read=_true, error=_error)
+
+    def serve(self, request: HttpRequest, body: Iterator[bytes | memoryview], sink: IO[bytes] | None) -> HttpResponse:
+        """Answer a ``local://`` request from the store, as a server would."""
+        return handle_local_request(request, body, sink)
 
 
 @hookimpl
-def llmfiles_register_providers(register: Callable[[ProviderInfo], None]) -> None:
-    register(
-        ProviderInfo(
-            name=NAME,
-            package="llmfiles",
-            purposes=PURPOSES,
-            description="files in a folder on this machine; no account needed",
-            settings=(
-                SettingSpec(
-                    name="home",
-                    kind="path",
-                    env=("LLMFILES_HOME",),
-                    help="llmfiles' data folder; the store is its 'local' subfolder",
-                ),
-            ),
-            default_multipart_threshold=64 * MiB,
-            default_part_size=8 * MiB,
-            supports_parts=True,
-        )
-    )
-
-
-@hookimpl
-def llmfiles_resolve_credentials(provider: str, settings: Settings, environ: Mapping[str, str]) -> Credentials | None:
-    if provider != NAME:
-        return None
-    return Credentials(kind="none", source="no credentials needed")
+def llmfiles_register_providers(register: Callable[[LocalProvider], None]) -> None:
+    register(LocalProvider())
 
 
 def store_root(settings: Settings) -> Path:
@@ -90,101 +137,78 @@ def store_root(settings: Settings) -> Path:
 def _url(root: Path, path: str, **query: Any) -> str:
     q = {"store": str(root)}
     q.update({k: str(v) for k, v in query.items() if v is not None})
-    return f"local://{path}?{urlencode(q)}"
+    return f"{SCHEME}://{path}?{urlencode(q)}"
 
 
-@hookimpl
-def llmfiles_build_request(
-    provider: str, operation: Operation, credentials: Credentials, settings: Settings
-) -> HttpRequest | UploadPlan | None:
-    if provider != NAME:
-        return None
-    root = store_root(settings)
-    op = operation.name
-    if op == "upload":
-        assert operation.source is not None
-        src = operation.source
-        from llmfiles.models import SourceRange
+def _upload(root: Path, facts: UploadFacts) -> Exchange[FileObject]:
+    from llmfiles.models import FileRange
 
-        return HttpRequest(
-            method="POST",
-            url=_url(root, "/files", filename=operation.filename, purpose=operation.purpose),
-            body=(SourceRange(source=src, offset=0, length=src.size),),
-        )
-    if op == "upload_parts":
-        return _plan(root, operation, settings)
-    # the id is quoted into one path segment: "../x", "a/content" or "x?store=..." cannot change the route or store
-    file_id = quote(operation.file_id or "", safe="")
-    if op == "retrieve":
-        return HttpRequest(method="GET", url=_url(root, f"/files/{file_id}"))
-    if op == "delete":
-        return HttpRequest(method="DELETE", url=_url(root, f"/files/{file_id}"))
-    if op == "download":
-        return HttpRequest(method="GET", url=_url(root, f"/files/{file_id}/content"))
-    if op == "list":
-        return HttpRequest(
-            method="GET",
-            url=_url(root, "/files", purpose=operation.purpose, after=operation.cursor, limit=operation.limit),
-        )
-    return None
-
-
-def _plan(root: Path, operation: Operation, settings: Settings) -> UploadPlan:
-    assert operation.source is not None
-    size = operation.source.size
-
-    def read_start(resp: HttpResponse) -> UploadState:
-        return {"upload_id": resp.json()["id"]}
-
-    def part(state: UploadState, p: Any) -> HttpRequest:
-        return HttpRequest(
-            method="PUT",
-            url=_url(root, f"/uploads/{state['upload_id']}/parts", offset=p.offset),
-            body=(p.body,),
-        )
-
-    def read_part(state: UploadState, p: Any, resp: HttpResponse, digests: Mapping[str, str]) -> Receipt:
-        data = resp.json()
-        if data.get("md5") != digests["md5"]:
-            raise ProviderError(
-                f"part {p.number} arrived damaged (md5 {data.get('md5')} != sent {digests['md5']})",
-                provider=NAME,
-                status=resp.status,
-            )
-        return {"id": data["id"], "offset": p.offset, "length": p.length}
-
-    def complete(state: UploadState, receipts: Any, digests: Mapping[str, str]) -> HttpRequest:
-        return HttpRequest(
-            method="POST",
-            url=_url(root, f"/uploads/{state['upload_id']}/complete"),
-            headers={"Content-Type": "application/json"},
-            body=json.dumps({"parts": list(receipts)}).encode(),
-        )
-
-    def read_complete(state: UploadState, resp: HttpResponse) -> FileObject:
-        return _file_object(resp.json())
-
-    def abort(state: UploadState) -> HttpRequest:
-        return HttpRequest(method="POST", url=_url(root, f"/uploads/{state['upload_id']}/cancel"))
-
-    return UploadPlan(
-        destination=str(root),
-        start=HttpRequest(
-            method="POST",
-            url=_url(root, "/uploads", filename=operation.filename, purpose=operation.purpose, bytes=size),
-        ),
-        read_start=read_start,
-        part=part,
-        read_part=read_part,
-        complete=complete,
-        read_complete=read_complete,
-        abort=abort,
-        part_size=settings["part_size"],
-        part_digests=("md5",),
+    request = HttpRequest(
+        method="POST",
+        url=_url(root, "/files", filename=facts.filename, purpose=facts.purpose),
+        body=(FileRange(offset=0, length=facts.size),),
     )
+    # the store never loses an answer, but its listing can tell what a lost one created (the md5 is compared)
+    probe = Probe(
+        request=HttpRequest(method="GET", url=_url(root, "/files", purpose=facts.purpose)), read=_candidates(facts)
+    )
+    return Exchange(request=request, read=_file, error=_error, probe=probe)
+
+
+def _candidates(facts: UploadFacts) -> Callable[[HttpResponse], Sequence[FileObject]]:
+    def read(response: HttpResponse) -> Sequence[FileObject]:
+        return [f for f in _page(response).files if f.filename == facts.filename and f.bytes == facts.size]
+
+    return read
+
+
+class LocalParts(PartsUpload):
+    """The store's large-file protocol: a session, parts written at their offsets, complete, cancel."""
+
+    def __init__(self, root: Path, facts: UploadFacts) -> None:
+        self.root = root
+        self.facts = facts
+        self.destination = str(root)
+        self.part_digests = ("md5",)
+
+    def start(self) -> Exchange[UploadState]:
+        facts = self.facts
+        url = _url(self.root, "/uploads", filename=facts.filename, purpose=facts.purpose, bytes=facts.size)
+        return Exchange(request=HttpRequest(method="POST", url=url), read=_upload_id, error=_error)
+
+    def part(self, state: UploadState, part: Part) -> Exchange[Receipt]:
+        url = _url(self.root, f"/uploads/{state['upload_id']}/parts", offset=part.offset)
+
+        def read(response: HttpResponse) -> Receipt:
+            data = response.json()
+            if data.get("md5") != part.sent.get("md5"):
+                raise ProviderError(
+                    f"part {part.number} arrived damaged (md5 {data.get('md5')} != sent {part.sent.get('md5')})",
+                    provider=NAME,
+                    status=response.status,
+                )
+            return {"id": data["id"], "offset": part.offset, "length": part.length}
+
+        return Exchange(request=HttpRequest(method="PUT", url=url, body=(part.body,)), read=read, error=_error)
+
+    def complete(
+        self, state: UploadState, receipts: Sequence[Receipt], digests: Mapping[str, str]
+    ) -> Exchange[FileObject]:
+        url = _url(self.root, f"/uploads/{state['upload_id']}/complete")
+        body = json.dumps({"parts": list(receipts)}).encode()
+        request = HttpRequest(method="POST", url=url, headers={"Content-Type": "application/json"}, body=body)
+        return Exchange(request=request, read=_file, error=_error)
+
+    def abort(self, state: UploadState) -> Exchange[object]:
+        url = _url(self.root, f"/uploads/{state['upload_id']}/cancel")
+        return Exchange(request=HttpRequest(method="POST", url=url), read=_true, error=_error)
+
+
+# --- answers -------------------------------------------------------------------------------------------------
 
 
 def _file_object(data: Mapping[str, Any]) -> FileObject:
+    md5 = data.get("md5")
     return FileObject(
         id=data["id"],
         provider=NAME,
@@ -193,30 +217,36 @@ def _file_object(data: Mapping[str, Any]) -> FileObject:
         bytes=int(data["bytes"]),
         created_at=int(data["created_at"]),
         status=data.get("status", "processed"),
+        checksums={"md5": md5} if isinstance(md5, str) else {},
         raw=dict(data),
     )
 
 
-@hookimpl
-def llmfiles_normalize_response(
-    provider: str, operation: Operation, response: HttpResponse
-) -> FileObject | FilePage | Exception | bool | None:
-    if provider != NAME:
-        return None
-    if response.status >= 400:
-        try:
-            err = response.json()["error"]
-            message, code = err["message"], err.get("code")
-        except (ValueError, KeyError, TypeError):
-            message, code = response.body.decode("utf-8", "replace")[:500], None
-        return ProviderError(message, provider=NAME, status=response.status, code=code)
-    if operation.name in ("upload", "retrieve"):
-        return _file_object(response.json())
-    if operation.name == "list":
-        data = response.json()
-        files = tuple(_file_object(d) for d in data["data"])
-        return FilePage(files=files, next_cursor=files[-1].id if data.get("has_more") and files else None)
+def _file(response: HttpResponse) -> FileObject:
+    return _file_object(response.json())
+
+
+def _page(response: HttpResponse) -> FilePage:
+    data = response.json()
+    files = tuple(_file_object(d) for d in data["data"])
+    return FilePage(files=files, next_cursor=files[-1].id if data.get("has_more") and files else None)
+
+
+def _upload_id(response: HttpResponse) -> UploadState:
+    return {"upload_id": response.json()["id"]}
+
+
+def _true(response: HttpResponse) -> bool:
     return True
+
+
+def _error(response: HttpResponse) -> ProviderError:
+    try:
+        err = response.json()["error"]
+        message, code = err["message"], err.get("code")
+    except (ValueError, KeyError, TypeError):
+        message, code = response.body.decode("utf-8", "replace")[:500], None
+    return ProviderError(message, provider=NAME, status=response.status, code=code)
 
 
 # --- the store, answering local: requests --------------------------------------------------------------------
@@ -244,8 +274,21 @@ class LocalStore:
         self.tmp = root / "tmp"
 
     def ensure(self) -> None:
+        self.refuse_links()
         for d in (self.root, self.files, self.uploads, self.tmp):
             private_dir(d)
+
+    def refuse_links(self) -> None:
+        """A store (or one of its folders) that is a symbolic link is refused: it would be followed, and made
+        owner-only, wherever it points."""
+        for d in (self.root, self.files, self.uploads, self.tmp):
+            if d.is_symlink():
+                raise _Error(
+                    403,
+                    "store_is_a_link",
+                    f"the local store's folder {d} is a symbolic link; llmfiles does not follow it. Point "
+                    "LLMFILES_HOME (or home=) at the real folder instead",
+                )
 
     # -- paths, checked --------------------------------------------------------------------------------------
 
@@ -290,21 +333,23 @@ class LocalStore:
         _, data_path = self._file_paths(file_id)
         tmp = self.tmp / f"{file_id}.partial"
         size = 0
+        md5 = hashlib.md5(usedforsecurity=False)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 for chunk in body:
                     fh.write(chunk)
+                    md5.update(chunk)
                     size += len(chunk)
             os.replace(tmp, data_path)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return self._finish(file_id, filename, purpose, size)
+        return self._finish(file_id, filename, purpose, size, md5.hexdigest())
 
-    def _finish(self, file_id: str, filename: str, purpose: str, size: int) -> dict[str, Any]:
+    def _finish(self, file_id: str, filename: str, purpose: str, size: int, md5: str | None = None) -> dict[str, Any]:
         meta_path, _ = self._file_paths(file_id)
-        data = {
+        data: dict[str, Any] = {
             "id": file_id,
             "object": "file",
             "filename": filename,
@@ -313,6 +358,8 @@ class LocalStore:
             "created_at": int(time.time()),
             "status": "processed",
         }
+        if md5 is not None:
+            data["md5"] = md5
         self._write_json(meta_path, data)
         return data
 
@@ -410,18 +457,16 @@ class LocalStore:
 
 
 def handle_local_request(
-    request: HttpRequest,
-    body: Iterator[bytes | memoryview],
-    sink: IO[bytes] | None,
-    on_sink_chunk: Callable[[bytes], None] | None,
+    request: HttpRequest, body: Iterator[bytes | memoryview], sink: IO[bytes] | None
 ) -> HttpResponse:
-    """Answer a ``local:`` request from the store, as a server would (called by the transport)."""
+    """Answer a ``local:`` request from the store, as a server would."""
     parts = urlsplit(request.url)
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     store = LocalStore(Path(query["store"]))
     path = [p for p in parts.path.split("/") if p]
     method = request.method.upper()
     try:
+        store.refuse_links()
         if path == ["files"] and method == "POST":
             return _json(200, store.create(query.get("filename", "upload"), query.get("purpose", ""), body))
         if path == ["files"] and method == "GET":
@@ -437,8 +482,6 @@ def handle_local_request(
                     return HttpResponse(status=200, body=fh.read(), url="local:")
                 while block := fh.read(MiB):
                     sink.write(block)
-                    if on_sink_chunk is not None:
-                        on_sink_chunk(block)
             return HttpResponse(status=200, url="local:")
         if path == ["uploads"] and method == "POST":
             return _json(
@@ -455,4 +498,7 @@ def handle_local_request(
     except _Error as exc:
         return _json(exc.status, {"error": {"message": exc.message, "code": exc.code}})
     except OSError as exc:
-        return _json(500, {"error": {"message": f"local store: {exc.strerror or exc}", "code": "store_error"}})
+        # a full disk or a read-only store is not cured by retrying: only other errors answer 500 (retried)
+        status = 507 if exc.errno in _NO_SPACE else 403 if exc.errno in _NOT_WRITABLE else 500
+        message = f"local store {store.root}: {exc.strerror or exc}"
+        return _json(status, {"error": {"message": message, "code": "store_error"}})

@@ -1,24 +1,29 @@
-"""The large-file engine: split a file into byte ranges and run a provider's :class:`UploadPlan`.
+"""The large-file engine: runs a provider's :class:`~llmfiles.provider.UploadProtocol` over the upload pipeline.
 
-The engine owns threads, part retries (through the transport), checksums, progress and clean completion or
-abort; the plan only turns responses into the next requests.  Memory is bounded by ``max_concurrency`` times
-the transport's read block, never by the part size: each part streams from its offset on disk.
+The engine owns threads, the part size, retries of a resumable session, progress, the resume journal and the
+commit; the protocol only builds requests and reads answers.  Two shapes:
+
+* :class:`~llmfiles.provider.PartsUpload`: parts in parallel (each streams its own range while a lead thread reads
+  the file in order for the checks and whole-file digests), then ``complete`` once the pipeline's gate passed;
+* :class:`~llmfiles.provider.ResumableUpload`: one session filled in order, from the offset the provider reports
+  after each chunk; the final chunk goes only once the gate passed.
+
+Memory is bounded by the concurrency times the read block, never by the part size.  An interrupted upload (Ctrl-C,
+the network, a provider that stays down) keeps its session for the next run of the same upload; one that failed
+for good (its checks, a changed file, a refusal) is aborted, and nothing is committed.
 """
 
 from __future__ import annotations
 
 import contextvars
-import functools
-import hashlib
 import logging
 import math
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import attrs
+from attrs import frozen
 
 from llmfiles.errors import (
     DeadlineExceeded,
@@ -31,86 +36,30 @@ from llmfiles.errors import (
     RetriesExhausted,
     UploadFailed,
 )
-from llmfiles.models import (
-    FileObject,
-    HttpRequest,
-    HttpResponse,
-    Part,
-    Receipt,
-    Source,
-    SourceRange,
-    UploadPlan,
-    UploadState,
-)
+from llmfiles.models import FileObject, Part, Receipt, UploadState
+from llmfiles.provider import Exchange, PartLimits, PartsUpload, ResumableUpload, UploadProtocol
 
 if TYPE_CHECKING:
+    from llmfiles.pipeline import Pipeline
     from llmfiles.state import SavedSession
+    from llmfiles.transport import BodySource
 
 log = logging.getLogger("llmfiles.parts")
+T = TypeVar("T")
 
-#: a resumable plan gives up after this many parts in a row that moved the provider's offset no further
+#: a resumable session gives up after this many chunks in a row that moved the provider's offset no further
 MAX_RESUMES_WITHOUT_PROGRESS = 5
+#: answers that say the provider no longer has a session a resumed upload asked about
+SESSION_GONE = frozenset({400, 404, 409, 410})
+#: answers to an abort that mean the session is over anyway (Cloud Storage answers a cancelled session with 499)
+SESSION_ENDED = frozenset({404, 410, 499})
 
 
-class Exchange(Protocol):
-    """Sends one request and returns its successful response (raising on an error status)."""
+class Runner(Protocol):
+    """Sends one exchange for the call and returns what its reader made of the answer (raising the provider's
+    error for an error status).  ``retries=False`` sends it once."""
 
-    def __call__(
-        self,
-        request: HttpRequest,
-        *,
-        on_chunk: Callable[[bytes], None] | None = ...,
-        on_restart: Callable[[], None] | None = ...,
-    ) -> HttpResponse: ...
-
-
-def choose_part_size(size: int, plan: UploadPlan, requested: int, *, provider: str, path: str) -> int:
-    """The part size to use: the requested one, within the plan's bounds, grown until the parts fit the limit."""
-    if requested <= 0:
-        raise InvalidSetting(f"part_size must be greater than 0 (got {requested})")
-    part = max(requested, plan.min_part_size)
-    if plan.max_part_size is not None:
-        part = min(part, plan.max_part_size)
-    if math.ceil(size / part) > plan.max_parts:
-        part = math.ceil(size / plan.max_parts)
-    if plan.alignment > 1:
-        part = math.ceil(part / plan.alignment) * plan.alignment
-        if plan.max_part_size is not None and part > plan.max_part_size:
-            # rounding up crossed the cap: take the largest aligned size within it (checked against max_parts below)
-            part = plan.max_part_size // plan.alignment * plan.alignment or part
-    if plan.max_part_size is not None and (part > plan.max_part_size or math.ceil(size / part) > plan.max_parts):
-        raise FileTooLarge(
-            path,
-            size,
-            plan.max_part_size * plan.max_parts,
-            provider,
-            detail=f"(at most {plan.max_parts:,} parts of {plan.max_part_size:,} bytes)",
-        )
-    return part
-
-
-def split(size: int, part_size: int) -> list[tuple[int, int]]:
-    """``(offset, length)`` of each part; only the last may be shorter."""
-    return [(off, min(part_size, size - off)) for off in range(0, size, part_size)] or [(0, 0)]
-
-
-class _Counter:
-    def __init__(self, total: int, report: Callable[[int, int], None] | None) -> None:
-        self.total = total
-        self.done = 0
-        self.report = report
-        self.lock = threading.Lock()
-
-    def add(self, n: int) -> None:
-        with self.lock:
-            self.done += n
-            # reported under the lock, so the callback sees the counts in order although parts run in threads
-            if self.report is not None:
-                self.report(self.done, self.total)
-
-
-def _hashers(names: tuple[str, ...]) -> dict[str, Any]:
-    return {n: hashlib.new(n) for n in names}
+    def __call__(self, exchange: Exchange[T], *, body: BodySource | None = None, retries: bool = True) -> T: ...
 
 
 class Journal(Protocol):
@@ -136,9 +85,42 @@ class Journal(Protocol):
     def discard(self) -> None: ...
 
 
-#: errors after which an upload session is kept for a later run (the session itself is fine): interruptions, the
-#: network, the deadline, a provider that stayed overloaded or down
+# --- part sizes ------------------------------------------------------------------------------------------------
+
+
+def choose_part_size(size: int, limits: PartLimits, requested: int, *, provider: str, path: str) -> int:
+    """The part size to use: the requested one, within the limits, grown until the parts fit ``max_parts``."""
+    if requested <= 0:
+        raise InvalidSetting(f"part_size must be greater than 0 (got {requested})")
+    part = max(requested, limits.minimum)
+    if limits.maximum is not None:
+        part = min(part, limits.maximum)
+    if math.ceil(size / part) > limits.max_parts:
+        part = math.ceil(size / limits.max_parts)
+    if limits.alignment > 1:
+        part = math.ceil(part / limits.alignment) * limits.alignment
+        if limits.maximum is not None and part > limits.maximum:
+            # rounding up crossed the cap: take the largest aligned size within it (checked against max_parts below)
+            part = limits.maximum // limits.alignment * limits.alignment or part
+    if limits.maximum is not None and (part > limits.maximum or math.ceil(size / part) > limits.max_parts):
+        raise FileTooLarge(
+            path,
+            size,
+            limits.maximum * limits.max_parts,
+            provider,
+            detail=f"(at most {limits.max_parts:,} parts of {limits.maximum:,} bytes)",
+        )
+    return part
+
+
+def split(size: int, part_size: int) -> list[tuple[int, int]]:
+    """``(offset, length)`` of each part; only the last may be shorter."""
+    return [(off, min(part_size, size - off)) for off in range(0, size, part_size)] or [(0, 0)]
+
+
 def can_resume_after(exc: BaseException) -> bool:
+    """Whether an upload that stopped with ``exc`` keeps its session for a later run (the session itself is fine):
+    interruptions, the network, the deadline, a provider that stayed overloaded or down."""
     if not isinstance(exc, Exception):
         return True  # KeyboardInterrupt, SystemExit
     if isinstance(exc, (NetworkError, DeadlineExceeded)):
@@ -146,102 +128,63 @@ def can_resume_after(exc: BaseException) -> bool:
     return isinstance(exc, ProviderError) and exc.status is not None and (exc.status in (408, 429) or exc.status >= 500)
 
 
-#: answers that say the provider no longer has a session a resumed upload asked about
-_SESSION_GONE = (400, 404, 409, 410)
+# --- one run ---------------------------------------------------------------------------------------------------
 
 
-def run_plan(
-    plan: UploadPlan,
-    source: Source,
-    *,
-    exchange: Exchange,
-    part_size: int,
-    max_concurrency: int,
-    provider: str,
-    known_digests: Mapping[str, str] | None = None,
-    report: Callable[[int, int], None] | None = None,
-    journal: Journal | None = None,
-    whole_digests: bool = True,
-) -> FileObject:
-    """Upload ``source`` with ``plan`` and return the provider's file object.
+@frozen(kw_only=True)
+class Job:
+    """One large upload: the protocol, the pipeline reading the file, how to send, and the knobs."""
 
-    Whole-file digests the plan asks for come from ``known_digests`` (computed in the check pass that reads the
-    file anyway) or, for a sequential plan, from the bytes as they stream.  A parallel plan without them gets
-    them from one sequential read that runs beside the upload; ``whole_digests=False`` (the ``checksum`` setting)
-    computes none that are not known, and the provider gets none to check.  A plan with its own ``source`` uploads that
-    instead of ``source`` (and ``known_digests``, which describe the caller's file, are not used).
+    protocol: UploadProtocol
+    pipeline: Pipeline
+    run: Runner
+    provider: str
+    part_size: int
+    max_concurrency: int
+    journal: Journal | None = None
+    clock_sleep: Callable[[float], None] = time.sleep
+    max_retry_wait: float = 60.0
 
-    With a ``journal``, the session and each part are recorded as they happen, and an unfinished session of the same
-    upload left by an earlier run is continued: only the parts the provider does not have are sent.  An interrupted
-    upload (Ctrl-C, the network, a provider that stays down) keeps its session for the next run; an upload that
-    failed for good aborts it.
+
+def upload_parts(job: Job) -> FileObject:
+    """Upload the pipeline's file with ``job.protocol``; return the provider's file object.
+
+    An unfinished session of the same upload recorded by an earlier run is continued (only what the provider does
+    not have is sent); a session the provider no longer has is replaced by a new one.
     """
-    if plan.source is not None:
-        source, known_digests = plan.source, None
-    plan = _guarded(plan, provider)
-    if journal is not None and not plan.resumable:
-        journal = None
-    run = _Run(plan, source, exchange, max_concurrency, provider, known_digests, report, journal, whole_digests)
+    journal = job.journal if job.protocol.resumable else None
+    run = _Run(job, journal)
     saved = run.saved_session()
     if saved is not None:
         try:
             return run.resume(saved)
         except ProviderError as exc:
-            if run.progressed or exc.status not in _SESSION_GONE:
+            if run.progressed or exc.status not in SESSION_GONE:
                 raise
-            log.info(
-                "the provider no longer has the unfinished upload session of %s (%s); starting a new one",
-                source.display,
-                exc,
-            )
+            log.info("the provider no longer has the unfinished session of %s (%s); starting anew", run.display, exc)
             if journal is not None:
                 journal.discard()
-            run.reset()
-    return run.fresh(part_size)
+    return run.fresh()
 
 
 class _Run:
-    """One run of a plan: a new session (:meth:`fresh`) or the continuation of a recorded one (:meth:`resume`)."""
+    """One run of a protocol: a new session (:meth:`fresh`) or the continuation of a recorded one (:meth:`resume`)."""
 
-    def __init__(
-        self,
-        plan: UploadPlan,
-        source: Source,
-        exchange: Exchange,
-        max_concurrency: int,
-        provider: str,
-        known_digests: Mapping[str, str] | None,
-        report: Callable[[int, int], None] | None,
-        journal: Journal | None,
-        whole_digests: bool = True,
-    ) -> None:
-        self.plan = plan
-        self.source = source
-        self._exchange = exchange
-        self.max_concurrency = max_concurrency
-        self.provider = provider
-        self.known = dict(known_digests or {})
-        self.whole_digests = whole_digests
-        self.report = report
+    def __init__(self, job: Job, journal: Journal | None) -> None:
+        self.job = job
+        self.protocol = job.protocol
+        self.pipeline = job.pipeline
+        self.source = job.pipeline.source
+        self.display = self.source.display
         self.journal = journal
-        self.reset()
-
-    def reset(self) -> None:
-        self.counter = _Counter(self.source.size, self.report)
         self.resuming = False
         #: a request of a resumed session succeeded (the provider knows the session)
         self.progressed = False
 
-    def exchange(
-        self,
-        request: HttpRequest,
-        *,
-        on_chunk: Callable[[bytes], None] | None = None,
-        on_restart: Callable[[], None] | None = None,
-    ) -> HttpResponse:
-        response = self._exchange(request, on_chunk=on_chunk, on_restart=on_restart)
+    def send(self, exchange: Exchange[T], *, body: BodySource | None = None, retries: bool = True) -> T:
+        value = self.job.run(exchange, body=body, retries=retries)
         self.progressed = True
-        return response
+        return value
 
     # -- finding a recorded session ------------------------------------------------------------------------
 
@@ -254,226 +197,253 @@ class _Run:
         if saved is None:
             return None
         try:
-            return self._usable(saved, journal)
+            why, abort = self._unusable(saved, journal)
         except BaseException:
             journal.keep()
             raise
-
-    def _usable(self, saved: SavedSession, journal: Journal) -> SavedSession | None:
-        plan = self.plan
-        size = self.source.size
-        why: str | None = None
-        abort = True
-        if saved.expired():
-            why, abort = "its session expired at the provider", False
-        elif (change := journal.change(saved)) is not None:
-            why = f"the file changed since ({change})"
-        elif plan.sequential and plan.read_progress is not None and plan.query_progress is None:
-            why = "the provider cannot be asked how much of it arrived"
-        else:
-            fitted = choose_part_size(size, plan, saved.part_size, provider=self.provider, path=self.source.display)
-            if fitted != saved.part_size or len(split(size, saved.part_size)) != saved.parts:
-                why = "its parts do not fit the provider's plan any more"
         if why is None:
             return saved
-        log.info("not continuing the unfinished upload of %s: %s; starting a new one", self.source.display, why)
-        if abort and plan.abort is not None:
+        log.info("not continuing the unfinished upload of %s: %s; starting a new one", self.display, why)
+        end = self.protocol.abort(saved.state) if abort else None
+        if end is not None:
             try:
-                self._exchange(plan.abort(saved.state))
+                self.job.run(end)
             except LLMFilesError as exc:
                 log.info("the old upload session could not be aborted (%s); the provider ends it when it expires", exc)
         journal.discard()
         return None
 
+    def _unusable(self, saved: SavedSession, journal: Journal) -> tuple[str | None, bool]:
+        size = self.source.size
+        if saved.expired():
+            return "its session expired at the provider", False
+        change = journal.change(saved)
+        if change is not None:
+            return f"the file changed since ({change})", True
+        fitted = choose_part_size(
+            size, self.protocol.limits, saved.part_size, provider=self.job.provider, path=self.display
+        )
+        if fitted != saved.part_size or len(split(size, saved.part_size)) != saved.parts:
+            return "its parts do not fit the provider's limits any more", True
+        return None, True
+
     # -- the two ways to run ----------------------------------------------------------------------------------
 
-    def fresh(self, requested_part_size: int) -> FileObject:
-        plan, source = self.plan, self.source
-        size = source.size
-        part_size = choose_part_size(size, plan, requested_part_size, provider=self.provider, path=source.display)
+    def fresh(self) -> FileObject:
+        job, protocol = self.job, self.protocol
+        size = self.source.size
+        part_size = choose_part_size(size, protocol.limits, job.part_size, provider=job.provider, path=self.display)
         ranges = split(size, part_size)
-        if len(ranges) > plan.max_parts:
-            raise FileTooLarge(source.display, size, plan.max_parts * part_size, self.provider)
-        if plan.start is not None:
-            state = plan.read_start(self._exchange(plan.start))
-            if self.journal is not None:
-                self.journal.started(
-                    state, part_size=part_size, parts=len(ranges), destination=plan.destination, ttl=plan.session_ttl
-                )
-        else:
-            state, self.journal = {}, None  # no session: nothing to resume
-        return self._run(state, part_size, ranges, {}, 0, None)
+        self._prepare(part_size)
+        try:
+            state = self.send(protocol.start())
+        except BaseException:
+            self.pipeline.stop()
+            raise
+        if self.journal is not None:
+            self.journal.started(
+                state,
+                part_size=part_size,
+                parts=len(ranges),
+                destination=protocol.destination,
+                ttl=protocol.session_ttl,
+            )
+        return self._go(state, part_size, {}, 0)
 
     def resume(self, saved: SavedSession) -> FileObject:
-        plan, source = self.plan, self.source
-        size = source.size
+        protocol = self.protocol
         self.resuming = True
         state, part_size = saved.state, saved.part_size
-        ranges = split(size, part_size)
+        ranges = split(self.source.size, part_size)
         recorded = {
             i: p.receipt for i, p in saved.done.items() if 0 <= i < len(ranges) and ranges[i] == (p.offset, p.length)
         }
-        start_offset = 0
-        final: HttpResponse | None = None
+        self._prepare(part_size)
+        offset = 0
         try:
-            if plan.sequential and plan.read_progress is not None and plan.query_progress is not None:
-                response = self.exchange(plan.query_progress(state))
-                start_offset = plan.read_progress(state, response)
-                if not 0 <= start_offset <= size:
-                    raise UploadFailed(
-                        f"the provider reports {start_offset:,} bytes received of {size:,}; cannot continue"
-                    )
-                if start_offset >= size:
-                    final = response
+            if isinstance(protocol, ResumableUpload):
+                answer = self.send(protocol.query(state))
+                if isinstance(answer, FileObject):
+                    return self._finished_before(state, answer)
+                offset = self._offset(answer)
                 done: dict[int, Receipt] = {}
-            elif plan.list_parts is not None and plan.read_list_parts is not None:
-                listed = self._listed_parts(state)
-                done = {i: r for i, r in recorded.items() if i in listed and _same_receipt(listed[i], r)}
             else:
-                done = recorded
+                assert isinstance(protocol, PartsUpload)
+                done = self._still_there(protocol, state, recorded)
         except BaseException as exc:
             self._stopped(state, exc)
             raise
         if self.journal is not None:
             self.journal.forget_parts(sorted(set(saved.done) - set(done)))
+        resumed = offset or sum(ranges[i][1] for i in done)
         log.info(
-            "continuing the unfinished upload of %s (started %s): %s",
-            source.display,
+            "continuing the unfinished upload of %s (started %s): %s of %s bytes were already sent",
+            self.display,
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(saved.created_at)),
-            f"the provider has {start_offset:,} of {size:,} bytes"
-            if plan.sequential and plan.read_progress is not None
-            else f"{len(done)} of {len(ranges)} parts are done",
+            f"{resumed:,}",
+            f"{self.source.size:,}",
         )
-        return self._run(state, part_size, ranges, done, start_offset, final)
+        return self._go(state, part_size, done, offset)
 
-    def _listed_parts(self, state: UploadState) -> dict[int, Receipt]:
-        plan = self.plan
-        assert plan.list_parts is not None and plan.read_list_parts is not None
-        listed: dict[int, Receipt] = {}
-        cursor: str | None = None
-        for _ in range(plan.max_parts + 1):
-            page, cursor = plan.read_list_parts(state, self.exchange(plan.list_parts(state, cursor)))
-            listed.update(page)
-            if cursor is None:
-                return listed
-        raise ProviderError("the listing of the upload's parts does not end", provider=self.provider)
+    def _prepare(self, part_size: int) -> None:
+        if isinstance(self.protocol, PartsUpload):
+            self.pipeline.inspection.part_size = part_size
 
-    # -- sending ----------------------------------------------------------------------------------------------
-
-    def _run(
-        self,
-        state: UploadState,
-        part_size: int,
-        ranges: list[tuple[int, int]],
-        done: Mapping[int, Receipt],
-        start_offset: int,
-        final_response: HttpResponse | None,
-    ) -> FileObject:
-        plan, source, journal = self.plan, self.source, self.journal
-        missing = tuple(d for d in plan.digests if d not in self.known) if self.whole_digests else ()
-        # whole-file digests: from the bytes as they stream when a sequential plan sends the file from its start,
-        # else from one read beside the upload
-        in_stream = bool(missing) and plan.sequential and not done and start_offset == 0 and final_response is None
-        stream_whole = _hashers(missing) if in_stream else {}
-        side = _SideHash(source, missing) if (missing and not in_stream) else None
-        stop = threading.Event()
-        last_response: list[HttpResponse] = []
-        sequential_progress = plan.sequential and plan.read_progress is not None
+    def _finished_before(self, state: UploadState, answer: FileObject) -> FileObject:
+        """The provider has the whole file already (the last run's final answer was lost): it passes the gate all the
+        same before it is taken."""
         try:
-            if done:
-                self.counter.add(sum(ranges[i][1] for i in done))
-            elif start_offset:
-                self.counter.add(start_offset)
-
-            def send_part(index: int, offset: int, length: int) -> Receipt:
-                part = Part(
-                    index=index,
-                    offset=offset,
-                    length=length,
-                    body=SourceRange(source=source, offset=offset, length=length),
-                )
-                hs = _hashers(plan.part_digests)
-                whole_snapshot = {n: h.copy() for n, h in stream_whole.items()}
-                sent = [0]
-
-                def on_chunk(chunk: bytes) -> None:
-                    if stop.is_set():
-                        raise UploadFailed("stopped: another part of the upload failed")
-                    for h in hs.values():
-                        h.update(chunk)
-                    for h in stream_whole.values():
-                        h.update(chunk)
-                    sent[0] += len(chunk)
-                    self.counter.add(len(chunk))
-
-                def on_restart() -> None:
-                    nonlocal hs
-                    hs = _hashers(plan.part_digests)
-                    for n, h in whole_snapshot.items():
-                        stream_whole[n] = h.copy()
-                    self.counter.add(-sent[0])
-                    sent[0] = 0
-
-                response = self.exchange(plan.part(state, part), on_chunk=on_chunk, on_restart=on_restart)
-                if plan.complete is None and index == len(ranges) - 1:
-                    last_response.append(response)
-                part_digests = {n: h.hexdigest() for n, h in hs.items()}
-                receipt = plan.read_part(state, part, response, part_digests)
-                if journal is not None:
-                    journal.part_done(index, offset, length, receipt, part_digests)
-                return receipt
-
-            receipts: list[Receipt] = [done.get(i, {}) for i in range(len(ranges))]
-            todo = [(i, off, length) for i, (off, length) in enumerate(ranges) if i not in done]
-            final_part: HttpResponse | None = final_response
-            if sequential_progress:
-                if final_part is None:
-                    receipts, final_part = _send_resumable(
-                        plan, state, source, self.exchange, part_size, self.counter, stream_whole, start_offset, journal
-                    )
-                else:
-                    receipts = []
-            elif plan.sequential or self.max_concurrency <= 1 or len(todo) <= 1:
-                for i, off, length in todo:
-                    receipts[i] = send_part(i, off, length)
-            else:
-                receipts_by_index = _in_parallel(send_part, todo, self.max_concurrency, stop)
-                for i, receipt in receipts_by_index.items():
-                    receipts[i] = receipt
-            digests = dict(self.known)
-            digests.update({n: h.hexdigest() for n, h in stream_whole.items()})
-            if side is not None:
-                digests.update(side.result())
-            if plan.complete is not None:
-                final = self.exchange(plan.complete(state, receipts, digests))
-            elif final_part is not None:
-                final = final_part
-            elif last_response:
-                final = last_response[-1]
-            else:
-                # a resumed plan without a complete request whose last part was already sent: the recorded answer
-                # is gone, so the last part goes again (parts may be resent freely)
-                i, off, length = len(ranges) - 1, *ranges[-1]
-                receipts[i] = send_part(i, off, length)
-                final = last_response[-1]
-            file_object = plan.read_complete(state, final)
-            if plan.reported_digests is not None and "x-llmfiles-found-by-probe" not in final.headers:
-                _compare_digests(plan.reported_digests(state, final), digests, file_object, source)
+            self.pipeline.gate()
         except BaseException as exc:
-            stop.set()
-            if side is not None:
-                side.cancel()
             self._stopped(state, exc)
             raise
-        if journal is not None:
-            journal.discard()
+        if self.journal is not None:
+            self.journal.discard()
+        return answer
+
+    def _still_there(
+        self, protocol: PartsUpload, state: UploadState, recorded: dict[int, Receipt]
+    ) -> dict[int, Receipt]:
+        """The recorded parts the provider still holds (all of them when it cannot be asked)."""
+        first = protocol.list_parts(state, None)
+        if first is None:
+            return recorded
+        listed: dict[int, Receipt] = {}
+        cursor: str | None = None
+        exchange: Exchange[Any] | None = first
+        for _ in range(protocol.limits.max_parts + 1):
+            assert exchange is not None
+            page, cursor = self.send(exchange)
+            listed.update(page)
+            if cursor is None:
+                return {i: r for i, r in recorded.items() if i in listed and _same_receipt(listed[i], r)}
+            exchange = protocol.list_parts(state, cursor)
+        raise ProviderError("the listing of the upload's parts does not end", provider=self.job.provider)
+
+    def _go(self, state: UploadState, part_size: int, done: Mapping[int, Receipt], offset: int) -> FileObject:
+        protocol = self.protocol
+        try:
+            if isinstance(protocol, ResumableUpload):
+                file_object = self._fill(protocol, state, part_size, offset)
+            elif isinstance(protocol, PartsUpload):
+                file_object = self._parts(protocol, state, part_size, done)
+            else:
+                raise PluginError(
+                    f"provider {self.job.provider!r} returned a {type(protocol).__name__}, which is neither a "
+                    "PartsUpload nor a ResumableUpload"
+                )
+        except BaseException as exc:
+            self.pipeline.stop()
+            self._stopped(state, exc)
+            raise
+        if self.journal is not None:
+            self.journal.discard()
         return file_object
+
+    # -- parts in parallel ------------------------------------------------------------------------------------
+
+    def _parts(
+        self, protocol: PartsUpload, state: UploadState, part_size: int, done: Mapping[int, Receipt]
+    ) -> FileObject:
+        pipeline, journal = self.pipeline, self.journal
+        ranges = split(self.source.size, part_size)
+        pipeline.counter.skip(sum(ranges[i][1] for i in done))
+        pipeline.start_lead()
+        todo = [Part(index=i, offset=off, length=n) for i, (off, n) in enumerate(ranges) if i not in done]
+
+        def send_part(part: Part) -> Receipt:
+            body = _PartBody(pipeline, part, protocol.part_digests)
+            receipt = self.send(protocol.part(state, part), body=body)
+            if journal is not None:
+                journal.part_done(part.index, part.offset, part.length, receipt, dict(part.sent))
+            return receipt
+
+        receipts: list[Receipt] = [done.get(i, {}) for i in range(len(ranges))]
+        if not protocol.parallel or self.job.max_concurrency <= 1 or len(todo) <= 1:
+            for part in todo:
+                receipts[part.index] = send_part(part)
+        else:
+            for index, receipt in _in_parallel(send_part, todo, self.job.max_concurrency).items():
+                receipts[index] = receipt
+        inspected = pipeline.gate(sent_parts=[p.index for p in todo])
+        digests = {n: inspected.digests[n] for n in protocol.digests if n in inspected.digests}
+        return self.send(protocol.complete(state, receipts, digests))
+
+    # -- one session, in order -------------------------------------------------------------------------------
+
+    def _fill(self, protocol: ResumableUpload, state: UploadState, part_size: int, offset: int) -> FileObject:
+        from urllib3.util.retry import Retry
+
+        pipeline, journal = self.pipeline, self.journal
+        size = self.source.size
+        pipeline.inspect_until(offset)
+        pipeline.counter.skip(offset)
+        stalled = 0
+        failures: list[LLMFilesError] = []
+        backoff = Retry(total=None, backoff_factor=0.5, backoff_max=self.job.max_retry_wait)
+        index = offset // part_size
+        while True:
+            length = min(part_size, size - offset)
+            part = Part(index=index, offset=offset, length=length)
+            final = offset + length >= size
+            try:
+                answer = self.send(protocol.chunk(state, part, final), body=pipeline, retries=False)
+            except (NetworkError, ProviderError) as exc:
+                if not can_resume_after(exc):
+                    raise
+                # not sent again from its start: the provider is asked how much of it arrived, after a pause
+                failures.append(exc)
+                backoff = backoff.increment(error=exc)
+                self.job.clock_sleep(min(backoff.get_backoff_time(), self.job.max_retry_wait))
+                log.info("a chunk of %s was interrupted (%s); asking the provider how far it got", self.display, exc)
+                answer = self.send(protocol.query(state))
+            if isinstance(answer, FileObject):
+                if not final and offset + length < size:
+                    pipeline.gate()  # a provider that calls the file complete early gets it checked all the same
+                return answer
+            committed = self._offset(answer)
+            if journal is not None:
+                journal.part_done(0, 0, committed, {"committed": committed}, {})
+            stalled = stalled + 1 if committed <= offset else 0
+            if committed > offset:
+                failures.clear()
+                backoff = Retry(total=None, backoff_factor=0.5, backoff_max=self.job.max_retry_wait)
+            if stalled >= MAX_RESUMES_WITHOUT_PROGRESS:
+                self._give_up(stalled, failures, committed)
+            if committed != offset + length:
+                pipeline.counter.restart((offset, length))
+                pipeline.counter.skip(max(0, committed - offset))
+            offset = committed
+            index += 1
+
+    def _offset(self, answer: int) -> int:
+        size = self.source.size
+        if not 0 <= answer <= size:
+            raise UploadFailed(f"the provider reports {answer:,} bytes received of {size:,}; cannot continue")
+        return answer
+
+    def _give_up(self, stalled: int, failures: Sequence[LLMFilesError], committed: int) -> None:
+        size = self.source.size
+        if failures and len(failures) >= stalled:
+            # the connection, not the provider: an error a later run can continue after
+            raise RetriesExhausted(
+                f"{failures[-1]} (sending {self.display} failed {stalled} times in a row without the provider keeping "
+                f"more of it; it has {committed:,} of {size:,} bytes)",
+                last=failures[-1],
+                attempts=stalled,
+            )
+        raise UploadFailed(
+            f"the provider kept no more of {self.display} after {stalled} attempts in a row "
+            f"(it has {committed:,} of {size:,} bytes); giving up"
+        )
+
+    # -- stopping ----------------------------------------------------------------------------------------------
 
     def _stopped(self, state: UploadState, exc: BaseException) -> None:
         """The run failed: keep the session for a later run, or end it for good."""
         journal = self.journal
-        if self.resuming and not self.progressed and isinstance(exc, ProviderError) and exc.status in _SESSION_GONE:
-            return  # run_plan starts a new session (and forgets this one)
+        if self.resuming and not self.progressed and isinstance(exc, ProviderError) and exc.status in SESSION_GONE:
+            return  # upload_parts starts a new session (and forgets this one)
         if journal is not None and journal.active and can_resume_after(exc):
             journal.keep()
             exc.add_note(
@@ -481,9 +451,21 @@ class _Run:
                 "(`llmfiles uploads` lists unfinished uploads, `llmfiles abort ID` ends one)"
             )
             return
-        _abort(self.plan, state, self._exchange, exc)
+        _abort(self.protocol, state, self.job.run, exc)
         if journal is not None:
             journal.discard()
+
+
+class _PartBody:
+    """The body source of one part: its own range of the file, hashed for the part."""
+
+    def __init__(self, pipeline: Pipeline, part: Part, names: Sequence[str]) -> None:
+        self.pipeline = pipeline
+        self.part = part
+        self.names = names
+
+    def stream(self, offset: int, length: int) -> Iterator[bytes]:
+        return self.pipeline.part_stream(offset, length, self.part.index, self.names, self.part.sent)
 
 
 def _same_receipt(listed: Receipt, recorded: Receipt) -> bool:
@@ -492,262 +474,31 @@ def _same_receipt(listed: Receipt, recorded: Receipt) -> bool:
     return bool(common) and all(listed[k] == recorded[k] for k in common)
 
 
-def _in_parallel(
-    send_part: Callable[[int, int, int], Receipt],
-    todo: list[tuple[int, int, int]],
-    max_concurrency: int,
-    stop: threading.Event,
-) -> dict[int, Receipt]:
+def _in_parallel(send_part: Callable[[Part], Receipt], todo: list[Part], max_concurrency: int) -> dict[int, Receipt]:
     pool = ThreadPoolExecutor(max_workers=min(max_concurrency, len(todo)), thread_name_prefix="llmfiles-part")
     pending: dict[Any, int] = {}
     try:
         # each part runs in a copy of the caller's context, so progress callbacks see its contextvars
-        pending = {pool.submit(contextvars.copy_context().run, send_part, i, off, length): i for i, off, length in todo}
-        done, _ = wait(pending, return_when=FIRST_EXCEPTION)
-        failed = [f for f in done if f.exception() is not None]
+        pending = {pool.submit(contextvars.copy_context().run, send_part, p): p.index for p in todo}
+        finished, _ = wait(pending, return_when=FIRST_EXCEPTION)
+        failed = [f for f in finished if f.exception() is not None]
         if failed:
-            stop.set()
             exc = failed[0].exception()
             assert exc is not None
             raise exc
         return {i: f.result() for f, i in pending.items()}
     finally:
-        if not stop.is_set() and any(not f.done() for f in pending):
-            stop.set()
+        for f in pending:
+            f.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-class _SideHash:
-    """Whole-file digests from one sequential read of the file, beside the upload (in a thread)."""
-
-    def __init__(self, source: Source, names: tuple[str, ...]) -> None:
-        self.source = source
-        self.names = names
-        self.digests: dict[str, str] = {}
-        self.error: list[BaseException] = []
-        self.cancelled = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="llmfiles-digest", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            hs = _hashers(self.names)
-            for chunk in self.source.read_range(0, self.source.size, 1024 * 1024):
-                if self.cancelled.is_set():
-                    return
-                for h in hs.values():
-                    h.update(chunk)
-            self.digests.update({n: h.hexdigest() for n, h in hs.items()})
-        except BaseException as exc:  # reported after the parts
-            self.error.append(exc)
-
-    def cancel(self) -> None:
-        self.cancelled.set()
-
-    def result(self) -> dict[str, str]:
-        self.thread.join()
-        if self.error:
-            raise UploadFailed(f"could not read {self.source.display} to compute its checksum: {self.error[0]}")
-        return self.digests
-
-
-def _compare_digests(
-    reported: Mapping[str, str], computed: Mapping[str, str], file_object: FileObject, source: Source
-) -> None:
-    for name, value in reported.items():
-        mine = computed.get(name)
-        if mine is not None and value.lower() != mine.lower():
-            raise UploadFailed(
-                f"{file_object.id}: the provider stored bytes whose {name} is {value}, but the {name} of "
-                f"{source.display} as sent is {mine}: the data changed on the way or the file changed while it "
-                f"was read. Delete {file_object.id} and upload again"
-            )
-
-
-class _Interrupted(Exception):
-    """Internal: the transport is about to resend a part of a resumable plan; ask the provider how far it got."""
-
-
-def _send_resumable(
-    plan: UploadPlan,
-    state: Mapping[str, Any],
-    source: Source,
-    exchange: Exchange,
-    part_size: int,
-    counter: _Counter,
-    stream_whole: dict[str, Any],
-    start: int = 0,
-    journal: Journal | None = None,
-) -> tuple[list[Receipt], HttpResponse]:
-    """Send a sequential plan from the offset the provider reports after each part (``plan.read_progress``).
-
-    A part whose connection fails is not resent from its start when the plan can ``query_progress``: the engine
-    asks the provider how many bytes it has and continues from there.  Whole-file digests computed in-stream are
-    brought back in line with the provider's offset by re-reading (never re-sending) the bytes in between.
-    Returns the receipts in send order and the final response (the one after which the provider has it all).
-    """
-    assert plan.read_progress is not None
-    size = source.size
-    receipts: list[Receipt] = []
-    offset = start
-    index = start // part_size
-    stalled = 0
-    failures: list[BaseException] = []  # why the attempts in a row that moved nothing were interrupted
-    while True:
-        response, receipt, committed, interrupted_by = _send_from(
-            plan, state, source, exchange, index, offset, part_size, counter, stream_whole
-        )
-        index += 1
-        if receipt is not None:
-            receipts.append(receipt)
-        if journal is not None and committed < size:
-            # what the provider has persisted, as one range (the engine asks the provider again when it resumes)
-            journal.part_done(0, 0, committed, {"committed": committed}, {})
-        if committed >= size:
-            return receipts, response
-        stalled = stalled + 1 if committed <= offset else 0
-        if committed > offset:
-            failures.clear()
-        elif interrupted_by is not None:
-            failures.append(interrupted_by)
-        if stalled >= MAX_RESUMES_WITHOUT_PROGRESS:
-            if len(failures) == stalled:
-                # the connection, not the provider: an error a later run can continue after
-                raise RetriesExhausted(
-                    f"{failures[-1]} (sending {source.display} failed {stalled} times in a row without the provider "
-                    f"keeping more of it; it has {committed:,} of {size:,} bytes)",
-                    last=failures[-1],
-                    attempts=stalled,
-                )
-            raise UploadFailed(
-                f"the provider kept no more of {source.display} after {stalled} attempts in a row "
-                f"(it has {committed:,} of {size:,} bytes); giving up"
-            )
-        offset = committed
-
-
-def _send_from(
-    plan: UploadPlan,
-    state: Mapping[str, Any],
-    source: Source,
-    exchange: Exchange,
-    index: int,
-    offset: int,
-    part_size: int,
-    counter: _Counter,
-    stream_whole: dict[str, Any],
-) -> tuple[HttpResponse, Receipt | None, int, BaseException | None]:
-    """Send one part of a resumable plan from ``offset``; return the response, its receipt (``None`` when the
-    part was interrupted and the provider was asked instead), the provider's offset afterwards and what interrupted
-    the part (``None`` when it was not)."""
-    assert plan.read_progress is not None
-    size = source.size
-    length = min(part_size, size - offset)
-    part = Part(
-        index=index, offset=offset, length=length, body=SourceRange(source=source, offset=offset, length=length)
-    )
-    snapshot = {n: h.copy() for n, h in stream_whole.items()}
-    hs = _hashers(plan.part_digests)
-    sent = 0
-
-    def on_chunk(chunk: bytes) -> None:
-        nonlocal sent
-        for h in hs.values():
-            h.update(chunk)
-        for h in stream_whole.values():
-            h.update(chunk)
-        sent += len(chunk)
-        counter.add(len(chunk))
-
-    def on_restart() -> None:
-        nonlocal hs, sent
-        if plan.query_progress is not None:
-            raise _Interrupted
-        hs = _hashers(plan.part_digests)
-        _rewind(stream_whole, snapshot, source, offset, offset)
-        counter.add(-sent)
-        sent = 0
-
-    receipt: Receipt | None = None
-    interrupted_by: BaseException | None = None
-    try:
-        response = exchange(plan.part(state, part), on_chunk=on_chunk, on_restart=on_restart)
-    except _Interrupted as exc:
-        context = exc.__context__
-        interrupted_by = getattr(context, "error", context)  # the transport's wrapper of a retryable error
-        assert plan.query_progress is not None
-        response = exchange(plan.query_progress(state))
-        committed = plan.read_progress(state, response)
-        log.info(
-            "part %d (bytes %d-%d) was interrupted; the provider has %d bytes, continuing from there",
-            part.number,
-            offset,
-            offset + length - 1,
-            committed,
-        )
-    else:
-        receipt = plan.read_part(state, part, response, {n: h.hexdigest() for n, h in hs.items()})
-        committed = plan.read_progress(state, response)
-    if not 0 <= committed <= size:
-        raise UploadFailed(f"the provider reports {committed:,} bytes received of {size:,}; cannot continue")
-    if committed != offset + sent:
-        _rewind(stream_whole, snapshot, source, offset, committed)
-    counter.add(committed - offset - sent)
-    return response, receipt, committed, interrupted_by
-
-
-def _rewind(hashers: dict[str, Any], snapshot: Mapping[str, Any], source: Source, start: int, committed: int) -> None:
-    """Make ``hashers`` cover exactly the bytes ``[0, committed)``; ``snapshot`` covers ``[0, start)``."""
-    if not hashers:
-        return
-    if committed >= start:
-        base, begin = snapshot, start
-    else:
-        base, begin = _hashers(tuple(hashers)), 0
-    for name in hashers:
-        hashers[name] = base[name].copy()
-    if committed > begin:
-        for chunk in source.read_range(begin, committed - begin, 1024 * 1024):
-            for h in hashers.values():
-                h.update(chunk)
-
-
-_READERS = ("read_start", "read_part", "read_complete", "read_progress", "reported_digests", "read_list_parts")
-_BUILDERS = ("part", "complete", "abort", "query_progress", "list_parts")
-
-
-def _guarded(plan: UploadPlan, provider: str) -> UploadPlan:
-    """The plan with its functions wrapped so that a plugin bug or a malformed answer becomes an llmfiles error
-    (a ``ProviderError`` for readers of responses, a ``PluginError`` for request builders), never a bare one."""
-
-    def guard(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        def call(*args: Any) -> Any:
-            try:
-                return fn(*args)
-            except LLMFilesError:
-                raise
-            except Exception as exc:
-                text = f"{type(exc).__name__}: {exc}"
-                if name in _READERS:
-                    raise ProviderError(
-                        f"could not read the provider's answer in the upload plan's {name}: {text}", provider=provider
-                    ) from exc
-                raise PluginError(f"the {provider} upload plan failed in {name}: {text}") from exc
-
-        return call
-
-    changes: dict[str, Any] = {
-        name: guard(name, fn) for name in (*_READERS, *_BUILDERS) if (fn := getattr(plan, name)) is not None
-    }
-    return attrs.evolve(plan, **changes)
-
-
-def _abort(plan: UploadPlan, state: Mapping[str, Any], exchange: Exchange, exc: BaseException) -> None:
-    if plan.abort is None or plan.start is None:
+def _abort(protocol: UploadProtocol, state: UploadState, run: Runner, exc: BaseException) -> None:
+    end = protocol.abort(state)
+    if end is None:
         return
     try:
-        exchange(plan.abort(state))
+        run(end)
     except ProviderError as abort_exc:
         if abort_exc.status in SESSION_ENDED:
             note = "llmfiles: the unfinished upload session was aborted at the provider (it had already ended)"
@@ -759,7 +510,3 @@ def _abort(plan: UploadPlan, state: Mapping[str, Any], exchange: Exchange, exc: 
         note = "llmfiles: the unfinished upload session was aborted at the provider"
     log.info(note)
     exc.add_note(note)
-
-
-#: answers to an abort that mean the session is over anyway (Cloud Storage answers a cancelled session with 499)
-SESSION_ENDED = frozenset({404, 410, 499})

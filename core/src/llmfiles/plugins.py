@@ -1,7 +1,10 @@
-"""The plugin manager: finds provider plugins through entry points, lazily, at first use.
+"""The plugin manager: a typed facade over pluggy that finds plugins through entry points, at first use.
 
-Built-in providers (``local``) are declared as entry points of the ``llmfiles`` distribution itself, so they
-load exactly like third-party plugins.  ``LLMFILES_DISABLE_PLUGINS=name,...`` skips entry points by name.
+Plugins are loaded by pluggy's ``load_setuptools_entrypoints`` (group ``llmfiles``); the built-in ``local``
+provider is an entry point of the ``llmfiles`` distribution itself, so it loads exactly like a third-party plugin.
+``LLMFILES_DISABLE_PLUGINS=name,...`` blocks entry points by name (pluggy's ``set_blocked``).  Providers and
+conversions are collected through the registration hooks; the cross-cutting hooks are called through typed
+methods that check what plugins answer.
 """
 
 from __future__ import annotations
@@ -11,27 +14,31 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from llmfiles.errors import PluginError, ProviderNotInstalled
+from llmfiles.errors import InputError, PluginError, ProviderNotInstalled
+from llmfiles.pluginapi import hookimpl
 
 if TYPE_CHECKING:
     import pluggy
 
-    from llmfiles.models import ProviderInfo
+    from llmfiles.models import Credentials, HttpRequest, Settings
+    from llmfiles.provider import Http, Provider, Registered
     from llmfiles.validate.convert import Converter
 
 ENTRY_POINT_GROUP = "llmfiles"
 DISABLE_ENV = "LLMFILES_DISABLE_PLUGINS"
+#: the plugin that gives the core's own answers to hooks (the innermost ``llmfiles_request``)
+CORE_PLUGIN = "llmfiles-core"
 
-#: The distributions that provide the planned providers, for "pip install ..." hints.
+#: The distributions (and their folders in the source tree) of the providers the project knows of.
 KNOWN_PACKAGES = {
-    "openai": "llmfiles-openai",
-    "azure": "llmfiles-azure",
-    "vertex_ai": "llmfiles-vertex",
-    "vertex": "llmfiles-vertex",
-    "bedrock": "llmfiles-bedrock",
-    "local": "llmfiles",
+    "openai": ("llmfiles-openai", "plugins/openai"),
+    "azure": ("llmfiles-azure", "plugins/azure"),
+    "vertex_ai": ("llmfiles-vertex", "plugins/vertex"),
+    "vertex": ("llmfiles-vertex", "plugins/vertex"),
+    "bedrock": ("llmfiles-bedrock", "plugins/bedrock"),
+    "local": ("llmfiles", "core"),
 }
-#: The distributions that provide the planned conversions, for "pip install ..." hints.
+#: The distributions that provide the known conversions.
 KNOWN_CONVERTERS = {
     "gemini": "llmfiles-vertex",
     "claude": "llmfiles-bedrock",
@@ -40,36 +47,45 @@ KNOWN_CONVERTERS = {
 }
 
 
+class _CorePlugin:
+    """The core's own hook implementations: the request hook's innermost answer."""
+
+    @hookimpl(trylast=True)
+    def llmfiles_request(self, provider: str, request: HttpRequest) -> HttpRequest:
+        return request
+
+
 class PluginManager:
-    """A typed facade over pluggy's manager: loads plugins once, keeps the registered providers."""
+    """Loads plugins once and keeps the registered providers and conversions."""
 
     def __init__(self, *, environ: Mapping[str, str] | None = None, load_entry_points: bool = True) -> None:
         self._environ = environ
         self._load_entry_points = load_entry_points
         self._lock = threading.RLock()
         self._pm: pluggy.PluginManager | None = None
-        self._providers: dict[str, ProviderInfo] = {}
+        self._providers: dict[str, Registered] = {}
         self._aliases: dict[str, str] = {}
-        self._owners: dict[str, str] = {}
         self._extra: list[tuple[str, object]] = []
         self._converters: dict[str, tuple[Converter, str]] | None = None
+        self._request_hook = False
 
     # -- loading ---------------------------------------------------------------------------------------------
 
     def register(self, plugin: object, name: str) -> None:
-        """Register a plugin object (a module or a class instance with hook implementations) by hand."""
+        """Register a plugin object (a module or an object with hook implementations) by hand."""
         with self._lock:
             if self._pm is None:
                 self._extra.append((name, plugin))
-            else:
-                self._register(self._pm, plugin, name)
-                self._converters = None
-                try:
-                    self._check_pending(self._pm)
-                    self._collect_providers(self._pm)
-                except PluginError:
-                    self._pm.unregister(name=name)
-                    raise
+                return
+            self._register(self._pm, plugin, name)
+            self._converters = None
+            try:
+                self._check_pending(self._pm)
+                self._collect(self._pm)
+            except PluginError:
+                self._pm.unregister(name=name)
+                self._collect(self._pm)
+                raise
 
     @property
     def pm(self) -> pluggy.PluginManager:
@@ -82,10 +98,6 @@ class PluginManager:
                 self._pm = self._load()
             return self._pm
 
-    @property
-    def hook(self) -> Any:
-        return self.pm.hook
-
     def _load(self) -> pluggy.PluginManager:
         import pluggy
 
@@ -95,29 +107,19 @@ class PluginManager:
         pm.add_hookspecs(hookspecs)
         environ = os.environ if self._environ is None else self._environ
         disabled = {n.strip() for n in environ.get(DISABLE_ENV, "").split(",") if n.strip()}
+        for name in disabled:
+            pm.set_blocked(name)
+        self._register(pm, _CorePlugin(), CORE_PLUGIN)
         if self._load_entry_points:
-            from importlib.metadata import entry_points
-
-            seen: set[str] = set()
-            for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-                if ep.name in disabled or ep.name in seen:
-                    continue
-                seen.add(ep.name)
-                dist = ep.dist.name if ep.dist is not None else "?"
-                try:
-                    plugin = ep.load()
-                except Exception as exc:  # a broken plugin must not hide behind a traceback
-                    raise PluginError(
-                        f"plugin {ep.name!r} (distribution {dist}, {ep.value}) failed to load: "
-                        f"{type(exc).__name__}: {exc}. Fix or uninstall it, or skip it with "
-                        f"{DISABLE_ENV}={ep.name}"
-                    ) from exc
-                self._register(pm, plugin, ep.name)
+            try:
+                pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+            except Exception as exc:  # a broken plugin must not hide behind a traceback
+                raise _load_failure(pm, exc) from exc
         for name, plugin in self._extra:
-            if name not in disabled:
+            if not pm.is_blocked(name):
                 self._register(pm, plugin, name)
         self._check_pending(pm)
-        self._collect_providers(pm)
+        self._collect(pm)
         return pm
 
     @staticmethod
@@ -130,7 +132,8 @@ class PluginManager:
             name = pm.get_name(exc.plugin) or repr(exc.plugin)
             raise PluginError(f"plugin {name!r} implements a hook that does not exist: {exc}") from exc
 
-    def _register(self, pm: pluggy.PluginManager, plugin: object, name: str) -> None:
+    @staticmethod
+    def _register(pm: pluggy.PluginManager, plugin: object, name: str) -> None:
         import pluggy
 
         try:
@@ -140,48 +143,80 @@ class PluginManager:
         except ValueError as exc:
             raise PluginError(f"plugin {name!r} is registered twice: {exc}") from exc
 
-    def _collect_providers(self, pm: pluggy.PluginManager) -> None:
-        from llmfiles.models import ProviderInfo
+    def _collect(self, pm: pluggy.PluginManager) -> None:
+        from llmfiles.provider import InProcessServer, Provider, Registered
 
-        providers: dict[str, ProviderInfo] = {}
+        providers: dict[str, Registered] = {}
         aliases: dict[str, str] = {}
-        owners: dict[str, str] = {}
 
-        def registrar(plugin: str) -> Callable[[ProviderInfo], None]:
-            def register(info: ProviderInfo) -> None:
-                if not isinstance(info, ProviderInfo):
-                    raise PluginError(f"plugin {plugin!r} registered {info!r}, which is not a ProviderInfo")
+        def registrar(plugin: str) -> Callable[[Any], None]:
+            def register(provider: Provider) -> None:
+                if not isinstance(provider, Provider):
+                    raise PluginError(
+                        f"plugin {plugin!r} registered {provider!r}, which is not a provider (an object with info, "
+                        "credentials, exchange and record_checker: see llmfiles.provider.BaseProvider)"
+                    )
+                info = provider.info
                 for name in (info.name, *info.aliases):
                     if name in aliases:
-                        raise _claimed_twice(f"provider name {name!r}", owners[aliases[name]], plugin)
+                        raise _claimed_twice(f"provider name {name!r}", providers[aliases[name]].plugin, plugin)
                     aliases[name] = info.name
-                providers[info.name] = info
-                owners[info.name] = plugin
+                server = provider if isinstance(provider, InProcessServer) else None
+                providers[info.name] = Registered(provider=provider, plugin=plugin, server=server)
 
             return register
 
         _each_registration(pm, "llmfiles_register_providers", registrar)
-        self._providers, self._aliases, self._owners = providers, aliases, owners
+        self._providers, self._aliases = providers, aliases
+        own = [i for i in pm.hook.llmfiles_request.get_hookimpls() if i.plugin_name != CORE_PLUGIN]
+        self._request_hook = bool(own)
 
     # -- providers -------------------------------------------------------------------------------------------
 
-    def providers(self) -> dict[str, ProviderInfo]:
+    def providers(self) -> dict[str, Registered]:
         """Every registered provider by its canonical name."""
         self.pm  # noqa: B018 - loads the plugins
         return dict(self._providers)
 
-    def owner(self, provider: str) -> str:
-        """The name of the plugin that registered ``provider``."""
-        self.pm  # noqa: B018
-        return self._owners[self._aliases.get(provider, provider)]
-
-    def get_provider(self, name: str) -> ProviderInfo:
-        """The :class:`ProviderInfo` for ``name`` (or an alias); :class:`ProviderNotInstalled` if none."""
+    def get(self, name: str) -> Registered:
+        """The provider called ``name`` (or an alias); :class:`ProviderNotInstalled` if none is."""
         self.pm  # noqa: B018
         canonical = self._aliases.get(name)
         if canonical is None:
-            raise ProviderNotInstalled(name, package=KNOWN_PACKAGES.get(name), installed=sorted(self._providers))
+            known = KNOWN_PACKAGES.get(name)
+            raise ProviderNotInstalled(name, package=known[0] if known else None, installed=sorted(self._providers))
         return self._providers[canonical]
+
+    # -- the cross-cutting hooks, typed ----------------------------------------------------------------------
+
+    def get_secret(self, name: str, provider: str, http: Http) -> str | None:
+        """The first secret-manager plugin's answer for ``name`` (``None``: none has it)."""
+        value = self.pm.hook.llmfiles_get_secret(name=name, provider=provider, http=http)
+        if value is not None and not isinstance(value, str):
+            raise PluginError(f"a llmfiles_get_secret hook answered {type(value).__name__} for {name!r}, not str")
+        return value
+
+    def credentials(
+        self, provider: str, settings: Settings, environ: Mapping[str, str], http: Http
+    ) -> Credentials | None:
+        """Credentials a plugin gives for ``provider`` instead of the provider's own resolution (``None``: none)."""
+        from llmfiles.models import Credentials
+
+        found = self.pm.hook.llmfiles_credentials(provider=provider, settings=settings, environ=environ, http=http)
+        if found is not None and not isinstance(found, Credentials):
+            raise PluginError(f"a llmfiles_credentials hook answered {type(found).__name__}, not Credentials")
+        return found
+
+    def prepare_request(self, provider: str, request: HttpRequest) -> HttpRequest:
+        """``request`` as the ``llmfiles_request`` hooks leave it (unchanged when no plugin implements it)."""
+        if not self._request_hook:
+            return request
+        from llmfiles.models import HttpRequest
+
+        changed = self.pm.hook.llmfiles_request(provider=provider, request=request)
+        if not isinstance(changed, HttpRequest):
+            raise PluginError(f"a llmfiles_request hook answered {type(changed).__name__}, not an HttpRequest")
+        return changed
 
     # -- conversions -----------------------------------------------------------------------------------------
 
@@ -191,8 +226,6 @@ class PluginManager:
 
     def get_converter(self, name: str) -> Converter:
         """The conversion called ``name``; an :class:`InputError` naming the package to install if there is none."""
-        from llmfiles.errors import InputError
-
         converters = self._collect_converters()
         key = name.strip().lower()
         if key in converters:
@@ -219,7 +252,7 @@ class PluginManager:
         with self._lock:
             collected: dict[str, tuple[Converter, str]] = {}
 
-            def registrar(plugin: str) -> Callable[[Converter], None]:
+            def registrar(plugin: str) -> Callable[[Any], None]:
                 def register(conv: Converter) -> None:
                     if not isinstance(conv, Converter):
                         raise PluginError(f"plugin {plugin!r} registered {conv!r}, which is not a Converter")
@@ -233,6 +266,24 @@ class PluginManager:
             _each_registration(pm, "llmfiles_register_converters", registrar)
             self._converters = collected
             return collected
+
+
+def _load_failure(pm: pluggy.PluginManager, exc: Exception) -> PluginError:
+    """Name the entry point that failed to load (pluggy's loop does not say which one it was)."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if pm.is_blocked(ep.name) or pm.get_plugin(ep.name) is not None:
+            continue
+        try:
+            ep.load()
+        except Exception as again:
+            dist = ep.dist.name if ep.dist is not None else "?"
+            return PluginError(
+                f"plugin {ep.name!r} (distribution {dist}, {ep.value}) failed to load: {type(again).__name__}: "
+                f"{again}. Fix or uninstall it, or skip it with {DISABLE_ENV}={ep.name}"
+            )
+    return PluginError(f"a plugin failed to load: {type(exc).__name__}: {exc}")
 
 
 def _each_registration(pm: pluggy.PluginManager, hook: str, registrar: Callable[[str], Callable[[Any], None]]) -> None:

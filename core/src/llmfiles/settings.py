@@ -7,7 +7,7 @@ without ever showing the key.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from llmfiles.errors import InvalidSetting
@@ -23,6 +23,13 @@ CORE_SETTINGS: tuple[SettingSpec, ...] = (
         env=("LLMFILES_TIMEOUT",),
         default=600.0,
         help="seconds a connect, or any stall while sending or receiving, may last (not the whole transfer)",
+    ),
+    SettingSpec(
+        name="connect_timeout",
+        kind="float",
+        env=("LLMFILES_CONNECT_TIMEOUT",),
+        default=15.0,
+        help="seconds opening a connection (DNS, TCP, TLS) may take, at most (and never more than timeout)",
     ),
     SettingSpec(
         name="deadline",
@@ -85,12 +92,34 @@ CORE_SETTINGS: tuple[SettingSpec, ...] = (
         help="check fine-tune and batch files before upload",
     ),
     SettingSpec(
+        name="check_first",
+        kind="bool",
+        env=("LLMFILES_CHECK_FIRST",),
+        default=False,
+        help="check the whole file before its first byte is sent (no byte of a bad file leaves the machine), "
+        "instead of checking while sending and committing only once the checks passed",
+    ),
+    SettingSpec(
+        name="check_worker",
+        kind="bool",
+        env=("LLMFILES_CHECK_WORKER",),
+        default=True,
+        help="check large files (64 MiB and more) in a separate process, so checking runs on another core than sending",
+    ),
+    SettingSpec(
+        name="convert",
+        kind="object",
+        env=("LLMFILES_CONVERT",),
+        help="convert the file with this conversion (see `llmfiles convert`) before it is uploaded; True: the "
+        "provider's usual one",
+    ),
+    SettingSpec(
         name="checksum",
         kind="bool",
         env=("LLMFILES_CHECKSUM",),
         default=True,
-        help="compute the whole-file checksum a provider verifies after a large upload (the MD5 of OpenAI's and "
-        "Azure's Uploads API, of a Cloud Storage resumable upload); off saves about 1.7 CPU seconds per GiB",
+        help="compute the checksums a provider verifies (the MD5 of OpenAI's and Azure's Uploads API) or reports "
+        "(Cloud Storage, S3) for what it stored, and compare them; off saves about 1.3 CPU seconds per GiB",
     ),
     SettingSpec(
         name="if_exists",
@@ -192,17 +221,23 @@ def all_specs(info: ProviderInfo) -> tuple[SettingSpec, ...]:
     return (*merged, *own.values())
 
 
+#: asked for a secret no argument, Client setting or environment variable gave: (name, provider, the core settings
+#: resolved so far, for the transport the secret manager talks through) -> the value or None
+SecretLookup = Callable[[str, str, Mapping[str, Any]], "str | None"]
+
+
 def resolve_settings(
     info: ProviderInfo,
     explicit: Mapping[str, Any],
     client: Mapping[str, Any],
     environ: Mapping[str, str],
-    get_secret: Any = None,
+    get_secret: SecretLookup | None = None,
 ) -> Settings:
     """Resolve every setting of ``info`` through the chain and return them with their sources.
 
     Unknown explicit settings are refused (a typo must not be ignored); ``Client`` settings a provider does not
-    know are left alone, since one ``Client`` may serve several providers.
+    know are left alone, since one ``Client`` may serve several providers.  The core's settings resolve first, so a
+    secret manager asked for a provider's key talks through a transport with the caller's timeout and TLS settings.
     """
     specs = all_specs(info)
     known = {s.name for s in specs}
@@ -230,7 +265,7 @@ def resolve_settings(
             else:
                 if spec.secret and get_secret is not None:
                     for secret_name in spec.lookup_secret_names:
-                        found = get_secret(name=secret_name, provider=info.name)
+                        found = get_secret(secret_name, info.name, values)
                         if found:
                             value, where = found, f"secret {secret_name}"
                             break
@@ -243,11 +278,7 @@ def resolve_settings(
         values["multipart_threshold"] = info.default_multipart_threshold or info.max_single_request_size
     if values.get("part_size") is None:
         values["part_size"] = info.default_part_size
-    for name in ("timeout", "max_concurrency"):
-        if values[name] is not None and values[name] <= 0:
-            raise InvalidSetting(f"{name} (from {sources[name]}) must be greater than 0")
-    if values["max_retries"] < 0:
-        raise InvalidSetting(f"max_retries (from {sources['max_retries']}) must be 0 or more")
+    _check_numbers(values, sources)
     if_exists = str(values.get("if_exists") or "new").strip().lower()
     if if_exists not in IF_EXISTS:
         raise InvalidSetting(
@@ -256,6 +287,24 @@ def resolve_settings(
         )
     values["if_exists"] = if_exists
     return Settings(provider=info.name, values=values, sources=sources)
+
+
+def _check_numbers(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """Numbers that make no sense are configuration errors, not surprises later (``nan``, ``inf``, 0 or less)."""
+    import math
+
+    for name in ("timeout", "connect_timeout", "deadline", "max_retry_wait"):
+        value = values.get(name)
+        if value is None:
+            continue
+        allow_zero = name == "max_retry_wait"
+        if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+            need = "0 or more" if allow_zero else "greater than 0"
+            raise InvalidSetting(f"{name} (from {sources[name]}) must be a number of seconds {need}, not {value!r}")
+    if values["max_concurrency"] <= 0:
+        raise InvalidSetting(f"max_concurrency (from {sources['max_concurrency']}) must be greater than 0")
+    if values["max_retries"] < 0:
+        raise InvalidSetting(f"max_retries (from {sources['max_retries']}) must be 0 or more")
 
 
 def places_looked(info: ProviderInfo, names: tuple[str, ...]) -> list[str]:

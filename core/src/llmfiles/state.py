@@ -20,6 +20,9 @@ Tables:
     ``(session_id, idx)``: each part the provider accepted, with its offset, length, receipt (JSON) and digests.
 ``uploaded``
     ``(sha256, provider, account, purpose, file_id)``: files uploaded with that content, for ``if_exists``.
+``locks``
+    ``key`` (a content, provider, account and purpose) -> the process checking and uploading it now, so that
+    processes uploading the same file with ``if_exists`` take turns and make one copy.
 """
 
 from __future__ import annotations
@@ -39,11 +42,13 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
-from llmfiles.models import ProviderInfo, Receipt, Settings, SettingSpec, Source, UploadState
+from llmfiles.models import ProviderInfo, Receipt, Settings, SettingSpec, UploadState
 from llmfiles.paths import private_dir
 
 if TYPE_CHECKING:
     import sqlite3
+
+    from llmfiles.sources import Source
 
 log = logging.getLogger("llmfiles.state")
 
@@ -98,6 +103,7 @@ CREATE TABLE IF NOT EXISTS uploaded (
     PRIMARY KEY (sha256, provider, account, purpose, file_id)
 );
 CREATE INDEX IF NOT EXISTS uploaded_by_id ON uploaded (provider, account, file_id);
+CREATE TABLE IF NOT EXISTS locks (key TEXT PRIMARY KEY, owner TEXT NOT NULL, updated_at REAL NOT NULL);
 """
 
 
@@ -120,6 +126,8 @@ def account_fingerprint(info: ProviderInfo, settings: Settings) -> str:
         return spec.fingerprint if spec.fingerprint is not None else spec.kind != "object"
 
     items = sorted((spec.name, settings.values.get(spec.name)) for spec in info.settings if counts(spec))
+    if settings.values.get("convert"):  # the core's one setting that changes what is stored
+        items.append(("convert", settings.values["convert"]))
     text = json.dumps([info.name, items], default=str, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -140,14 +148,16 @@ class FileIdentity:
 
     @classmethod
     def of(cls, source: Source, sha256: str | None) -> FileIdentity | None:
-        if source.path is None:
-            return None
-        try:
-            st = os.stat(source.path)
-        except OSError:
+        """The identity of ``source`` when it was opened (``None`` for a file object: nothing to find it by)."""
+        ident = source.identity
+        if source.path is None or ident is None:
             return None
         return cls(
-            path=os.path.realpath(source.path), size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino, sha256=sha256
+            path=os.path.realpath(source.path),
+            size=ident.size,
+            mtime_ns=ident.mtime_ns,
+            inode=ident.inode,
+            sha256=sha256,
         )
 
     def change_from(self, saved: SavedSession) -> str | None:
@@ -221,7 +231,7 @@ class SavedSession:
 
     def describe(self) -> dict[str, Any]:
         """What ``llmfiles uploads`` shows (no plan state: a session URI or upload id is not printed)."""
-        from llmfiles.transport import redact_url
+        from llmfiles.redact import redact_url
 
         return {
             "id": self.id,
@@ -514,6 +524,24 @@ class StateDB:
             owner=row["owner"],
             done=done,
         )
+
+    # -- locks across processes ---------------------------------------------------------------------------
+
+    def try_lock(self, key: str) -> str | None:
+        """Take the lock ``key`` for this process unless a live process holds it; the owner token, or ``None``."""
+        with self._tx() as conn:
+            row = conn.execute("SELECT owner, updated_at FROM locks WHERE key = ?", (key,)).fetchone()
+            if row is not None and _owner_alive(row[0], row[1]):
+                return None  # a live process (maybe this one) holds it
+            owner = _new_owner()
+            conn.execute(
+                "INSERT OR REPLACE INTO locks (key, owner, updated_at) VALUES (?, ?, ?)", (key, owner, time.time())
+            )
+            return owner
+
+    def unlock(self, key: str, owner: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM locks WHERE key = ? AND owner = ?", (key, owner))
 
     # -- uploaded files -----------------------------------------------------------------------------------
 

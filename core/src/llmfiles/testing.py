@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -205,6 +206,75 @@ class ProviderConformance:
         out = conformance_client.download(fo.id, tmp_path / "large-back.jsonl")
         assert _md5(out) == _md5(src)
         conformance_client.delete(fo.id)
+
+    # -- nothing is committed unless it passed its checks and the file did not change -------------------------
+
+    def _names_at_provider(self, client: Any) -> list[str]:
+        return [f.filename for f in client.list_files()]
+
+    def _no_unfinished_session(self, client: Any, name: str) -> None:
+        assert not [u for u in client.unfinished_uploads() if u["filename"] == name]
+
+    @pytest.mark.parametrize("how", ["in place", "replaced"])
+    @pytest.mark.parametrize("parts", [False, True], ids=["one-request", "parts"])
+    def test_a_file_edited_during_the_upload_is_not_committed(
+        self, conformance_client: Any, provider_info: Any, make_jsonl: Callable[..., Path], parts: bool, how: str
+    ) -> None:
+        from llmfiles import FileChanged
+
+        if parts and not provider_info.supports_parts:
+            pytest.skip(f"{self.provider} declares no large-file protocol")
+        src = make_jsonl(f"edited-{parts}.jsonl", min_bytes=self.large_file_bytes)
+        size = src.stat().st_size
+        edited = [False]
+
+        def edit(event: Any) -> None:
+            if not edited[0] and event.operation == "upload" and 0 < event.done < size:
+                edited[0] = True
+                data = bytearray(src.read_bytes())
+                data[size // 2] = ord(" ") if data[size // 2] != ord(" ") else ord("x")
+                if how == "in place":  # same size, other bytes: only the identity tells
+                    with open(src, "r+b") as fh:
+                        fh.write(data)
+                else:
+                    other = src.with_name(src.name + ".new")
+                    other.write_bytes(data)
+                    os.replace(other, src)
+
+        kw: dict[str, Any] = {"progress": edit, "resume": False}
+        if parts:
+            kw.update(multipart_threshold=self.large_part_size, part_size=self.large_part_size, max_concurrency=1)
+        else:
+            kw.update(multipart_threshold=size + 1)
+        with pytest.raises(FileChanged) as info:
+            conformance_client.upload(src, purpose=self.purpose, **kw)
+        assert edited[0] and str(src) in str(info.value)
+        assert src.name not in self._names_at_provider(conformance_client)
+        self._no_unfinished_session(conformance_client, src.name)
+
+    @pytest.mark.parametrize("parts", [False, True], ids=["one-request", "parts"])
+    def test_a_broken_last_line_creates_nothing(
+        self, conformance_client: Any, provider_info: Any, make_jsonl: Callable[..., Path], parts: bool
+    ) -> None:
+        from llmfiles import ValidationError
+
+        if self.purpose not in ("fine-tune", "batch"):
+            pytest.skip("the purpose has no content checks")
+        if parts and not provider_info.supports_parts:
+            pytest.skip(f"{self.provider} declares no large-file protocol")
+        src = make_jsonl(f"broken-{parts}.jsonl", min_bytes=self.large_file_bytes)
+        with open(src, "ab") as fh:
+            fh.write(b'{"messages": [{"role": "user", "content": "cut sh\n')
+        kw: dict[str, Any] = {"resume": False}
+        if parts:
+            kw.update(multipart_threshold=self.large_part_size, part_size=self.large_part_size)
+        else:
+            kw.update(multipart_threshold=src.stat().st_size + 1)
+        with pytest.raises(ValidationError) as info:
+            conformance_client.upload(src, purpose=self.purpose, **kw)
+        assert info.value.problems and info.value.problems[-1].line is not None
+        assert src.name not in self._names_at_provider(conformance_client)
+        self._no_unfinished_session(conformance_client, src.name)
 
     def test_unknown_purpose_is_refused_before_the_file_is_opened(
         self, conformance_client: Any, tmp_path: Path

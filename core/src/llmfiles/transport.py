@@ -1,223 +1,289 @@
 """The only HTTP client in llmfiles.
 
-Plugins build :class:`~llmfiles.models.HttpRequest` objects; :class:`Transport` sends them with urllib3:
-bodies streamed from disk with an exact ``Content-Length``, retries with capped exponential backoff and jitter
-(honouring ``Retry-After``), a timeout that bounds each stall rather than the whole transfer, an optional
-deadline for the whole operation, TLS verification, refusal of plain ``http://`` to non-loopback hosts, and
-redaction of secrets in logs and errors.
+Providers build :class:`~llmfiles.models.HttpRequest` objects; :class:`Transport` sends them with urllib3: bodies
+streamed from disk with an exact ``Content-Length`` (the pipeline feeds the file's bytes into
+:class:`~llmfiles.models.FileRange` segments), retries with urllib3's :class:`~urllib3.util.Retry` arithmetic
+(exponential backoff, ``Retry-After``), a timeout that bounds each stall and each phase rather than a whole
+transfer, a deadline that bounds everything (connect, send, headers, body: a watchdog closes a connection whose
+answer drips past it), TLS verification, refusal of plain ``http://`` to non-loopback hosts and of URLs that could
+be read two ways, and redaction of secrets in logs and errors.
 
-URLs with the ``local:`` scheme are answered in-process by the built-in ``local`` provider's store, through the
-same code path, so the engine is exercised without a network.
+It returns a typed :class:`Sent`: the final response, how many attempts it took, or what a probe found when a
+create's answer was lost.
 """
 
 from __future__ import annotations
 
-import email.utils
-import ipaddress
+import heapq
+import itertools
 import logging
-import random
+import socket
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from collections.abc import Callable, Iterator
+from typing import IO, TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from attrs import field, frozen
+
+from llmfiles.clock import SYSTEM_CLOCK, Clock
 from llmfiles.errors import (
     AnswerLost,
     DeadlineExceeded,
-    InsecureTransport,
     LLMFilesError,
     NetworkError,
     ProviderError,
     RetriesExhausted,
     StallTimeout,
 )
-from llmfiles.models import (
-    SENSITIVE_HEADERS,
-    Body,
-    GeneratedBody,
-    HttpRequest,
-    HttpResponse,
-    SourceRange,
-    body_length,
-)
+from llmfiles.models import FileRange, HttpRequest, HttpResponse, body_length
+from llmfiles.redact import SENSITIVE_HEADERS, redact, redact_url, redacted_headers
+from llmfiles.urls import Origin, check_url
 
 if TYPE_CHECKING:
     import urllib3
 
+    from llmfiles.provider import InProcessServer
+
 log = logging.getLogger("llmfiles.transport")
 
+T = TypeVar("T")
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 BLOCKSIZE = 1024 * 1024
-#: the most one socket write carries: Python bounds a whole ``sendall`` by the socket timeout, so a write of a full
-#: block on a slow link would count as a stall although bytes keep moving
+#: the first socket write of a body carries this much; writes grow (to ``MAX_SEND_PIECE``) while they go out fast
+#: and shrink when they are slow: Python bounds a whole ``sendall`` by the socket timeout, so a large write on a slow
+#: link would count as a stall although bytes keep moving, while small writes on a fast link cost an interpreter lock
+#: hand-over each
 SEND_PIECE = 64 * 1024
+MAX_SEND_PIECE = 1024 * 1024
+MIN_SEND_PIECE = 16 * 1024
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 MAX_REDIRECTS = 5
-# upload_id: a Cloud Storage resumable session URI works as a credential until the session expires
-_SENSITIVE_QUERY = ("sig", "signature", "token", "key", "credential", "secret", "password", "code", "upload_id")
-
-ChunkCallback = Callable[[bytes], None]
-
-
-# --- redaction -----------------------------------------------------------------------------------------------
+#: seconds a connection may take to open (DNS, TCP, TLS), whatever ``timeout`` says: a refused or black-holed
+#: address is reported in seconds, not minutes
+DEFAULT_CONNECT_TIMEOUT = 15.0
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret value found in ``text`` with ``***``."""
-    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+# --- what the caller says about one send -------------------------------------------------------------------------
 
 
-def redact_url(url: str) -> str:
-    """A URL fit for logs: userinfo dropped, values of signature/token/key-like query parameters hidden."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(k, "***" if any(s in k.lower() for s in _SENSITIVE_QUERY) else v) for k, v in pairs], safe="*/"
-        )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+@frozen(kw_only=True)
+class RetryNotice:
+    """One retry, for ``on_retry`` callbacks (the CLI prints them): what failed, the attempt that comes next out of
+    how many there may be, and the wait before it."""
+
+    request: str
+    reason: str
+    attempt: int
+    attempts: int
+    wait: float
 
 
-def redacted_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k: ("***" if k.lower() in SENSITIVE_HEADERS else v) for k, v in headers.items()}
+@frozen(kw_only=True)
+class Policy:
+    """How to send for one call: the settings that shape the transport's behaviour, and the secrets to hide."""
+
+    provider: str
+    timeout: float = 600.0
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    max_retries: int = 5
+    max_retry_wait: float = 60.0
+    deadline_at: float | None = None
+    allow_insecure_http: bool = False
+    verify: Any = True
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    on_retry: Callable[[RetryNotice], None] | None = field(default=None, eq=False, repr=False)
+    clock: Clock = field(default=SYSTEM_CLOCK, eq=False, repr=False)
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (``None``: no deadline)."""
+        if self.deadline_at is None:
+            return None
+        return self.deadline_at - self.clock.monotonic()
+
+    def past_deadline(self) -> bool:
+        left = self.remaining()
+        return left is not None and left <= 0
 
 
-class _RedactUrls(logging.Filter):
-    """urllib3 logs each request's path and query at DEBUG: hide signature/token/session values in them too."""
+class BodySource(Protocol):
+    """Where the bytes of :class:`FileRange` segments come from (the upload pipeline)."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact_url(a) if isinstance(a, str) and "?" in a else a for a in record.args)
-        return True
-
-
-_URLLIB3_REDACTED = False
+    def stream(self, offset: int, length: int) -> Iterator[bytes | memoryview]:
+        """The file's bytes ``[offset, offset + length)``, as they are read (called again for each attempt)."""
+        ...
 
 
-def _redact_urllib3_logs() -> None:
-    global _URLLIB3_REDACTED
-    if not _URLLIB3_REDACTED:
-        _URLLIB3_REDACTED = True
-        logging.getLogger("urllib3.connectionpool").addFilter(_RedactUrls())
+@frozen(kw_only=True)
+class Sent(Generic[T]):
+    """The outcome of :meth:`Transport.send`: the final ``response`` (which may carry an error status), or, when a
+    create's answer was lost and its probe found what it created, ``found`` (then ``response`` is ``None``)."""
+
+    response: HttpResponse | None
+    attempts: int = 1
+    found: T | None = None
+
+    @property
+    def found_by_probe(self) -> bool:
+        return self.found is not None
 
 
-# --- helpers -------------------------------------------------------------------------------------------------
+# --- the watchdog: a deadline bounds every phase --------------------------------------------------------------
 
 
-def is_loopback(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+class _Budget:
+    """A time limit on one thread's current request: the deadline, tightened to ``timeout`` once the request is sent
+    (its answer must come within that, however slowly it drips); the watchdog shuts the connection's socket when it
+    passes."""
+
+    __slots__ = ("_dog", "conn", "deadline", "fired", "when")
+
+    def __init__(self, dog: _Watchdog, deadline: float | None) -> None:
+        self._dog = dog
+        self.deadline = deadline
+        self.when: float | None = None
+        self.conn: Any = None
+        #: why the watchdog cut the connection: "deadline" or "stall" (``None``: it did not)
+        self.fired: str | None = None
+        if deadline is not None:
+            self.limit(deadline)
+
+    def limit(self, when: float) -> None:
+        """Cut the connection at ``when`` at the latest."""
+        if self.deadline is not None:
+            when = min(when, self.deadline)
+        if self.when is None or when < self.when:
+            self.when = when
+            self._dog.watch(self, when)
 
 
-def check_url(url: str, allow_insecure_http: bool) -> None:
-    """Refuse URLs llmfiles must not send to (plain http:// to a non-loopback host, unknown schemes)."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme in {"https", "local"}:
+_current = threading.local()
+
+
+class _Watchdog:
+    """One thread per transport that cuts connections whose budget passed (a server that drips its answer one byte
+    at a time never trips a socket timeout, which bounds each read, not the whole answer)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._heap: list[tuple[float, int, _Budget]] = []
+        self._cond = threading.Condition()
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def budget(self, deadline: float | None) -> _Budget:
+        return _Budget(self, deadline)
+
+    def watch(self, budget: _Budget, when: float) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (when, next(self._ids), budget))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="llmfiles-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                if not self._heap:
+                    self._cond.wait(5.0)
+                    continue
+                when, _, budget = self._heap[0]
+                wait = when - self._clock.monotonic()
+                if wait > 0:
+                    self._cond.wait(min(wait, 1.0))
+                    continue
+                heapq.heappop(self._heap)
+                if budget.when != when or budget.fired or budget.conn is None:
+                    continue  # tightened since, already cut, or done
+                budget.fired = "deadline" if budget.deadline is not None and when >= budget.deadline else "stall"
+                _shut(budget.conn)
+
+
+def _shut(conn: Any) -> None:
+    sock = getattr(conn, "sock", None)
+    if sock is None:
         return
-    if scheme == "http":
-        if allow_insecure_http or is_loopback(parts.hostname or ""):
-            return
-        raise InsecureTransport(
-            f"refusing plain http:// to {parts.hostname!r}: credentials and data would travel unencrypted. "
-            "Use https://, or pass allow_insecure_http=True (env LLMFILES_ALLOW_INSECURE_HTTP=1) if you mean it"
-        )
-    raise InsecureTransport(f"unsupported URL scheme {scheme!r} in {redact_url(url)!r}; use https://")
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date."""
-    if not value:
-        return None
-    value = value.strip()
     try:
-        return max(0.0, float(value))
-    except ValueError:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
         pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return float(max(0.0, when.timestamp() - (time.time() if now is None else now)))
 
 
-def backoff_delay(attempt: int, cap: float, base: float = 0.5) -> float:
-    """Capped exponential backoff with jitter: half fixed, half random, so retries spread out."""
-    delay = min(cap, base * (2.0**attempt))
-    return delay / 2 + random.uniform(0, delay / 2)
+def _connection_classes() -> tuple[type, type]:
+    """urllib3's connection classes, telling the current thread's budget which connection it is using."""
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+
+    class _Tracked:
+        def request(self, *args: Any, **kw: Any) -> None:
+            budget: _Budget | None = getattr(_current, "budget", None)
+            if budget is not None:
+                budget.conn = self
+                if budget.fired is not None:
+                    _shut(self)
+            super().request(*args, **kw)  # type: ignore[misc]
+
+    class TrackedHTTP(_Tracked, HTTPConnection):
+        pass
+
+    class TrackedHTTPS(_Tracked, HTTPSConnection):
+        pass
+
+    return TrackedHTTP, TrackedHTTPS
 
 
-def _replayable(body: Body | None) -> bool:
-    if body is None or isinstance(body, bytes):
-        return True
-    return all(not isinstance(seg, SourceRange) or seg.source.replayable for seg in body)
+# --- the body of one attempt ---------------------------------------------------------------------------------
 
 
 class _BodyStream:
-    """Iterates a request body in blocks; reports data chunks; notices the deadline between blocks."""
+    """Iterates a request body in pieces; notices the deadline between pieces; knows whether it started and
+    whether every byte was handed to the connection."""
 
-    def __init__(
-        self, body: Body | None, on_chunk: ChunkCallback | None, deadline_at: float | None, blocksize: int
-    ) -> None:
-        self.body = body
-        self.on_chunk = on_chunk
-        self.deadline_at = deadline_at
-        self.blocksize = blocksize
+    def __init__(self, request: HttpRequest, source: BodySource | None, policy: Policy) -> None:
+        self.body = request.body
+        self.source = source
+        self.policy = policy
         self.started = False
-        #: every byte of the body was handed to the connection (a request without a body: from the start)
-        self.finished = body is None
+        self.finished = request.body is None
+        #: called once every byte was handed to the connection
+        self.on_finished: Callable[[], None] | None = None
 
     def __iter__(self) -> Iterator[bytes | memoryview]:
         body = self.body
         if body is None:
             return
-        if isinstance(body, bytes):
-            body = (body,)
-        for seg in body:
+        for seg in (body,) if isinstance(body, bytes) else body:
             if isinstance(seg, bytes):
                 if seg:
                     self.started = True
                     yield seg
                 continue
-            if isinstance(seg, SourceRange):
-                chunks: Iterable[bytes] = seg.source.read_range(seg.offset, seg.length, self.blocksize)
-                expected: int | None = seg.length
-            else:
-                assert isinstance(seg, GeneratedBody)
-                chunks, expected = seg.factory(), seg.length
-            sent = 0
-            for block in chunks:
-                if self.on_chunk is not None:
-                    self.on_chunk(block)
-                sent += len(block)
-                # pieces are views, not copies: a copy of every byte cost as much as the send itself
-                view = memoryview(block)
-                for i in range(0, len(block), SEND_PIECE):
-                    if self.deadline_at is not None and time.monotonic() > self.deadline_at:
-                        raise DeadlineExceeded("the operation's deadline passed while sending the request body")
-                    self.started = True
-                    yield view[i : i + SEND_PIECE]
-            if expected is not None and sent != expected:
-                raise NetworkError(
-                    f"request body segment produced {sent:,} bytes but declared {expected:,}; "
-                    "was the file changed while it was being uploaded?"
-                )
+            yield from self._file_range(seg)
         self.finished = True
+        if self.on_finished is not None:
+            self.on_finished()
+
+    def _file_range(self, seg: FileRange) -> Iterator[memoryview]:
+        if self.source is None:
+            raise LLMFilesError("a request carries the file's bytes but no file is being uploaded (a provider bug)")
+        policy = self.policy
+        clock = policy.clock
+        piece = SEND_PIECE
+        fast, slow = policy.timeout / 64, policy.timeout / 8
+        for block in self.source.stream(seg.offset, seg.length):
+            # pieces are views, not copies: a copy of every byte cost as much as the send itself
+            view = memoryview(block)
+            i = 0
+            while i < len(view):
+                if policy.past_deadline():
+                    raise DeadlineExceeded("the operation's deadline passed while sending the request body")
+                self.started = True
+                before = clock.monotonic()
+                yield view[i : i + piece]  # the connection sends it before asking for the next one
+                i += piece
+                took = clock.monotonic() - before
+                if took < fast and piece < MAX_SEND_PIECE:
+                    piece *= 2
+                elif took > slow and piece > MIN_SEND_PIECE:
+                    piece //= 2
 
 
 # --- the transport -------------------------------------------------------------------------------------------
@@ -226,11 +292,12 @@ class _BodyStream:
 class Transport:
     """Sends requests.  Thread-safe; holds one urllib3 pool manager per TLS configuration."""
 
-    def __init__(self, *, maxsize: int = 32, blocksize: int = BLOCKSIZE) -> None:
+    def __init__(self, *, maxsize: int = 32, blocksize: int = BLOCKSIZE, clock: Clock = SYSTEM_CLOCK) -> None:
         self._maxsize = maxsize
         self._blocksize = blocksize
         self._pools: dict[Any, urllib3.PoolManager] = {}
         self._lock = threading.Lock()
+        self._watchdog = _Watchdog(clock)
 
     def _pool(self, verify: Any) -> urllib3.PoolManager:
         key = verify if isinstance(verify, (bool, str)) else str(verify)
@@ -240,21 +307,31 @@ class Transport:
         with self._lock:
             pool = self._pools.get(key)
             if pool is None:
-                import urllib3
+                pool = self._pools[key] = self._new_pool(verify)
+        return pool
 
-                _redact_urllib3_logs()
-                kw: dict[str, Any] = {}
-                if verify is False:
-                    kw["cert_reqs"] = "CERT_NONE"
-                    log.warning("TLS certificate verification is off (verify=False)")
-                else:
-                    kw["cert_reqs"] = "CERT_REQUIRED"
-                    if isinstance(verify, str):
-                        kw["ca_certs"] = verify
-                pool = urllib3.PoolManager(
-                    num_pools=32, maxsize=self._maxsize, block=False, blocksize=self._blocksize, **kw
-                )
-                self._pools[key] = pool
+    def _new_pool(self, verify: Any) -> urllib3.PoolManager:
+        import urllib3
+
+        _redact_urllib3_logs()
+        kw: dict[str, Any] = {}
+        if verify is False:
+            kw["cert_reqs"] = "CERT_NONE"
+            log.warning("TLS certificate verification is off (verify=False)")
+        else:
+            kw["cert_reqs"] = "CERT_REQUIRED"
+            if isinstance(verify, str):
+                kw["ca_certs"] = verify
+        pool = urllib3.PoolManager(num_pools=32, maxsize=self._maxsize, block=False, blocksize=self._blocksize, **kw)
+        http_cls, https_cls = _connection_classes()
+
+        class HTTPPool(urllib3.HTTPConnectionPool):
+            ConnectionCls = http_cls
+
+        class HTTPSPool(urllib3.HTTPSConnectionPool):
+            ConnectionCls = https_cls
+
+        pool.pool_classes_by_scheme = {"http": HTTPPool, "https": HTTPSPool}
         return pool
 
     def close(self) -> None:
@@ -269,280 +346,306 @@ class Transport:
     def send(
         self,
         request: HttpRequest,
+        policy: Policy,
         *,
-        provider: str,
-        timeout: float = 600.0,
-        max_retries: int = 5,
-        max_retry_wait: float = 60.0,
-        deadline_at: float | None = None,
-        allow_insecure_http: bool = False,
-        verify: Any = True,
-        secrets: Iterable[str] = (),
-        on_chunk: ChunkCallback | None = None,
-        on_restart: Callable[[], None] | None = None,
+        body: BodySource | None = None,
         sink: IO[bytes] | None = None,
-        on_sink_chunk: ChunkCallback | None = None,
-        retry_statuses: frozenset[int] = RETRY_STATUSES,
-    ) -> HttpResponse:
+        on_sink_chunk: Callable[[bytes], None] | None = None,
+        lost: Callable[[str], T | None] | None = None,
+        server: InProcessServer | None = None,
+    ) -> Sent[T]:
         """Send ``request`` with retries; return the final response (which may carry an error status).
 
-        ``on_chunk`` sees every data byte of the body as it is sent (for checksums and progress) and
-        ``on_restart`` is called before a retry sends the body again.  With ``sink``, a successful response body is
-        streamed into it instead of being kept in memory (``on_sink_chunk`` sees each block).
+        ``body`` streams the file's bytes into :class:`FileRange` segments.  With ``sink``, a successful response
+        body is streamed into it instead of being kept in memory.  ``lost`` is asked, when a request that is not
+        idempotent was sent in full and its answer was lost (the connection broke, a 5xx came back), whether it was
+        done anyway: it returns what was created (then sending stops), ``None`` (then it is sent again), or raises.
+        ``server`` answers in-process the URLs of its scheme.
         """
-        secrets = tuple(secrets)
-        replayable = _replayable(request.body)
-        probe_kw: dict[str, Any] = dict(
-            provider=provider,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_retry_wait=max_retry_wait,
-            deadline_at=deadline_at,
-            allow_insecure_http=allow_insecure_http,
-            verify=verify,
-            secrets=secrets,
+        from urllib3.util.retry import Retry
+
+        retry = Retry(
+            total=policy.max_retries,
+            backoff_factor=0.5,
+            backoff_max=policy.max_retry_wait,
+            backoff_jitter=0.25,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=None,
+            raise_on_status=False,
+            respect_retry_after_header=True,
         )
-        attempt = 0
+        attempt = 1
         while True:
-            if deadline_at is not None and time.monotonic() >= deadline_at:
+            if policy.past_deadline():
                 raise DeadlineExceeded(f"the operation's deadline passed before {request.method} could be sent")
-            stream = _BodyStream(request.body, on_chunk, deadline_at, self._blocksize)
+            stream = _BodyStream(request, body, policy)
             if sink is not None:
                 sink.seek(0)
                 sink.truncate()
             try:
-                response = self._send_once(
-                    request,
-                    stream,
-                    provider=provider,
-                    timeout=timeout,
-                    deadline_at=deadline_at,
-                    allow_insecure_http=allow_insecure_http,
-                    verify=verify,
-                    sink=sink,
-                    on_sink_chunk=on_sink_chunk,
-                )
-            except (NetworkError, _Retryable) as exc:
-                err = exc.error if isinstance(exc, _Retryable) else exc
-                if isinstance(exc, _Retryable) and _may_have_happened(request, stream):
-                    found = self._probe(request, str(err), probe_kw)
+                response = self._attempt(request, stream, policy, sink, on_sink_chunk, server)
+            except _Retryable as exc:
+                err = exc.error
+                if lost is not None and _may_have_happened(request, stream):
+                    found = _ask(lost, request, str(err), policy)
                     if found is not None:
-                        return found
-                can_retry = isinstance(exc, _Retryable) and (replayable or not stream.started)
-                if not can_retry:
-                    raise err from None
-                if max_retries == 0:
+                        return Sent(response=None, attempts=attempt, found=found)
+                if policy.max_retries == 0:
                     raise err from None  # no retry was allowed, so none was exhausted
-                if attempt >= max_retries:
-                    raise RetriesExhausted(
-                        redact(f"{err} (gave up after {attempt + 1} attempts)", secrets), last=err, attempts=attempt + 1
-                    ) from None
-                delay = backoff_delay(attempt, max_retry_wait)
-                self._sleep(delay, deadline_at, err)
-                log.info(
-                    "retrying %s %s after %s (attempt %d)", request.method, redact_url(request.url), err, attempt + 2
-                )
+                retry = self._next(retry, request, err, attempt, policy, None)
                 attempt += 1
-                if on_restart is not None:
-                    on_restart()  # here, so that an exception it raises has this failure as its context
                 continue
-            if (
-                response.status in retry_statuses
-                and response.status != 429  # a rate limit is answered before anything is done
-                and _may_have_happened(request, stream)
-            ):
-                found = self._probe(request, f"HTTP {response.status}", probe_kw)
+            if response.status not in RETRY_STATUSES:
+                return Sent(response=response, attempts=attempt)
+            # a rate limit is answered before anything is done; other failures may come after the work was done
+            if response.status != 429 and lost is not None and _may_have_happened(request, stream):
+                found = _ask(lost, request, f"HTTP {response.status}", policy)
                 if found is not None:
-                    return found
-            if response.status in retry_statuses and attempt < max_retries and (replayable or not stream.started):
-                wait = parse_retry_after(response.header("retry-after"))
-                delay = min(wait, max_retry_wait) if wait is not None else backoff_delay(attempt, max_retry_wait)
-                self._sleep(delay, deadline_at, None)
-                log.info(
-                    "retrying %s %s after HTTP %d in %.2fs (attempt %d)",
-                    request.method,
-                    redact_url(request.url),
-                    response.status,
-                    delay,
-                    attempt + 2,
-                )
-                attempt += 1
-                if on_restart is not None:
-                    try:
-                        on_restart()
-                    except Exception as restart_exc:
-                        # what made the retry necessary, for a caller that stops here instead
-                        restart_exc.__context__ = ProviderError(
-                            f"HTTP {response.status} (retried)", provider=provider, status=response.status
-                        )
-                        raise
-                continue
-            if attempt:
-                headers = dict(response.headers)
-                headers["x-llmfiles-attempts"] = str(attempt + 1)
-                response = HttpResponse(status=response.status, headers=headers, body=response.body, url=response.url)
-            return response
+                    return Sent(response=None, attempts=attempt, found=found)
+            if attempt > policy.max_retries:
+                return Sent(response=response, attempts=attempt)
+            retry = self._next(retry, request, None, attempt, policy, response)
+            attempt += 1
 
-    def _probe(self, request: HttpRequest, what: str, kw: Mapping[str, Any]) -> HttpResponse | None:
-        """Ask whether an attempt of ``request`` whose answer was lost did what it asks; return the answer it would
-        have had, or ``None`` when it did not.  Raises :class:`AnswerLost` when that cannot be found out."""
-        assert request.probe is not None and request.read_probe is not None
-        where = f"{request.method} {redact_url(request.url)}"
-        log.info("%s was sent in full but got no usable answer (%s); checking whether it was done", where, what)
-        problem: str
+    def _next(
+        self,
+        retry: Any,
+        request: HttpRequest,
+        err: LLMFilesError | None,
+        attempt: int,
+        policy: Policy,
+        response: HttpResponse | None,
+    ) -> Any:
+        """Count one failure with urllib3's ``Retry``, wait as it says (``Retry-After`` first, capped by
+        ``max_retry_wait``), tell ``on_retry``; raise :class:`RetriesExhausted` when no retry is left."""
+        import urllib3
+        from urllib3.exceptions import InvalidHeader, MaxRetryError
+
+        u3_response = None
+        if response is not None:
+            u3_response = urllib3.HTTPResponse(body=b"", headers=dict(response.headers), status=response.status)
         try:
-            response = self.send(request.probe(), **kw)
-            # read_probe reads any answer (a 404 may mean "not there"); it raises for one it cannot tell from
-            found = request.read_probe(response)
-            if found is None:
-                log.info("%s was not done; sending it again", where)
-                return None
-            headers = dict(found.headers)
-            headers["x-llmfiles-found-by-probe"] = "1"
-            log.info("%s was done although its answer was lost; not sending it again", where)
-            return HttpResponse(status=found.status, headers=headers, body=found.body, url=found.url or request.url)
-        except LLMFilesError as exc:
-            problem = f"the check failed: {exc}"
-        except Exception as exc:  # a plugin's read_probe that cannot read the answer
-            problem = f"the check's answer could not be read: {type(exc).__name__}: {exc}"
-        raise AnswerLost(
-            redact(
-                f"{where} was sent in full but its answer was lost ({what}), and whether the provider did it could not "
-                f"be found out ({problem}). It was not sent again, so as not to create a second copy: list the "
-                "files before you upload again",
-                kw.get("secrets", ()),
+            retry = retry.increment(
+                request.method, redact_url(request.url), response=u3_response, error=None if err is None else err
             )
-        ) from None
-
-    @staticmethod
-    def _sleep(delay: float, deadline_at: float | None, err: BaseException | None) -> None:
-        if deadline_at is not None and time.monotonic() + delay >= deadline_at:
+        except MaxRetryError:
+            if err is None:
+                err = ProviderError(f"HTTP {response.status if response else '?'}", provider=policy.provider)
+            raise RetriesExhausted(
+                redact(f"{err} (gave up after {attempt} attempts)", policy.secrets), last=err, attempts=attempt
+            ) from None
+        wait: float | None = None
+        if u3_response is not None:
+            try:
+                wait = retry.get_retry_after(u3_response)
+            except InvalidHeader:
+                wait = None
+        if wait is None:
+            wait = retry.get_backoff_time() or 0.0
+        wait = min(max(0.0, wait), policy.max_retry_wait)
+        left = policy.remaining()
+        reason = str(err) if err is not None else f"HTTP {response.status if response else '?'}"
+        if left is not None and wait >= left:
             raise DeadlineExceeded(
-                "the operation's deadline would pass before the next retry" + (f"; last error: {err}" if err else "")
+                redact(
+                    f"the operation's deadline would pass before the next retry; last error: {reason}", policy.secrets
+                )
             )
-        time.sleep(delay)
+        notice = RetryNotice(
+            request=f"{request.method} {redact_url(request.url)}",
+            reason=redact(reason, policy.secrets),
+            attempt=attempt + 1,
+            attempts=policy.max_retries + 1,
+            wait=wait,
+        )
+        log.info("retrying %s after %s in %.2fs (attempt %d of %d)", notice.request, notice.reason, wait, *_of(notice))
+        if policy.on_retry is not None:
+            policy.on_retry(notice)
+        policy.clock.sleep(wait)
+        return retry
 
     # -- one attempt -----------------------------------------------------------------------------------------
 
-    def _send_once(
+    def _attempt(
         self,
         request: HttpRequest,
         stream: _BodyStream,
-        *,
-        provider: str,
-        timeout: float,
-        deadline_at: float | None,
-        allow_insecure_http: bool,
-        verify: Any,
+        policy: Policy,
         sink: IO[bytes] | None,
-        on_sink_chunk: ChunkCallback | None,
+        on_sink_chunk: Callable[[bytes], None] | None,
+        server: InProcessServer | None,
     ) -> HttpResponse:
+        schemes = frozenset({server.scheme}) if server is not None else frozenset()
+        where = check_url(request.url, policy.allow_insecure_http, schemes=schemes)
+        if server is not None and where.scheme == server.scheme:
+            tee: Any = _Tee(sink, on_sink_chunk) if sink is not None and on_sink_chunk is not None else sink
+            return server.serve(request, iter(stream), tee)
+        headers = dict(request.headers)
+        if request.body is not None:
+            headers["Content-Length"] = str(body_length(request.body))
+        elif request.method.upper() in {"POST", "PUT", "PATCH"}:
+            headers["Content-Length"] = "0"
         url = request.url
-        check_url(url, allow_insecure_http)
-        if url.startswith("local:"):
-            from llmfiles.local import handle_local_request
+        for _ in range(MAX_REDIRECTS + 1):
+            resp = self._open(request.method.upper(), url, headers, stream, policy, where)
+            location = _redirect(resp, request.method)
+            if location is None:
+                return self._read(resp, url, where, policy, sink, on_sink_chunk)
+            from urllib.parse import urljoin
 
-            return handle_local_request(request, iter(stream), sink, on_sink_chunk)
+            new_url = urljoin(url, location)
+            new_where = check_url(new_url, policy.allow_insecure_http)
+            if new_where != where:
+                # never hand credentials to another origin (decided from the parse urllib3 connects with)
+                headers = {k: v for k, v in headers.items() if k.lower() not in SENSITIVE_HEADERS}
+            url, where = new_url, new_where
+        raise NetworkError(f"more than {MAX_REDIRECTS} redirects from {redact_url(request.url)}")
 
+    def _open(
+        self, method: str, url: str, headers: dict[str, str], stream: _BodyStream, policy: Policy, where: Origin
+    ) -> Any:
+        """Send the request and wait for the response's headers (within ``timeout`` and the deadline)."""
         import urllib3
         from urllib3 import exceptions as u3
 
-        method = request.method.upper()
-        headers = dict(request.headers)
-        length = body_length(request.body)
-        chunked = False
-        if request.body is not None:
-            if length is None:
-                chunked = True
+        left = policy.remaining()
+        stall = policy.timeout if left is None else max(0.001, min(policy.timeout, left))
+        connect = min(stall, policy.connect_timeout)
+        host = where.host
+        log.debug("%s %s headers=%s", method, redact_url(url), redacted_headers(headers))
+        budget = self._watchdog.budget(policy.deadline_at)
+        clock = policy.clock
+        # the answer must begin within ``timeout`` of the last byte of the request, however slowly it drips
+        if stream.body is None:
+            budget.limit(clock.monotonic() + connect + stall)
+        else:
+            stream.on_finished = lambda: budget.limit(clock.monotonic() + stall)
+        _current.budget = budget
+        try:
+            return self._pool(policy.verify).urlopen(
+                method,
+                url,
+                body=iter(stream) if stream.body is not None else None,
+                headers=headers,
+                retries=False,
+                redirect=False,
+                timeout=urllib3.Timeout(connect=connect, read=stall),
+                preload_content=False,
+            )
+        except u3.NewConnectionError as exc:  # (a subclass of ConnectTimeoutError in urllib3)
+            raise _Retryable(NetworkError(f"cannot connect to {host}: {_why(exc)}")) from None
+        except u3.ConnectTimeoutError as exc:
+            raise _timeout(policy, budget, f"connecting to {host} ({_why(exc)})", connect) from None
+        except (u3.ReadTimeoutError, TimeoutError) as exc:
+            raise _timeout(policy, budget, f"waiting for {host} ({_why(exc)})", stall) from None
+        except u3.SSLError as exc:
+            raise NetworkError(
+                f"TLS failed with {host}: {_why(exc)}. If the server uses a private CA, pass verify='/path/ca.pem' "
+                "(env LLMFILES_CA_BUNDLE)"
+            ) from None
+        except (u3.HTTPError, OSError) as exc:
+            if budget.fired is not None:
+                raise _timeout(policy, budget, f"waiting for {host}", stall) from None
+            if _timed_out(exc):  # urllib3 reports a stalled body write as ProtocolError(..., TimeoutError)
+                raise _timeout(policy, budget, f"sending to {host} ({_why(exc)})", stall) from None
+            raise _Retryable(NetworkError(f"connection to {host} failed: {_why(exc)}")) from None
+        finally:
+            _current.budget = None
+            budget.conn = None
+
+    def _read(
+        self,
+        resp: Any,
+        url: str,
+        where: Origin,
+        policy: Policy,
+        sink: IO[bytes] | None,
+        on_sink_chunk: Callable[[bytes], None] | None,
+    ) -> HttpResponse:
+        """Read the response body: streamed into ``sink`` (a download), else bounded in size and, as a whole, in
+        time (``timeout``, and the deadline)."""
+        from urllib3 import exceptions as u3
+
+        status = resp.status
+        streaming = sink is not None and 200 <= status < 300
+        budget = self._watchdog.budget(policy.deadline_at)
+        budget.conn = resp.connection
+        if not streaming:  # an answer held in memory must arrive whole within ``timeout``; a download may take long
+            budget.limit(policy.clock.monotonic() + policy.timeout)
+        try:
+            resp_headers = {k.lower(): v for k, v in resp.headers.items()}
+            if streaming:
+                assert sink is not None
+                for block in resp.stream(self._blocksize, decode_content=True):
+                    sink.write(block)
+                    if on_sink_chunk is not None:
+                        on_sink_chunk(block)
+                data = b""
             else:
-                headers["Content-Length"] = str(length)
-        elif method in {"POST", "PUT", "PATCH"}:
-            headers["Content-Length"] = "0"
-        redirects = 0
-        pool = self._pool(verify)
-        host = urlsplit(url).hostname or "?"
+                data = _read_bounded(resp, MAX_RESPONSE_BYTES, where.host, policy.provider)
+        except (u3.ReadTimeoutError, TimeoutError) as exc:
+            raise _timeout(policy, budget, f"reading from {where.host} ({_why(exc)})", policy.timeout) from None
+        except (u3.ProtocolError, u3.HTTPError, OSError) as exc:
+            if isinstance(exc, LLMFilesError):
+                raise
+            if budget.fired is not None:
+                raise _timeout(policy, budget, f"reading from {where.host}", policy.timeout) from None
+            raise _Retryable(NetworkError(f"connection to {where.host} broke while reading: {_why(exc)}")) from None
+        finally:
+            budget.conn = None
+            resp.release_conn()
+        return HttpResponse(status=status, headers=resp_headers, body=data, url=url)
 
-        def stalled(exc: BaseException, doing: str) -> Exception:
-            if per_request < timeout:  # the deadline, not the timeout, cut this wait short
-                return DeadlineExceeded(f"the operation's deadline passed while {doing} {host}")
-            return _Retryable(StallTimeout(f"no progress for {timeout:g}s {doing} {host} ({_why(exc)})"))
 
-        while True:
-            per_request = timeout
-            if deadline_at is not None:
-                per_request = max(0.001, min(timeout, deadline_at - time.monotonic()))
-            log.debug("%s %s headers=%s", method, redact_url(url), redacted_headers(headers))
-            try:
-                resp = pool.urlopen(
-                    method,
-                    url,
-                    body=iter(stream) if request.body is not None else None,
-                    headers=headers,
-                    retries=False,
-                    redirect=False,
-                    timeout=urllib3.Timeout(connect=per_request, read=per_request),
-                    preload_content=False,
-                    chunked=chunked,
-                )
-            except u3.NewConnectionError as exc:  # (a subclass of ConnectTimeoutError in urllib3)
-                raise _Retryable(NetworkError(f"cannot connect to {host}: {_why(exc)}")) from None
-            except (u3.ConnectTimeoutError, u3.ReadTimeoutError, TimeoutError) as exc:
-                raise stalled(exc, "talking to") from None
-            except u3.SSLError as exc:
-                raise NetworkError(
-                    f"TLS failed with {host}: {_why(exc)}. If the server uses a private CA, pass verify='/path/ca.pem' "
-                    "(env LLMFILES_CA_BUNDLE)"
-                ) from None
-            except (u3.HTTPError, OSError) as exc:
-                if _timed_out(exc):  # urllib3 reports a stalled body write as ProtocolError(..., TimeoutError)
-                    raise stalled(exc, "sending to") from None
-                raise _Retryable(NetworkError(f"connection to {host} failed: {_why(exc)}")) from None
+def _of(notice: RetryNotice) -> tuple[int, int]:
+    return notice.attempt, notice.attempts
 
-            status = resp.status
-            if status in (301, 302, 303, 307, 308) and method in {"GET", "HEAD"} and redirects < MAX_REDIRECTS:
-                location = resp.headers.get("location")
-                resp.drain_conn()
-                resp.release_conn()
-                if location:
-                    from urllib.parse import urljoin
 
-                    new_url = urljoin(url, location)
-                    check_url(new_url, allow_insecure_http)
-                    old, new = urlsplit(url), urlsplit(new_url)
-                    if (old.scheme, old.hostname, old.port) != (new.scheme, new.hostname, new.port):
-                        # never hand credentials to another origin
-                        headers = {k: v for k, v in headers.items() if k.lower() not in SENSITIVE_HEADERS}
-                    url = new_url
-                    redirects += 1
-                    continue
-            try:
-                resp_headers = {k.lower(): v for k, v in resp.headers.items()}
-                if sink is not None and 200 <= status < 300:
-                    for block in resp.stream(self._blocksize, decode_content=True):
-                        if deadline_at is not None and time.monotonic() > deadline_at:
-                            raise DeadlineExceeded("the operation's deadline passed while downloading")
-                        sink.write(block)
-                        if on_sink_chunk is not None:
-                            on_sink_chunk(block)
-                    data = b""
-                else:
-                    data = _read_bounded(resp, MAX_RESPONSE_BYTES, host, provider)
-            except (u3.ReadTimeoutError, TimeoutError) as exc:
-                raise stalled(exc, "reading from") from None
-            except (u3.ProtocolError, u3.HTTPError, OSError) as exc:
-                if isinstance(exc, LLMFilesError):
-                    raise
-                raise _Retryable(NetworkError(f"connection to {host} broke while reading: {_why(exc)}")) from None
-            finally:
-                resp.release_conn()
-            return HttpResponse(status=status, headers=resp_headers, body=data, url=url)
+def _ask(lost: Callable[[str], T | None], request: HttpRequest, what: str, policy: Policy) -> T | None:
+    """Whether an attempt whose answer was lost was done: ``lost``'s answer, or :class:`AnswerLost`."""
+    where = f"{request.method} {redact_url(request.url)}"
+    log.info("%s was sent in full but got no usable answer (%s); checking whether it was done", where, what)
+    try:
+        found = lost(what)
+    except AnswerLost:
+        raise
+    except LLMFilesError as exc:
+        problem = f"the check failed: {exc}"
+    except Exception as exc:  # a provider's probe reader that cannot read the answer
+        problem = f"the check's answer could not be read: {type(exc).__name__}: {exc}"
+    else:
+        log.info("%s %s", where, "was done although its answer was lost" if found is not None else "was not done")
+        return found
+    raise AnswerLost(
+        redact(
+            f"{where} was sent in full but its answer was lost ({what}), and whether the provider did it could not "
+            f"be found out ({problem}). It was not sent again, so as not to create a second copy: list the files "
+            "before you upload again",
+            policy.secrets,
+        )
+    ) from None
+
+
+def _redirect(resp: Any, method: str) -> str | None:
+    if resp.status in (301, 302, 303, 307, 308) and method.upper() in {"GET", "HEAD"}:
+        location = resp.headers.get("location")
+        if location:
+            resp.drain_conn()
+            resp.release_conn()
+            return str(location)
+    return None
+
+
+def _timeout(policy: Policy, budget: _Budget, doing: str, seconds: float) -> Exception:
+    if budget.fired == "deadline" or policy.past_deadline():
+        return DeadlineExceeded(f"the operation's deadline passed while {doing}")
+    return _Retryable(StallTimeout(f"no progress for {seconds:g}s {doing}"))
 
 
 def _may_have_happened(request: HttpRequest, stream: _BodyStream) -> bool:
-    """Whether an attempt of a non-idempotent request with a probe may have been done although no good answer came:
-    it was sent in full."""
-    can_probe = request.probe is not None and request.read_probe is not None
-    return can_probe and not request.is_idempotent and stream.finished
+    """Whether an attempt of a request that is not idempotent may have been done although no good answer came: it
+    was sent in full."""
+    return not request.is_idempotent and stream.finished
 
 
 def _read_bounded(resp: Any, limit: int, host: str, provider: str) -> bytes:
@@ -581,9 +684,44 @@ def _why(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+class _Tee:
+    """A sink that tells ``on_chunk`` about every block written to it."""
+
+    def __init__(self, sink: IO[bytes], on_chunk: Callable[[bytes], None]) -> None:
+        self._sink = sink
+        self._on_chunk = on_chunk
+
+    def write(self, block: bytes) -> int:
+        n = self._sink.write(block)
+        self._on_chunk(block)
+        return n
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sink, name)
+
+
 class _Retryable(Exception):
     """Internal: a network error that a retry may cure."""
 
     def __init__(self, error: LLMFilesError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+class _RedactUrls(logging.Filter):
+    """urllib3 logs each request's path and query at DEBUG: hide signature/token/session values in them too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_url(a) if isinstance(a, str) and "?" in a else a for a in record.args)
+        return True
+
+
+_URLLIB3_REDACTED = False
+
+
+def _redact_urllib3_logs() -> None:
+    global _URLLIB3_REDACTED
+    if not _URLLIB3_REDACTED:
+        _URLLIB3_REDACTED = True
+        logging.getLogger("urllib3.connectionpool").addFilter(_RedactUrls())

@@ -3,9 +3,9 @@
 A plugin declares its conversions with the ``llmfiles_register_converters`` hook: each is a :class:`Converter`, a
 name (``gemini``, ``claude``, ...) with a function from one record to one record and a factory of the checker
 that holds the target format's rules.  :func:`convert_file` reads the input once, line by line (constant
-memory), writes the converted records to a temporary file next to the output, checks that file with the target
-format's rules, and only then renames it to the output: the output is never half-written, and a conversion with
-errors leaves no output at all.
+memory), checks each converted record with the target format's rules as it writes it to a temporary file next to
+the output, and only then renames it to the output: the output is never half-written, and a conversion with errors
+leaves no output at all.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,9 @@ from typing import Any
 import attrs
 from attrs import define, field, frozen
 
-from llmfiles.models import PathSource, Problem, Source
-from llmfiles.validate.jsonl import BLOCK, BOM, MAX_LINE, Report, check_jsonl, parse_line
+from llmfiles.models import Problem
+from llmfiles.sources import Source
+from llmfiles.validate.jsonl import BLOCK, BOM, MAX_LINE, JsonlChecker, Report, parse_line
 from llmfiles.validate.parse import fast_loads
 from llmfiles.validate.records import RecordChecker
 
@@ -155,67 +155,24 @@ def convert_file(
     tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
     conversion = Report(path=source.display, max_problems=max_problems, bytes=source.size)
     result = ConvertResult(converter=converter.name, output_path=str(target), conversion=conversion)
-    convert = converter.convert
-    encode = _ENCODER.encode
     kept = False
+    checker = converter.checker() if converter.checker is not None else None
+    # the converted records are checked as they are written (their lines are the input's lines, one record each)
+    check = JsonlChecker(str(target), 0, checker=checker, max_problems=max_problems, max_line=max_line)
     try:
         with open(tmp, "xb", buffering=BLOCK) as out:  # "x": never follows or reuses an existing file
             for line_no, raw, length in _lines(source, max_line):
-                conversion.lines = line_no
-                conversion.longest_line = max(conversion.longest_line, length)
-                if raw is None:
-                    conversion.add(
-                        Problem(
-                            line=line_no,
-                            code="line_too_long",
-                            message=f"the line has {length:,} bytes, more than the {max_line:,} a line may have",
-                        )
-                    )
-                    continue
-                try:
-                    record = fast_loads(raw)
-                except Exception:
-                    record = None
-                if type(record) is not dict:
-                    record, problem = parse_line(line_no, raw)
-                    if problem is not None:
-                        conversion.add(problem)
-                        continue
-                assert record is not None
-                conversion.records += 1
-                try:
-                    converted, problems = convert(record)
-                    problems = [p if p.line is not None else attrs.evolve(p, line=line_no) for p in problems]
-                except Exception as exc:
-                    converted, problems = None, [_fail(converter, line_no, exc)]
-                failed = False
-                for p in problems:
-                    conversion.add(p)
-                    failed = failed or p.severity == "error"
-                if converted is None and not failed:
-                    conversion.add(_fail(converter, line_no, ValueError("no record and no error")))
-                    failed = True
-                if failed or conversion.errors:
-                    continue  # keep reading to report every problem; nothing more is written
-                try:
-                    text = encode(converted)
-                    try:
-                        data = text.encode("utf-8")
-                    except UnicodeEncodeError:  # a lone surrogate ("\ud800" in the input): keep it escaped
-                        data = _ASCII_ENCODER.encode(converted).encode("ascii")
-                    out.write(data + b"\n")
-                except (TypeError, ValueError, RecursionError) as exc:
-                    conversion.add(_fail(converter, line_no, exc))
+                data = _convert_line(converter, conversion, line_no, raw, length, max_line)
+                if data is not None:
+                    out.write(data)
+                    check.check_record(line_no, fast_loads(data))
             if conversion.records == 0 and conversion.errors == 0:
                 conversion.add(Problem(line=None, code="no_records", message="the file holds no JSON records"))
             out.flush()
             os.fsync(out.fileno())
         if not conversion.ok:
             return result
-        checker = converter.checker() if converter.checker is not None else None
-        converted_source = PathSource(str(tmp), target.name, tmp.stat().st_size)
-        converted_source.display = str(target)
-        report = check_jsonl(converted_source, checker=checker, max_problems=max_problems, max_line=max_line)
+        report = check.finish_records(records=conversion.records, lines=conversion.lines, size=tmp.stat().st_size)
         result.output = report
         if report.ok:
             os.replace(tmp, target)
@@ -230,150 +187,53 @@ def convert_file(
                 pass
 
 
-# --- a converted file as an upload source ---------------------------------------------------------------------
-
-#: converts one line (no newline, no CR, never blank) into its output line with its newline, or problems
-LineConverter = Callable[[int, bytes], "bytes | list[Problem]"]
-
-
-class ConvertedSource(Source):
-    """A file converted line by line as it is read, usable as the body of an upload.
-
-    Providers need the length (and often the MD5) of a body before it is sent, so the first use of :attr:`size`
-    converts the whole file once without keeping it: it learns the converted size, its MD5, the record count and
-    where every ``checkpoint_every`` bytes of output start in the input.  Any range then streams in constant memory
-    by converting again from the nearest checkpoint, so parts run in parallel and a retried part starts near its
-    offset.  Lines that cannot be converted fail that first pass with a :class:`~llmfiles.errors.ValidationError`
-    naming their line numbers, before any byte is sent; a file that changes afterwards fails the read with
-    ``OSError``.  A UTF-8 BOM is dropped, CRLF line ends become LF and blank lines are left out.
-    """
-
-    def __init__(
-        self,
-        inner: Source,
-        convert_line: LineConverter,
-        *,
-        label: str,
-        max_problems: int = 50,
-        checkpoint_every: int = BLOCK,
-        blocksize: int = BLOCK,
-    ) -> None:
-        self.inner = inner
-        self.convert_line = convert_line
-        self.name = inner.name
-        self.display = f"{inner.display} ({label})"
-        self.path = None
-        self.replayable = inner.replayable
-        self.max_problems = max_problems
-        self.checkpoint_every = checkpoint_every
-        self.blocksize = blocksize
-        self.records = 0
-        #: (output offset, input offset, line number) at the start of a line, about every ``checkpoint_every``
-        self.checkpoints: list[tuple[int, int, int]] = [(0, 0, 1)]
-        self._md5 = ""
-        self._size: int | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def size(self) -> int:
-        if self._size is None:
-            with self._lock:
-                if self._size is None:
-                    self._measure()
-        assert self._size is not None
-        return self._size
-
-    @size.setter
-    def size(self, value: int) -> None:  # Source declares a plain attribute
-        self._size = value
-
-    @property
-    def md5(self) -> str:
-        """The hex MD5 of the converted bytes."""
-        _ = self.size
-        return self._md5
-
-    def _lines(self, start: int, line_no: int) -> Iterator[tuple[int, int, bytes]]:
-        """``(input offset, line number, line without its newline)`` of each line from input offset ``start``."""
-        inner = self.inner
-        pos = start
-        rest = b""
-        for block in inner.read_range(start, inner.size - start, self.blocksize):
-            if pos == 0 and block.startswith(BOM):
-                block = block[len(BOM) :]
-                pos = len(BOM)
-            data = rest + block if rest else block
-            begin = 0
-            while (nl := data.find(b"\n", begin)) >= 0:
-                yield pos + begin, line_no, data[begin:nl]
-                line_no += 1
-                begin = nl + 1
-            pos += begin
-            rest = data[begin:]
-        if rest:
-            yield pos, line_no, rest
-
-    def _pieces(self, start: int, line_no: int) -> Iterator[tuple[int, int, bytes | list[Problem]]]:
-        for in_offset, n, raw in self._lines(start, line_no):
-            if raw.endswith(b"\r"):
-                raw = raw[:-1]
-            yield in_offset, n, (self.convert_line(n, raw) if raw.strip() else b"")
-
-    def _measure(self) -> None:
-        import hashlib
-
-        from llmfiles.errors import ValidationError
-
-        out = last = records = total_problems = 0
-        problems: list[Problem] = []
-        h = hashlib.md5(usedforsecurity=False)
-        checkpoints = [(0, 0, 1)]
-        for in_offset, line_no, piece in self._pieces(0, 1):
-            if out - last >= self.checkpoint_every:
-                checkpoints.append((out, in_offset, line_no))
-                last = out
-            if isinstance(piece, list):
-                total_problems += len(piece)
-                problems.extend(piece[: self.max_problems - len(problems)])
-            elif piece:
-                records += 1
-                h.update(piece)
-                out += len(piece)
-        if problems:
-            raise ValidationError(self.inner.display, problems, total_problems)
-        if records == 0:
-            raise ValidationError(
-                self.inner.display, [Problem(line=None, code="no_records", message="no records to convert")]
+def _convert_line(
+    converter: Converter, conversion: Report, line_no: int, raw: bytes | None, length: int, max_line: int
+) -> bytes | None:
+    """One input line converted to its output line (with its newline), or ``None`` when it cannot be (its problems
+    are added to ``conversion``; once there is an error, nothing more is written but every line is still read)."""
+    conversion.lines = line_no
+    conversion.longest_line = max(conversion.longest_line, length)
+    if raw is None:
+        conversion.add(
+            Problem(
+                line=line_no,
+                code="line_too_long",
+                message=f"the line has {length:,} bytes, more than the {max_line:,} a line may have",
             )
-        self.checkpoints, self.records, self._md5, self._size = checkpoints, records, h.hexdigest(), out
-
-    def read_range(self, offset: int, length: int, blocksize: int) -> Iterator[bytes]:
-        import bisect
-
-        end = min(offset + length, self.size)
-        k = max(bisect.bisect_right(self.checkpoints, (offset, float("inf"), 0)) - 1, 0)
-        out, in_offset, line_no = self.checkpoints[k]
-        pending = bytearray()
-        emitted = 0
-        if offset < end:
-            for _, n, piece in self._pieces(in_offset, line_no):
-                if isinstance(piece, list):  # converted fine when the size was measured: the file changed since
-                    raise OSError(f"{self.inner.display} changed while it was being converted (line {n})")
-                piece_end = out + len(piece)
-                if piece_end > offset:
-                    pending += piece[max(0, offset - out) : end - out]
-                out = piece_end
-                while len(pending) >= blocksize:
-                    emitted += blocksize
-                    yield bytes(pending[:blocksize])
-                    del pending[:blocksize]
-                if out >= end:
-                    break
-        if pending:
-            emitted += len(pending)
-            yield bytes(pending)
-        if emitted != length:
-            raise OSError(
-                f"{self.inner.display} changed while it was being converted and uploaded "
-                f"({emitted:,} bytes where {length:,} were expected)"
-            )
+        )
+        return None
+    try:
+        record = fast_loads(raw)
+    except Exception:
+        record = None
+    if type(record) is not dict:
+        record, problem = parse_line(line_no, raw)
+        if problem is not None:
+            conversion.add(problem)
+            return None
+    assert record is not None
+    conversion.records += 1
+    try:
+        converted, problems = converter.convert(record)
+        problems = [p if p.line is not None else attrs.evolve(p, line=line_no) for p in problems]
+    except Exception as exc:
+        converted, problems = None, [_fail(converter, line_no, exc)]
+    failed = False
+    for p in problems:
+        conversion.add(p)
+        failed = failed or p.severity == "error"
+    if converted is None and not failed:
+        conversion.add(_fail(converter, line_no, ValueError("no record and no error")))
+        failed = True
+    if failed or conversion.errors:
+        return None
+    try:
+        try:
+            data = _ENCODER.encode(converted).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate ("\ud800" in the input): keep it escaped
+            data = _ASCII_ENCODER.encode(converted).encode("ascii")
+    except (TypeError, ValueError, RecursionError) as exc:
+        conversion.add(_fail(converter, line_no, exc))
+        return None
+    return data + b"\n"

@@ -1,27 +1,26 @@
-"""One streaming pass over a JSONL file: UTF-8, one JSON object per line, record rules, statistics, digests.
+"""Checking JSONL as it streams: UTF-8, one JSON object per line, record rules, statistics.
 
-Constant memory whatever the file size: the file is read one block (1 MiB) at a time, a line is held only until it
-is checked, a line longer than ``max_line`` (64 MiB) is reported and skipped without being held, duplicate lines are
-found through 64-bit hashes in a bounded :class:`~llmfiles.validate.stats.HashIndex`, and the checksums a large
-upload needs are computed from the same bytes (in a helper thread: hashlib releases the GIL on large buffers), so
-the file is not read again for them.
+:class:`JsonlChecker` is fed the file's blocks in order (the upload pipeline feeds it the blocks it reads to send;
+``validate`` reads them for it), so checking a file costs one read of it, shared with everything else that needs
+its bytes.  Constant memory whatever the file size: a line is held only until it is checked, a line longer than
+``max_line`` (64 MiB) is reported and skipped without being held, and duplicate lines are found through 64-bit
+hashes of whole lines in a bounded :class:`~llmfiles.validate.stats.HashIndex` (two different lines share a hash
+with odds of about one in 10^13 for a million lines; a duplicate is a statistic, never an error).
 
-Every line is parsed once, by orjson when it is installed (``llmfiles[fast]``), else by the standard library;
-both give the same records and problems (see :mod:`llmfiles.validate.parse`).
+Every line is parsed once, by orjson (see :mod:`llmfiles.validate.parse`: the standard library's verdict stands
+for every line orjson refuses, so both give the same records and problems).
 """
 
 from __future__ import annotations
 
-import hashlib
-import queue
-import threading
-from collections.abc import Iterable
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 from attrs import define, field
 
-from llmfiles.models import Problem, Source
+from llmfiles.models import Problem
+from llmfiles.sources import Source
 from llmfiles.validate.parse import PARSER, fast_loads, reference_loads
 from llmfiles.validate.records import RecordChecker
 from llmfiles.validate.stats import ExampleStats, FileFacts, HashIndex
@@ -35,11 +34,6 @@ DUPLICATE_SAMPLES = 5
 #: lines remembered for finding duplicates: 262,144 (a 1 GiB chat file has about 180,000), in at most 10 MiB
 #: (20 bytes a slot, at most twice as many slots); beyond it the report says how many records were compared
 DUPLICATE_INDEX = 1 << 18
-#: a line is keyed by its length and this many bytes at its start, middle and end (the whole line when shorter);
-#: a key seen before is confirmed by comparing the two lines byte for byte
-KEY_SAMPLE = 128
-#: files smaller than this are hashed on the reading thread (a helper thread would cost more than it saves)
-_THREADED_DIGESTS_FROM = 4 * BLOCK
 
 
 @define(kw_only=True)
@@ -52,7 +46,6 @@ class Report:
     warnings: int = 0
     problems: list[Problem] = field(factory=list)
     has_bom: bool = False
-    digests: dict[str, str] = field(factory=dict)
     max_problems: int = 50
     #: the file's size and its number of lines
     bytes: int = 0
@@ -206,27 +199,6 @@ def parse_line(line_no: int, raw: bytes) -> tuple[dict[str, Any] | None, Problem
     return record, None
 
 
-def check_line(line_no: int, raw: bytes, report: Report, checker: RecordChecker | None) -> None:
-    """Check one line (without its newline) and add its problems to ``report`` (the slow, simple path)."""
-    record, problem = parse_line(line_no, raw)
-    if problem is not None:
-        report.add(problem)
-        return
-    assert record is not None
-    report.records += 1
-    if checker is not None:
-        for p in _checked(checker, line_no, record):
-            report.add(p)
-
-
-def _checked(checker: RecordChecker, line_no: int, record: dict[str, Any]) -> list[Problem]:
-    try:
-        problems = list(checker.check(line_no, record))
-    except Exception as exc:  # a plugin's bug must be a problem with a line number, not a crash
-        return [_checker_failed(checker, line_no, exc)]
-    return [p if p.line is not None else attrs.evolve(p, line=line_no) for p in problems]
-
-
 def _checker_failed(checker: object, line_no: int | None, exc: BaseException) -> Problem:
     owner = type(checker).__module__.split(".")[0]
     return Problem(
@@ -237,110 +209,83 @@ def _checker_failed(checker: object, line_no: int | None, exc: BaseException) ->
     )
 
 
-class _Digests:
-    """Checksums of the blocks, computed on a helper thread through a bounded queue (constant memory)."""
+class JsonlChecker:
+    """Checks a JSONL file fed to it block by block, in order: UTF-8, one JSON object per line, the record rules of
+    a ``checker``, statistics.  Constant memory whatever the file size (see the module documentation).
 
-    def __init__(self, names: Iterable[str], *, threaded: bool) -> None:
-        self.hashers = {name: hashlib.new(name) for name in names}
-        self._queue: queue.Queue[bytes | None] | None = None
-        self._thread: threading.Thread | None = None
-        if threaded and self.hashers:
-            self._queue = queue.Queue(maxsize=8)
-            self._thread = threading.Thread(target=self._run, name="llmfiles-digests", daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        assert self._queue is not None
-        hashers = tuple(self.hashers.values())
-        while (block := self._queue.get()) is not None:
-            for h in hashers:
-                h.update(block)
-
-    def update(self, block: bytes) -> None:
-        if self._queue is not None:
-            self._queue.put(block)
-        else:
-            for h in self.hashers.values():
-                h.update(block)
-
-    def close(self) -> None:
-        if self._queue is not None and self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._queue = None
-
-    def result(self) -> dict[str, str]:
-        self.close()
-        return {name: h.hexdigest() for name, h in self.hashers.items()}
-
-
-def check_jsonl(
-    source: Source,
-    *,
-    checker: RecordChecker | None = None,
-    digests: Iterable[str] = (),
-    max_problems: int = 50,
-    max_line: int = MAX_LINE,
-) -> Report:
-    """Check ``source`` as JSONL in one streaming pass; compute ``digests`` (hashlib names) of its bytes.
-
-    ``checker`` (from ``llmfiles_record_checker``) sees every record; the report lists the first ``max_problems``
-    problems and counts all of them.  Never raises for the content of the file, only for failures to read it.
+    ``feed(block)`` takes the next bytes of the file; :attr:`errors` counts the errors found so far (so a sender can
+    stop early); :meth:`finish` returns the :class:`Report`.  Never raises for the content of the file.
     """
-    report = Report(path=source.display, max_problems=max_problems, bytes=source.size, parser=PARSER)
-    digester = _Digests(digests, threaded=source.size >= _THREADED_DIGESTS_FROM)
-    start = getattr(checker, "start", None)
-    check = checker.check if checker is not None else None
-    seen = HashIndex(DUPLICATE_INDEX, with_offsets=True)
-    add = report.add
-    loads = fast_loads
-    line_no = 0
-    records = 0
-    longest = 0
-    pending: list[bytes] = []  # pieces of a line that goes on in the next block
-    pending_len = 0
-    skipping = False  # inside a line longer than max_line: its bytes are counted, not kept
-    first = True
 
-    def started() -> None:
-        nonlocal start
+    def __init__(
+        self,
+        display: str,
+        size: int,
+        *,
+        checker: RecordChecker | None = None,
+        max_problems: int = 50,
+        max_line: int = MAX_LINE,
+    ) -> None:
+        self.report = Report(path=display, max_problems=max_problems, bytes=size, parser=PARSER)
+        self.checker = checker
+        self.max_line = max_line
+        self._size = size
+        self._start = getattr(checker, "start", None)
+        self._check = checker.check if checker is not None else None
+        self._seen = HashIndex(DUPLICATE_INDEX)
+        self._line_no = 0
+        self._records = 0
+        self._longest = 0
+        self._pending: list[bytes] = []  # pieces of a line that goes on in the next block
+        self._pending_len = 0
+        self._skipping = False  # inside a line longer than max_line: its bytes are counted, not kept
+        self._first = True
+
+    @property
+    def errors(self) -> int:
+        return self.report.errors
+
+    def _started(self) -> None:
+        start, self._start = self._start, None
         if start is None:
             return
-        facts = FileFacts(display=source.display, size=source.size, has_bom=report.has_bom)
-        fn, start = start, None
+        facts = FileFacts(display=self.report.path, size=self._size, has_bom=self.report.has_bom)
         try:
-            for p in fn(facts):
-                add(p)
+            for p in start(facts):
+                self.report.add(p)
         except Exception as exc:
-            add(_checker_failed(checker, None, exc))
+            self.report.add(_checker_failed(self.checker, None, exc))
 
-    def too_long(line: int, length: int) -> None:
-        add(
+    def _too_long(self, line: int, length: int) -> None:
+        self.report.add(
             Problem(
                 line=line,
                 code="line_too_long",
-                message=f"the line has {length:,} bytes, more than the {max_line:,} a line may have here; "
+                message=f"the line has {length:,} bytes, more than the {self.max_line:,} a line may have here; "
                 "a training example or request this long is refused by every provider: split or shorten it",
             )
         )
 
-    def lines_of(data: bytes, pos: int, stop: int, base: int) -> None:
-        """Check every line of ``data[pos:stop]``; ``data[stop - 1]`` is a newline, ``data[0]`` is at file offset
-        ``base``.  Lines are memoryviews of ``data`` (no copy) until one needs the slow path."""
-        nonlocal line_no, records, longest
+    def _lines(self, data: bytes, pos: int, stop: int) -> None:
+        """Check every line of ``data[pos:stop]`` (``data[stop - 1]`` is a newline).  Lines are memoryviews of
+        ``data`` (no copy) until one needs the slow path."""
+        add = self.report.add
+        check = self.check_record
+        seen = self._seen
+        loads = fast_loads
+        max_line = self.max_line
         view = memoryview(data)
         find = data.find
-        sample = KEY_SAMPLE
+        line_no, records, longest = self._line_no, self._records, self._longest
         while pos < stop:
             nl = find(b"\n", pos, stop)
             raw = view[pos:nl]
             n = nl - pos
-            start = pos
             pos = nl + 1
             line_no += 1
             longest = max(longest, n)
             if n > max_line:
-                too_long(line_no, n)
+                self._too_long(line_no, n)
                 continue
             try:
                 record = loads(raw)
@@ -355,116 +300,128 @@ def check_jsonl(
                     add(problem)
                 continue
             records += 1
-            if n <= 3 * sample:
-                key = hash(data[start:nl])
-            else:
-                mid = start + (n >> 1)
-                key = hash((n, data[start : start + sample], data[mid : mid + sample], data[nl - sample : nl]))
-            earlier = seen.add(key, line_no, base + start)
-            if earlier and not same_line(seen.found_offset, raw):
-                earlier = rekeyed(key, raw, line_no, base + start)
+            earlier = seen.add(hash(raw), line_no)
             if earlier:
-                report.duplicate_lines += 1
-                if len(report.duplicate_samples) < DUPLICATE_SAMPLES:
-                    report.duplicate_samples.append((line_no, earlier))
+                self.report.duplicate_lines += 1
+                if len(self.report.duplicate_samples) < DUPLICATE_SAMPLES:
+                    self.report.duplicate_samples.append((line_no, earlier))
             if check is not None:
-                try:
-                    problems = check(line_no, record)
-                    if problems:
-                        for p in problems:
-                            add(p if p.line is not None else attrs.evolve(p, line=line_no))
-                except Exception as exc:
-                    add(_checker_failed(checker, line_no, exc))
+                check(line_no, record)
+        self._line_no, self._records, self._longest = line_no, records, longest
 
-    def one_line(pieces: list[bytes], offset: int) -> None:
-        line = b"".join(pieces) + b"\n"
-        lines_of(line, 0, len(line), offset)
-
-    def rekeyed(key: int, raw: memoryview, line: int, at: int) -> int:
-        """Two different lines share a sampled key: look for (or remember) this line under derived keys."""
-        for attempt in range(1, 4):
-            earlier = seen.add(hash((key, attempt)), line, at)
-            if not earlier or same_line(seen.found_offset, raw):
-                return earlier
-        return 0
-
-    def same_line(offset: int, raw: memoryview) -> bool:
-        """Whether the line at ``offset`` of the file is ``raw`` (a sampled key matched: compare every byte)."""
+    def check_record(self, line_no: int, record: dict[str, Any]) -> None:
+        """Run the record rules on one parsed record (the checker's bugs become problems)."""
+        check = self._check
+        if check is None:
+            return
         try:
-            earlier = b"".join(source.read_range(offset, min(len(raw) + 1, source.size - offset), BLOCK))
-        except OSError:
-            return False
-        return earlier[: len(raw)] == raw and earlier[len(raw) :] in (b"\n", b"")
-
-    offset = 0  # file offset of the current block
-    pending_at = 0  # file offset where the pending line starts
-    try:
-        for block in source.read_range(0, source.size, BLOCK):
-            if type(block) is not bytes:  # lines are read-only memoryviews of the block
-                block = bytes(block)
-            digester.update(block)
-            base = offset
-            offset += len(block)
-            if first:
-                first = False
-                if block.startswith(BOM):
-                    report.has_bom = True
-                    block = block[len(BOM) :]
-                    base += len(BOM)
-                started()
-            nl = block.find(b"\n")
-            if nl < 0:  # the whole block goes on with the current line
-                if not pending and not skipping:
-                    pending_at = base
-                pending_len += len(block)
-                if not skipping:
-                    pending.append(block)
-                    if pending_len > max_line:
-                        skipping, pending = True, []
-                continue
-            begin = 0
-            if pending or skipping:
-                length = pending_len + nl
-                if skipping or length > max_line:
-                    line_no += 1
-                    longest = max(longest, length)
-                    too_long(line_no, length)
-                else:
-                    pending.append(block[:nl])
-                    one_line(pending, pending_at)
-                pending, pending_len, skipping = [], 0, False
-                begin = nl + 1
-            last = block.rfind(b"\n") + 1
-            lines_of(block, begin, last, base)
-            if last < len(block):
-                tail = block[last:]
-                pending, pending_len, pending_at = [tail], len(tail), base + last
-        if first:
-            started()
-        if skipping:
-            line_no += 1
-            longest = max(longest, pending_len)
-            too_long(line_no, pending_len)
-        elif pending:
-            one_line(pending, pending_at)
-    finally:
-        digester.close()
-    report.records = records
-    report.lines = line_no
-    report.longest_line = longest
-    if seen.full:
-        report.duplicates_checked = seen.count
-    if checker is not None:
-        try:
-            for p in checker.finish():
-                add(p)
+            problems = check(line_no, record)
+            if problems:
+                for p in problems:
+                    self.report.add(p if p.line is not None else attrs.evolve(p, line=line_no))
         except Exception as exc:
-            add(_checker_failed(checker, None, exc))
-        stats = getattr(checker, "stats", None)
-        if isinstance(stats, ExampleStats):
-            report.examples = stats
-            report.notes.extend(stats.notes)
-    if report.records == 0 and report.errors == 0:
-        add(Problem(line=None, code="no_records", message="the file holds no JSON records"))
-    report.digests = digester.result()
-    return report
+            self.report.add(_checker_failed(self.checker, line_no, exc))
+
+    def _one_line(self, pieces: list[bytes]) -> None:
+        line = b"".join(pieces) + b"\n"
+        self._lines(line, 0, len(line))
+
+    def feed(self, block: bytes | memoryview) -> None:
+        """Check the next ``block`` of the file."""
+        if type(block) is not bytes:  # lines are read-only memoryviews of the block
+            block = bytes(block)
+        if self._first:
+            self._first = False
+            if block.startswith(BOM):
+                self.report.has_bom = True
+                block = block[len(BOM) :]
+            self._started()
+        nl = block.find(b"\n")
+        if nl < 0:  # the whole block goes on with the current line
+            self._pending_len += len(block)
+            if not self._skipping:
+                self._pending.append(block)
+                if self._pending_len > self.max_line:
+                    self._skipping, self._pending = True, []
+            return
+        begin = 0
+        if self._pending or self._skipping:
+            length = self._pending_len + nl
+            if self._skipping or length > self.max_line:
+                self._line_no += 1
+                self._longest = max(self._longest, length)
+                self._too_long(self._line_no, length)
+            else:
+                self._pending.append(block[:nl])
+                self._one_line(self._pending)
+            self._pending, self._pending_len, self._skipping = [], 0, False
+            begin = nl + 1
+        last = block.rfind(b"\n") + 1
+        self._lines(block, begin, last)
+        if last < len(block):
+            tail = block[last:]
+            self._pending, self._pending_len = [tail], len(tail)
+
+    def finish_records(self, *, records: int, lines: int, size: int) -> Report:
+        """The report of records given to :meth:`check_record` one by one (not fed as bytes): the file-level rules
+        and statistics, with the counts of the file they came from."""
+        self._records, self._line_no = records, lines
+        self.report.bytes = self._size = size
+        self._first = False
+        self._started()  # file-level rules (the size) once it is known
+        return self.finish()
+
+    def finish(self) -> Report:
+        """The report, once the whole file was fed."""
+        report = self.report
+        if self._first:
+            self._started()
+        if self._skipping:
+            self._line_no += 1
+            self._longest = max(self._longest, self._pending_len)
+            self._too_long(self._line_no, self._pending_len)
+        elif self._pending:
+            self._one_line(self._pending)
+            self._pending, self._pending_len = [], 0
+        report.records = self._records
+        report.lines = self._line_no
+        report.longest_line = self._longest
+        if self._seen.full:
+            report.duplicates_checked = self._seen.count
+        checker = self.checker
+        if checker is not None:
+            try:
+                for p in checker.finish():
+                    report.add(p)
+            except Exception as exc:
+                report.add(_checker_failed(checker, None, exc))
+            stats = getattr(checker, "stats", None)
+            if isinstance(stats, ExampleStats):
+                report.examples = stats
+                report.notes.extend(stats.notes)
+        if report.records == 0 and report.errors == 0:
+            report.add(Problem(line=None, code="no_records", message="the file holds no JSON records"))
+        return report
+
+
+def check_jsonl(
+    source: Source,
+    *,
+    checker: RecordChecker | None = None,
+    max_problems: int = 50,
+    max_line: int = MAX_LINE,
+    progress: Callable[[int], None] | None = None,
+) -> Report:
+    """Check ``source`` as JSONL in one streaming pass (the offline ``validate``); see :class:`JsonlChecker`.
+
+    ``progress`` is told how many bytes were checked so far.  Never raises for the content of the file, only for
+    failures to read it.
+    """
+    jc = JsonlChecker(source.display, source.size, checker=checker, max_problems=max_problems, max_line=max_line)
+    done = 0
+    for block in source.read_range(0, source.size, BLOCK):
+        jc.feed(block)
+        done += len(block)
+        if progress is not None:
+            progress(done)
+    return jc.finish()

@@ -1,25 +1,14 @@
-"""The ``openai`` provider's hook implementations."""
+"""The ``openai`` provider: OpenAI's Files and Uploads APIs (the wire format is in :mod:`llmfiles_openai.wire`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from llmfiles import hookimpl
 from llmfiles.errors import InvalidSetting
-from llmfiles.models import (
-    Credentials,
-    FileObject,
-    FilePage,
-    HttpRequest,
-    HttpResponse,
-    Operation,
-    ProviderInfo,
-    Secret,
-    Settings,
-    SettingSpec,
-    UploadPlan,
-)
+from llmfiles.models import Credentials, Operation, ProviderInfo, Settings, SettingSpec
+from llmfiles.provider import BaseProvider, Exchange, UploadProtocol
 from llmfiles.validate.records import RecordChecker
 from llmfiles_openai import checks, tokens, wire
 
@@ -73,35 +62,20 @@ SETTINGS = (
 )
 
 
-@hookimpl
-def llmfiles_register_providers(register: Callable[[ProviderInfo], None]) -> None:
-    register(
-        ProviderInfo(
-            name=NAME,
-            package="llmfiles-openai",
-            purposes=PURPOSES,
-            description="OpenAI Files and Uploads APIs (any OpenAI-compatible server via api_base)",
-            settings=SETTINGS,
-            credential_settings=("api_key",),
-            max_file_size=MAX_FILE_SIZE,
-            max_single_request_size=SINGLE_REQUEST_LIMIT,
-            default_multipart_threshold=SINGLE_REQUEST_LIMIT,
-            default_part_size=MAX_PART_SIZE,
-            large_purposes=UPLOADS_PURPOSES,
-            supports_parts=True,
-            upload_digests=("md5",),
-        )
-    )
-
-
-@hookimpl
-def llmfiles_resolve_credentials(provider: str, settings: Settings, environ: Mapping[str, str]) -> Credentials | None:
-    if provider != NAME:
-        return None
-    key = settings.values.get("api_key")
-    if not isinstance(key, Secret) or not key:
-        return None  # the core raises MissingCredentials naming every place it looked
-    return Credentials(kind="api_key", source=settings.source("api_key"), secret=key)
+INFO = ProviderInfo(
+    name=NAME,
+    package="llmfiles-openai",
+    purposes=PURPOSES,
+    description="OpenAI Files and Uploads APIs (any OpenAI-compatible server via api_base)",
+    settings=SETTINGS,
+    credential_settings=("api_key",),
+    max_file_size=MAX_FILE_SIZE,
+    max_single_request_size=SINGLE_REQUEST_LIMIT,
+    default_multipart_threshold=SINGLE_REQUEST_LIMIT,
+    default_part_size=MAX_PART_SIZE,
+    large_purposes=UPLOADS_PURPOSES,
+    supports_parts=True,
+)
 
 
 def endpoint(credentials: Credentials, settings: Settings) -> wire.Endpoint:
@@ -116,7 +90,8 @@ def endpoint(credentials: Credentials, settings: Settings) -> wire.Endpoint:
     return wire.Endpoint(provider=NAME, base=str(settings["api_base"]), headers=headers)
 
 
-def _expires_after(settings: Settings) -> int | None:
+def expires_after(settings: Settings) -> int | None:
+    """The ``expires_after`` setting, checked (OpenAI takes 3600 to 2592000 seconds)."""
     value = settings.get("expires_after")
     if value is None:
         return None
@@ -125,36 +100,7 @@ def _expires_after(settings: Settings) -> int | None:
     return int(value)
 
 
-@hookimpl
-def llmfiles_build_request(
-    provider: str, operation: Operation, credentials: Credentials, settings: Settings
-) -> HttpRequest | UploadPlan | None:
-    if provider != NAME:
-        return None
-    ep = endpoint(credentials, settings)
-    if operation.name == "upload":
-        return wire.upload_request(ep, operation, expires_after=_expires_after(settings))
-    if operation.name == "upload_parts":
-        return wire.uploads_plan(
-            ep,
-            operation,
-            part_size=settings["part_size"],
-            max_part_size=MAX_PART_SIZE,
-            expires_after=_expires_after(settings),
-        )
-    return wire.one_shot_request(ep, operation)
-
-
-@hookimpl
-def llmfiles_normalize_response(
-    provider: str, operation: Operation, response: HttpResponse
-) -> FileObject | FilePage | Exception | bool | None:
-    if provider != NAME:
-        return None
-    return wire.normalize(NAME, operation, response)
-
-
-def checker_options(settings: Mapping[str, Any]) -> dict[str, Any]:
+def checker_options(settings: Settings) -> dict[str, Any]:
     """The fine-tuning checker's options from the ``fine_tune_model`` and ``tokenizer`` settings."""
     tokenizer = settings.get("tokenizer") or "auto"
     if str(tokenizer).strip().lower() not in tokens.TOKENIZERS:
@@ -163,12 +109,24 @@ def checker_options(settings: Mapping[str, Any]) -> dict[str, Any]:
     return {"model": str(model) if model else None, "tokenizer": str(tokenizer)}
 
 
-@hookimpl
-def llmfiles_record_checker(provider: str, purpose: str, settings: Mapping[str, Any]) -> RecordChecker | None:
-    if provider != NAME:
+class OpenAIProvider(BaseProvider):
+    """OpenAI's Files API, and its Uploads API for files above the single-request limit."""
+
+    info = INFO
+
+    def exchange(self, op: Operation, credentials: Credentials, settings: Settings) -> Exchange[Any] | UploadProtocol:
+        return wire.exchange(
+            endpoint(credentials, settings), op, expires_after=expires_after(settings), max_part_size=MAX_PART_SIZE
+        )
+
+    def record_checker(self, purpose: str, settings: Settings) -> RecordChecker | None:
+        if purpose == "fine-tune":
+            return checks.FineTuneChecker(provider="OpenAI", **checker_options(settings))
+        if purpose == "batch":
+            return checks.BatchChecker(checks.OPENAI_BATCH)
         return None
-    if purpose == "fine-tune":
-        return checks.FineTuneChecker(provider="OpenAI", **checker_options(settings))
-    if purpose == "batch":
-        return checks.BatchChecker(checks.OPENAI_BATCH)
-    return None
+
+
+@hookimpl
+def llmfiles_register_providers(register: Callable[[OpenAIProvider], None]) -> None:
+    register(OpenAIProvider())

@@ -1,0 +1,95 @@
+"""``convert=`` while uploading: the file converted with a registered conversion (see ``llmfiles convert``) into a
+file of llmfiles' own, checked with the target format's rules, which is then uploaded instead of the caller's.
+
+The converted file is made once per input file (named after its path, size, mtime, inode and the conversion) and
+kept until it is uploaded, so an interrupted upload of it resumes like any other; old ones are cleared away.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llmfiles.calls import Call, plugin_boundary
+from llmfiles.errors import InvalidSetting, ValidationError
+from llmfiles.models import ProviderInfo
+from llmfiles.sources import Source
+
+if TYPE_CHECKING:
+    from llmfiles.plugins import PluginManager
+
+log = logging.getLogger("llmfiles")
+#: converted files older than this are removed from the cache of conversions
+CONVERTED_TTL = 7 * 24 * 3600
+
+
+def conversion_name(info: ProviderInfo, value: Any) -> str | None:
+    """The ``convert`` setting as the name of a conversion (``True``: the provider's usual one; ``None``: none)."""
+    if value is None or value is False:
+        return None
+    text = str(value).strip().lower()
+    if text in ("", "0", "false", "no", "none", "off"):
+        return None
+    if value is True or text in ("1", "true", "yes", "on"):
+        if not info.conversions:
+            raise InvalidSetting(f"convert=True: provider {info.name!r} has no usual conversion; name one")
+        return info.conversions[0]
+    if info.conversions and text not in info.conversions:
+        raise InvalidSetting(
+            f"convert={value!r} is not a conversion for provider {info.name!r}; use one of: "
+            f"{', '.join(info.conversions)}"
+        )
+    return text
+
+
+def cache_dir(home: Any) -> Path:
+    """The folder of converted files (``$LLMFILES_HOME/converted``), cleared of old ones."""
+    from llmfiles.paths import default_home, private_dir
+
+    root = Path(home).expanduser() if home else default_home()
+    folder = private_dir(root / "converted")
+    now = time.time()
+    for old in folder.iterdir():
+        try:
+            if now - old.stat().st_mtime > CONVERTED_TTL:
+                old.unlink()
+        except OSError:
+            pass
+    return folder
+
+
+def _cached_name(source: Source, name: str) -> str | None:
+    ident = source.identity
+    if source.path is None or ident is None:
+        return None
+    key = json.dumps([os.path.realpath(source.path), ident.size, ident.mtime_ns, ident.inode, name])
+    return f"{hashlib.sha256(key.encode()).hexdigest()[:24]}-{name}.jsonl"
+
+
+def converted_file(plugins: PluginManager, call: Call, source: Source, purpose: str, folder: Path) -> Path | None:
+    """The converted file to upload instead of ``source`` (``None``: no conversion asked for); a
+    :class:`ValidationError` naming the input's lines when records cannot be converted or break the target's rules."""
+    name = conversion_name(call.info, call.settings.get("convert"))
+    if name is None:
+        return None
+    if purpose != "fine-tune" and name in call.info.conversions:
+        raise InvalidSetting(f"convert={name!r} converts fine-tune files; {purpose!r} files are sent as they are")
+    from llmfiles.validate.convert import convert_file
+
+    converter = plugins.get_converter(name)
+    cached = _cached_name(source, name)
+    if cached is not None and (folder / cached).exists():
+        log.info("using %s, converted from %s earlier", folder / cached, source.display)
+        return folder / cached
+    out = folder / (cached or f"{os.getpid()}-{time.time_ns()}-{name}.jsonl")
+    with plugin_boundary(name, "the conversion", ()):
+        result = convert_file(source, out, converter, overwrite=True)
+    if not result.written:
+        report = result.output if result.conversion.ok and result.output is not None else result.conversion
+        raise ValidationError(source.display, report.problems, report.total)
+    return out

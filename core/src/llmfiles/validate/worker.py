@@ -1,0 +1,225 @@
+"""Checking a large file on another core: a worker process that runs the JSONL checks on the blocks the upload
+reads, so parsing never competes with sending for the interpreter lock.
+
+The parent (:class:`WorkerChecker`) starts ``python -m llmfiles.validate.worker`` (not :mod:`multiprocessing`,
+which would import the caller's ``__main__`` again in the child), sends it the pickled record checker, then each
+block of the file as it is read; the worker reports when it finds the first error (so the upload can stop early)
+and sends the :class:`~llmfiles.validate.jsonl.Report` back at the end.  Frames on both pipes are an 8-byte length
+and a payload.  If the worker cannot start or cannot rebuild the checker, the checks run in a thread of the parent
+instead, on the same blocks; nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import queue
+import struct
+import subprocess
+import sys
+import threading
+from typing import IO, Any
+
+from llmfiles.errors import LLMFilesError
+from llmfiles.validate.jsonl import MAX_LINE, JsonlChecker, Report
+from llmfiles.validate.records import RecordChecker
+
+log = logging.getLogger("llmfiles.validate")
+
+_LEN = struct.Struct(">Q")
+#: blocks waiting for the worker (each up to the pipeline's block size): the memory the hand-over may take
+QUEUE_BLOCKS = 8
+#: seconds the worker may take to start and rebuild the checker before the checks move into this process
+START_TIMEOUT = 60.0
+
+
+def _write(out: IO[bytes], payload: bytes) -> None:
+    out.write(_LEN.pack(len(payload)))
+    out.write(payload)
+
+
+def _read(inp: IO[bytes]) -> bytes | None:
+    head = inp.read(_LEN.size)
+    if len(head) < _LEN.size:
+        return None
+    (n,) = _LEN.unpack(head)
+    data = inp.read(n)
+    if len(data) < n:
+        return None
+    return data
+
+
+def _send(out: IO[bytes], message: tuple[Any, ...]) -> None:
+    _write(out, pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+    out.flush()
+
+
+def main() -> int:
+    """The worker: rebuild the checker, check every block, send the report."""
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    header = _read(inp)
+    if header is None:
+        return 1
+    try:
+        display, size, checker, max_problems, max_line = pickle.loads(header)  # noqa: S301 - our own parent's data
+        jc = JsonlChecker(display, size, checker=checker, max_problems=max_problems, max_line=max_line)
+    except Exception as exc:
+        _send(out, ("failed", f"{type(exc).__name__}: {exc}"))
+        return 0
+    _send(out, ("ready",))
+    told = False
+    while (block := _read(inp)) is not None and block:
+        jc.feed(block)
+        if not told and jc.errors:
+            _send(out, ("errors", jc.errors))
+            told = True
+    _send(out, ("done", jc.finish()))
+    return 0
+
+
+class WorkerChecker:
+    """:class:`~llmfiles.validate.jsonl.JsonlChecker`'s interface, with the work done in a worker process.
+
+    Raises (in the constructor) only when the checker cannot be pickled; the caller then checks in-process.
+    """
+
+    def __init__(
+        self,
+        display: str,
+        size: int,
+        *,
+        checker: RecordChecker | None,
+        max_problems: int = 50,
+        max_line: int = MAX_LINE,
+    ) -> None:
+        self._args: tuple[str, int, RecordChecker | None, int, int] = (display, size, checker, max_problems, max_line)
+        self._header = pickle.dumps(self._args, protocol=pickle.HIGHEST_PROTOCOL)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_BLOCKS)
+        self._ready = threading.Event()
+        self._done = threading.Event()
+        self._fallback: JsonlChecker | None = None
+        self._report: Report | None = None
+        self._failure: str | None = None
+        self._stderr: list[bytes] = []
+        self._errors = 0
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "llmfiles.validate.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        self._threads = [
+            threading.Thread(target=self._writer, name="llmfiles-check-writer", daemon=True),
+            threading.Thread(target=self._reader, name="llmfiles-check-reader", daemon=True),
+            threading.Thread(target=self._drain_stderr, name="llmfiles-check-stderr", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    @property
+    def checker(self) -> RecordChecker | None:
+        """The record checker the worker runs."""
+        return self._args[2]
+
+    @property
+    def errors(self) -> int:
+        fallback = self._fallback
+        return fallback.errors if fallback is not None else self._errors
+
+    def feed(self, block: bytes | memoryview) -> None:
+        self._queue.put(bytes(block) if type(block) is not bytes else block)
+
+    def finish(self) -> Report:
+        self._queue.put(None)
+        self._threads[0].join()
+        if self._fallback is not None:
+            return self._fallback.finish()
+        self._done.wait()
+        self._proc.wait()
+        self._threads[2].join(timeout=5)
+        if self._report is None:
+            tail = b"".join(self._stderr).decode("utf-8", "replace").strip().splitlines()[-5:]
+            detail = "; ".join(tail) if tail else f"exit status {self._proc.returncode}"
+            raise LLMFilesError(f"the process that checks {self._args[0]} failed ({self._failure or detail})")
+        return self._report
+
+    def close(self) -> None:
+        """Stop the worker (after a failure elsewhere)."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+    # -- threads ---------------------------------------------------------------------------------------------
+
+    def _writer(self) -> None:
+        stdin = self._proc.stdin
+        assert stdin is not None
+        try:
+            _write(stdin, self._header)
+            stdin.flush()
+            if not self._ready.wait(START_TIMEOUT) or self._failure is not None:
+                self._check_here()
+                return
+            while (block := self._queue.get()) is not None:
+                _write(stdin, block)
+            _write(stdin, b"")
+            stdin.close()
+        except (BrokenPipeError, OSError) as exc:
+            self._failure = self._failure or f"the worker went away: {exc}"
+            self._drop()
+
+    def _check_here(self) -> None:
+        """The worker could not take the checks: run them in this thread, on every block, from the first."""
+        log.info("checking %s in this process (%s)", self._args[0], self._failure or "the worker did not start")
+        self.close()
+        display, size, checker, max_problems, max_line = self._args
+        jc = JsonlChecker(display, size, checker=checker, max_problems=max_problems, max_line=max_line)
+        self._fallback = jc
+        while (block := self._queue.get()) is not None:
+            jc.feed(block)
+
+    def _drop(self) -> None:
+        while self._queue.get() is not None:
+            pass
+
+    def _reader(self) -> None:
+        stdout = self._proc.stdout
+        assert stdout is not None
+        try:
+            while (frame := _read(stdout)) is not None:
+                message = pickle.loads(frame)  # noqa: S301 - our own worker's data
+                kind = message[0]
+                if kind == "ready":
+                    self._ready.set()
+                elif kind == "errors":
+                    self._errors = int(message[1])
+                elif kind == "failed":
+                    self._failure = str(message[1])
+                    self._ready.set()
+                elif kind == "done":
+                    self._report = message[1]
+                    self._errors = self._report.errors if self._report is not None else self._errors
+        except Exception as exc:
+            self._failure = f"its answer could not be read: {type(exc).__name__}: {exc}"
+        finally:
+            if not self._ready.is_set():
+                self._failure = self._failure or "it stopped before it was ready"
+                self._ready.set()
+            self._done.set()
+
+    def _drain_stderr(self) -> None:
+        stderr = self._proc.stderr
+        assert stderr is not None
+        kept = 0
+        for line in stderr:
+            if kept < 64 * 1024:
+                self._stderr.append(line)
+                kept += len(line)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
