@@ -139,7 +139,8 @@ def _small(spec: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         sizes = asyncio.run(run_all())
     else:
-        up = _uploader(spec["tool"], spec["base"], {})
+        up = _uploader(spec["tool"], spec["base"], spec.get("settings", {}))
+        up(paths[0])  # warm: the first upload of a client loads what it needs
         t0 = time.perf_counter()
         if mode == "threads":
             from concurrent.futures import ThreadPoolExecutor

@@ -44,6 +44,8 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
         settings["validate"] = False
     if getattr(args, "no_checksum", False):
         settings["checksum"] = False
+    if getattr(args, "check_first", False):
+        settings["check_first"] = True
     if getattr(args, "convert", None):
         settings["convert"] = args.convert
     return settings
@@ -79,27 +81,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument("--version", action="version", version=f"llmfiles {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
     p = sub.add_parser("providers", help="list installed providers")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON only")
+    _upload_parser(sub)
+    _file_parsers(sub)
+    _check_parsers(sub)
+    return parser
 
+
+def _upload_parser(sub: Any) -> None:
     p = sub.add_parser("upload", help="upload a file (and optionally its validation file)")
     p.add_argument("file", help="the file to upload")
     p.add_argument("--purpose", default="fine-tune", help="what the file is for (default: fine-tune)")
     p.add_argument("--validation", metavar="FILE", help="a validation file to upload together with FILE")
     p.add_argument("--filename", help="the name to give the file at the provider (default: its own)")
-    p.add_argument("--dry-run", action="store_true", help="check the arguments and print the plan; send nothing")
+    p.add_argument("--dry-run", action="store_true", help="run every offline check and print the plan; send nothing")
     p.add_argument("--wait", action="store_true", help="wait until the provider has processed the file")
-    p.add_argument("--no-validate", action="store_true", help="skip the content checks before upload")
+    p.add_argument("--no-validate", action="store_true", help="skip the content checks")
     p.add_argument(
         "--no-checksum",
         action="store_true",
-        help="send a large upload without the whole-file checksum the provider would verify (faster, less checked)",
+        help="do not compute the checksums a provider verifies or reports (faster, less checked)",
+    )
+    p.add_argument(
+        "--check-first",
+        action="store_true",
+        help="check the whole file before its first byte is sent (default: check while sending, commit only if "
+        "the checks passed)",
     )
     p.add_argument(
         "--convert",
         metavar="FORMAT",
-        help="convert the file to this format while uploading, for providers that can "
+        help="convert the file to this format before uploading it, for providers that can "
         "(bedrock: claude, nova, prompt-completion; vertex_ai: gemini)",
     )
     p.add_argument(
@@ -115,39 +128,37 @@ def build_parser() -> argparse.ArgumentParser:
         "upload): upload another copy (new, the default), return that file (reuse), or fail (error)",
     )
     _common(p)
-
     p = sub.add_parser("uploads", help="list unfinished large uploads (run the same upload again to continue one)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON only")
-
     p = sub.add_parser("abort", help="end an unfinished large upload at the provider and forget it")
     p.add_argument("id", help="the id `llmfiles uploads` shows (a unique prefix is enough)")
     _common(p)
 
+
+def _file_parsers(sub: Any) -> None:
     p = sub.add_parser("list", help="list files at the provider")
     p.add_argument("--purpose", help="only files with this purpose")
     _common(p)
-
     p = sub.add_parser("get", help="show one file")
-    p.add_argument("id")
+    p.add_argument("id", help="the file's id at the provider")
     _common(p)
-
     p = sub.add_parser("delete", help="delete one file")
-    p.add_argument("id")
+    p.add_argument("id", help="the file's id at the provider")
     _common(p)
-
     p = sub.add_parser("download", help="download a file's content")
-    p.add_argument("id")
+    p.add_argument("id", help="the file's id at the provider")
     p.add_argument("-o", "--output", required=True, help="file path, or a folder to keep the file's name")
     p.add_argument("--force", action="store_true", help="replace the output file if it exists")
     _common(p)
 
-    p = sub.add_parser("validate", help="check a file offline, as upload would before sending it")
-    p.add_argument("file")
+
+def _check_parsers(sub: Any) -> None:
+    p = sub.add_parser("validate", help="check a file offline, as upload would")
+    p.add_argument("file", help="the JSONL file to check")
     p.add_argument("--purpose", default="fine-tune", help="what the file is for (default: fine-tune)")
     p.add_argument("--max-problems", type=int, default=50, help="problems to list (the rest are counted)")
     p.add_argument("--convert", metavar="FORMAT", help="check the file as it will be after this conversion")
     _common(p)
-
     p = sub.add_parser(
         "convert",
         help="convert a JSONL file to another format (offline, streaming), check it, write it atomically",
@@ -155,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         "target format's rules, and write OUT only if both passed (a temporary file is renamed: never a "
         "half-written OUT).",
     )
-    p.add_argument("file")
+    p.add_argument("file", help="the JSONL file to convert")
     p.add_argument(
         "--to",
         required=True,
@@ -166,7 +177,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.add_argument("--max-problems", type=int, default=50, help="problems to list (the rest are counted)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON only")
-    return parser
 
 
 def _version() -> str:
@@ -260,36 +270,40 @@ def _cmd_providers(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _dry_run(client: Client, args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    plans = {
+        "training": client.describe_upload(
+            args.file, purpose=args.purpose, provider=args.provider, filename=args.filename, **settings
+        )
+    }
+    if args.validation:
+        plans["validation"] = client.describe_upload(
+            args.validation, purpose=args.purpose, provider=args.provider, **settings
+        )
+    ok = all(plan["ok"] for plan in plans.values())
+    if args.json:
+        _print_json(plans if args.validation else plans["training"])
+        return 0 if ok else 2
+    for role, plan in plans.items():
+        verdict = "nothing will be sent" if plan["ok"] else "the upload would be REFUSED"
+        print(f"dry run ({role}): {verdict}")
+        for k, v in plan.items():
+            if k == "ok" or (k == "problems" and not v):
+                continue
+            if isinstance(v, list):
+                text = "\n      ".join(str(x).replace("\n", "\n      ") for x in v)
+            else:
+                text = f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+            print(f"  {k + ':':<13} {text}")
+    return 0 if ok else 2
+
+
 def _cmd_upload(client: Client, args: argparse.Namespace) -> int:
     from llmfiles.converter import to_dict
 
     settings = _settings_from(args)
     if args.dry_run:
-        plans = {
-            "training": client.describe_upload(
-                args.file, purpose=args.purpose, provider=args.provider, filename=args.filename, **settings
-            )
-        }
-        if args.validation:
-            plans["validation"] = client.describe_upload(
-                args.validation, purpose=args.purpose, provider=args.provider, **settings
-            )
-        ok = all(plan["ok"] for plan in plans.values())
-        if args.json:
-            _print_json(plans if args.validation else plans["training"])
-        else:
-            for role, plan in plans.items():
-                verdict = "nothing will be sent" if plan["ok"] else "the upload would be REFUSED"
-                print(f"dry run ({role}): {verdict}")
-                for k, v in plan.items():
-                    if k == "ok" or (k == "problems" and not v):
-                        continue
-                    if isinstance(v, list):
-                        text = "\n      ".join(str(x).replace("\n", "\n      ") for x in v)
-                    else:
-                        text = f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
-                    print(f"  {k + ':':<13} {text}")
-        return 0 if ok else 2
+        return _dry_run(client, args, settings)
     bar = _Bar(enabled=not args.json and sys.stderr.isatty())
     try:
         if args.validation:

@@ -456,6 +456,45 @@ class LocalStore:
         return {"id": upload_id, "object": "upload", "status": "cancelled"}
 
 
+_Route = Callable[
+    ["LocalStore", list[str], dict[str, str], Iterator[bytes | memoryview], "IO[bytes] | None"], HttpResponse
+]
+
+
+def _download(store: LocalStore, path: list[str], sink: IO[bytes] | None) -> HttpResponse:
+    with store.open_content(path[1]) as fh:
+        if sink is None:
+            return HttpResponse(status=200, body=fh.read(), url="local:")
+        while block := fh.read(MiB):
+            sink.write(block)
+    return HttpResponse(status=200, url="local:")
+
+
+def _complete(store: LocalStore, path: list[str], body: Iterator[bytes | memoryview]) -> HttpResponse:
+    payload = json.loads(b"".join(bytes(b) for b in body) or b"{}")
+    return _json(200, store.complete_upload(path[1], payload.get("parts", [])))
+
+
+#: (method, path shape) -> how the store answers; a path shape is the path with its ids as "*"
+_ROUTES: dict[tuple[str, tuple[str, ...]], _Route] = {
+    ("POST", ("files",)): lambda st, p, q, b, s: _json(
+        200, st.create(q.get("filename", "upload"), q.get("purpose", ""), b)
+    ),
+    ("GET", ("files",)): lambda st, p, q, b, s: _json(
+        200, st.list_files(q.get("purpose"), q.get("after"), int(q.get("limit") or 100))
+    ),
+    ("GET", ("files", "*")): lambda st, p, q, b, s: _json(200, st.get(p[1])),
+    ("DELETE", ("files", "*")): lambda st, p, q, b, s: _json(200, st.delete(p[1])),
+    ("GET", ("files", "*", "content")): lambda st, p, q, b, s: _download(st, p, s),
+    ("POST", ("uploads",)): lambda st, p, q, b, s: _json(
+        200, st.start_upload(q.get("filename", "upload"), q.get("purpose", ""), int(q["bytes"]))
+    ),
+    ("PUT", ("uploads", "*", "parts")): lambda st, p, q, b, s: _json(200, st.put_part(p[1], int(q["offset"]), b)),
+    ("POST", ("uploads", "*", "complete")): lambda st, p, q, b, s: _complete(st, p, b),
+    ("POST", ("uploads", "*", "cancel")): lambda st, p, q, b, s: _json(200, st.cancel_upload(p[1])),
+}
+
+
 def handle_local_request(
     request: HttpRequest, body: Iterator[bytes | memoryview], sink: IO[bytes] | None
 ) -> HttpResponse:
@@ -464,37 +503,14 @@ def handle_local_request(
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     store = LocalStore(Path(query["store"]))
     path = [p for p in parts.path.split("/") if p]
+    shape = tuple(seg if i % 2 == 0 else "*" for i, seg in enumerate(path))
     method = request.method.upper()
     try:
         store.refuse_links()
-        if path == ["files"] and method == "POST":
-            return _json(200, store.create(query.get("filename", "upload"), query.get("purpose", ""), body))
-        if path == ["files"] and method == "GET":
-            limit = int(query.get("limit") or 100)
-            return _json(200, store.list_files(query.get("purpose"), query.get("after"), limit))
-        if len(path) == 2 and path[0] == "files" and method == "GET":
-            return _json(200, store.get(path[1]))
-        if len(path) == 2 and path[0] == "files" and method == "DELETE":
-            return _json(200, store.delete(path[1]))
-        if len(path) == 3 and path[0] == "files" and path[2] == "content" and method == "GET":
-            with store.open_content(path[1]) as fh:
-                if sink is None:
-                    return HttpResponse(status=200, body=fh.read(), url="local:")
-                while block := fh.read(MiB):
-                    sink.write(block)
-            return HttpResponse(status=200, url="local:")
-        if path == ["uploads"] and method == "POST":
-            return _json(
-                200, store.start_upload(query.get("filename", "upload"), query.get("purpose", ""), int(query["bytes"]))
-            )
-        if len(path) == 3 and path[0] == "uploads" and path[2] == "parts" and method == "PUT":
-            return _json(200, store.put_part(path[1], int(query["offset"]), body))
-        if len(path) == 3 and path[0] == "uploads" and path[2] == "complete" and method == "POST":
-            payload = json.loads(b"".join(body) or b"{}")
-            return _json(200, store.complete_upload(path[1], payload.get("parts", [])))
-        if len(path) == 3 and path[0] == "uploads" and path[2] == "cancel" and method == "POST":
-            return _json(200, store.cancel_upload(path[1]))
-        raise _Error(404, "no_route", f"{method} {parts.path} is not an operation of the local store")
+        route = _ROUTES.get((method, shape))
+        if route is None:
+            raise _Error(404, "no_route", f"{method} {parts.path} is not an operation of the local store")
+        return route(store, path, query, body, sink)
     except _Error as exc:
         return _json(exc.status, {"error": {"message": exc.message, "code": exc.code}})
     except OSError as exc:

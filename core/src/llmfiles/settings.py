@@ -6,6 +6,7 @@ without ever showing the key.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -164,48 +165,62 @@ def parse_size(value: Any, *, name: str = "size") -> int:
     return int(float(number) * base**power)
 
 
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    return value
+
+
+def _to_secret(value: Any, label: str) -> Secret | None:
+    if isinstance(value, Secret):
+        return value
+    if not isinstance(value, str):
+        raise InvalidSetting(f"{label}: expected a string")
+    return Secret(value.strip()) if value.strip() else None
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(value)
+
+
+def _to_object(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.lower() in {"true", "1", "yes"}:
+        return True
+    if text.lower() in {"false", "0", "no"}:
+        return False
+    return text
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "int": lambda v: int(_no_bool(v)),
+    "float": lambda v: float(_no_bool(v)),
+    "bool": _to_bool,
+    "path": os.fspath,
+    "object": _to_object,
+}
+
+
 def _convert(spec: SettingSpec, value: Any, where: str) -> Any:
     label = f"{spec.name} (from {where})"
     if value is None:
         return None
     try:
         if spec.kind == "secret":
-            if isinstance(value, Secret):
-                return value
-            if not isinstance(value, str):
-                raise InvalidSetting(f"{label}: expected a string")
-            return Secret(value.strip()) if value.strip() else None
+            return _to_secret(value, label)
         if spec.kind == "size":
             return parse_size(value, name=label)
-        if spec.kind == "int":
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return int(value)
-        if spec.kind == "float":
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return float(value)
-        if spec.kind == "bool":
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in {"1", "true", "yes", "on"}:
-                return True
-            if text in {"0", "false", "no", "off", ""}:
-                return False
-            raise ValueError(value)
-        if spec.kind == "path":
-            import os
-
-            return os.fspath(value)
-        if spec.kind == "object" and isinstance(value, str):
-            text = value.strip()
-            if text.lower() in {"true", "1", "yes"}:
-                return True
-            if text.lower() in {"false", "0", "no"}:
-                return False
-            return text
-        return value
+        convert = _CONVERTERS.get(spec.kind)
+        return convert(value) if convert is not None else value
     except InvalidSetting:
         raise
     except (TypeError, ValueError):
@@ -250,28 +265,7 @@ def resolve_settings(
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for spec in specs:
-        value: Any = None
-        where = "default"
-        if explicit.get(spec.name) is not None:
-            value, where = explicit[spec.name], f"argument {spec.name}"
-        elif client.get(spec.name) is not None:
-            value, where = client[spec.name], f"Client setting {spec.name}"
-        else:
-            for var in spec.env:
-                raw = environ.get(var)
-                if raw is not None and raw.strip() != "":
-                    value, where = raw, f"env {var}"
-                    break
-            else:
-                if spec.secret and get_secret is not None:
-                    for secret_name in spec.lookup_secret_names:
-                        found = get_secret(secret_name, info.name, values)
-                        if found:
-                            value, where = found, f"secret {secret_name}"
-                            break
-        if value is None:
-            value = spec.default
-            where = "default"
+        value, where = _lookup(spec, info, explicit, client, environ, get_secret, values)
         values[spec.name] = _convert(spec, value, where)
         sources[spec.name] = where
     if values.get("multipart_threshold") is None:
@@ -287,6 +281,32 @@ def resolve_settings(
         )
     values["if_exists"] = if_exists
     return Settings(provider=info.name, values=values, sources=sources)
+
+
+def _lookup(
+    spec: SettingSpec,
+    info: ProviderInfo,
+    explicit: Mapping[str, Any],
+    client: Mapping[str, Any],
+    environ: Mapping[str, str],
+    get_secret: SecretLookup | None,
+    resolved: Mapping[str, Any],
+) -> tuple[Any, str]:
+    """The value of one setting from the first link of the chain that has it, and where it came from."""
+    if explicit.get(spec.name) is not None:
+        return explicit[spec.name], f"argument {spec.name}"
+    if client.get(spec.name) is not None:
+        return client[spec.name], f"Client setting {spec.name}"
+    for var in spec.env:
+        raw = environ.get(var)
+        if raw is not None and raw.strip() != "":
+            return raw, f"env {var}"
+    if spec.secret and get_secret is not None:
+        for secret_name in spec.lookup_secret_names:
+            found = get_secret(secret_name, info.name, resolved)
+            if found:
+                return found, f"secret {secret_name}"
+    return spec.default, "default"
 
 
 def _check_numbers(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
