@@ -55,7 +55,8 @@ class Client:
         from llmfiles.uploads import Uploader
 
         self._provider = provider
-        self._settings = dict(settings)
+        # values of settings that look like credentials are kept as Secrets, so vars(client) never shows them
+        self._settings = {k: _guarded(k, v) for k, v in settings.items()}
         self._environ = environ
         self._pm = plugin_manager or get_plugin_manager()
         self._clock = clock or SYSTEM_CLOCK
@@ -338,6 +339,17 @@ class Client:
             if item is sentinel:
                 return
             yield item
+
+
+_SECRET_NAMES = ("key", "secret", "token", "password", "credential")
+
+
+def _guarded(name: str, value: Any) -> Any:
+    from llmfiles.models import Secret
+
+    if isinstance(value, str) and value and any(w in name.lower() for w in _SECRET_NAMES):
+        return Secret(value)
+    return value
 
 
 def _int(value: Any, default: int) -> int:

@@ -214,6 +214,8 @@ def _convert(spec: SettingSpec, value: Any, where: str) -> Any:
     label = f"{spec.name} (from {where})"
     if value is None:
         return None
+    if isinstance(value, Secret) and spec.kind != "secret":
+        value = value.reveal()  # a Client kept it hidden by its name; this provider does not call it a secret
     try:
         if spec.kind == "secret":
             return _to_secret(value, label)
