@@ -1,5 +1,6 @@
 """AWS Secrets Manager as the last link of the settings chain: ``OPENAI_API_KEY`` kept in moto's Secrets Manager
-reaches the openai provider (and an OpenAI-like server checks it), found with GetSecretValue signed by botocore."""
+reaches the openai provider (and an OpenAI-like server checks it), found with GetSecretValue signed by botocore and
+sent through the core's transport the hook is given."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ import pytest
 from conftest import KEY_ID, REGION, SECRET, boto3_client
 
 import llmfiles
+from llmfiles.calls import CallHttp
+from llmfiles.provider import Http
+from llmfiles.transport import Policy, Transport
 from llmfiles_bedrock import secrets
 from servers.fault_proxy import FaultProxy, Respond
 from servers.openai_like import OpenAILikeServer
@@ -37,6 +41,14 @@ def secret_prefix(moto: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 @pytest.fixture
 def sm(moto: str) -> Any:
     return boto3_client("secretsmanager", moto)
+
+
+@pytest.fixture
+def http() -> Iterator[Http]:
+    """What the core gives the hook: its transport with a call's policy (here the defaults, quick retries)."""
+    transport = Transport()
+    yield CallHttp(transport, Policy(provider="openai", max_retry_wait=0.01))
+    transport.close()
 
 
 @pytest.fixture
@@ -72,31 +84,35 @@ def test_a_missing_secret_leaves_the_chain_empty(secret_prefix: str, make_jsonl:
     assert "secret hooks for OPENAI_API_KEY" in str(info.value)
 
 
-def test_key_value_secrets(secret_prefix: str, sm: Any) -> None:
+def test_key_value_secrets(secret_prefix: str, sm: Any, http: Http) -> None:
     sm.create_secret(Name=f"{secret_prefix}OPENAI_API_KEY", SecretString=json.dumps({"OPENAI_API_KEY": API_KEY}))
     sm.create_secret(Name=f"{secret_prefix}OTHER", SecretBinary=b"binary-value")
-    assert secrets.get_secret("OPENAI_API_KEY") == API_KEY
-    assert secrets.get_secret("OTHER") == "binary-value"
+    assert secrets.get_secret("OPENAI_API_KEY", http) == API_KEY
+    assert secrets.get_secret("OTHER", http) == "binary-value"
 
 
-def test_values_are_cached_in_memory_for_a_while(secret_prefix: str, sm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_values_are_cached_in_memory_for_a_while(
+    secret_prefix: str, sm: Any, monkeypatch: pytest.MonkeyPatch, http: Http
+) -> None:
     name = f"{secret_prefix}OPENAI_API_KEY"
     sm.create_secret(Name=name, SecretString=API_KEY)
-    assert secrets.get_secret("OPENAI_API_KEY") == API_KEY
+    assert secrets.get_secret("OPENAI_API_KEY", http) == API_KEY
     sm.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
-    assert secrets.get_secret("OPENAI_API_KEY") == API_KEY  # from memory
+    assert secrets.get_secret("OPENAI_API_KEY", http) == API_KEY  # from memory
     monkeypatch.setenv("LLMFILES_AWS_SECRETS_TTL", "0")
-    assert secrets.get_secret("OPENAI_API_KEY") is None
+    assert secrets.get_secret("OPENAI_API_KEY", http) is None
 
 
-def test_secrets_manager_errors_are_clear(secret_prefix: str, moto: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secrets_manager_errors_are_clear(
+    secret_prefix: str, moto: str, monkeypatch: pytest.MonkeyPatch, http: Http
+) -> None:
     port = int(moto.rsplit(":", 1)[1])
     denied = json.dumps({"__type": "AccessDeniedException", "message": "not allowed: secretsmanager:GetSecretValue"})
     with FaultProxy("127.0.0.1", port) as proxy:
         proxy.add_rule(lambda r: True, Respond(400, {"Content-Type": "application/x-amz-json-1.1"}, denied.encode()))
         monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", proxy.url)
         with pytest.raises(llmfiles.AuthenticationError) as info:
-            secrets.get_secret("OPENAI_API_KEY")
+            secrets.get_secret("OPENAI_API_KEY", http)
         (req,) = proxy.requests
     assert "not allowed" in str(info.value) and "env AWS_ACCESS_KEY_ID" in str(info.value)
     assert req.header("x-amz-target") == "secretsmanager.GetSecretValue"
@@ -105,11 +121,11 @@ def test_secrets_manager_errors_are_clear(secret_prefix: str, moto: str, monkeyp
     assert SECRET not in str(info.value)
     monkeypatch.delenv("AWS_REGION")
     with pytest.raises(llmfiles.ConfigurationError, match="AWS_REGION"):
-        secrets.get_secret("ANOTHER")
+        secrets.get_secret("ANOTHER", http)
 
 
-def test_without_a_prefix_the_hook_does_nothing() -> None:
-    assert secrets.get_secret("OPENAI_API_KEY") is None
+def test_without_a_prefix_the_hook_does_nothing(http: Http) -> None:
+    assert secrets.get_secret("OPENAI_API_KEY", http) is None
 
 
 def test_import_stays_cheap() -> None:
@@ -119,8 +135,8 @@ def test_import_stays_cheap() -> None:
         "import sys, llmfiles\n"
         "c = llmfiles.Client(environ={})\n"
         "assert c.provider_info('bedrock').name == 'bedrock'\n"
-        "c._resolve(c.provider_info('openai'), {})\n"
-        "c._resolve(c.provider_info('bedrock'), {})\n"
+        "c._resolver.settings(c.provider_info('openai'), {})\n"
+        "c._resolver.settings(c.provider_info('bedrock'), {})\n"
         "assert 'botocore' not in sys.modules, sorted(m for m in sys.modules if m.startswith('botocore'))\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
