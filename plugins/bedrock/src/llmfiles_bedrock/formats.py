@@ -345,7 +345,7 @@ def convert_for_upload(record: Mapping[str, Any], target: str) -> tuple[dict[str
     return convert_record(record, target, check=False)
 
 
-# --- record checkers (the llmfiles_record_checker hook) ------------------------------------------------------
+# --- record checkers (BedrockProvider.record_checker) ----------------------------------------------------------
 
 
 def detect(record: Mapping[str, Any]) -> str | None:

@@ -5,7 +5,7 @@ setting or environment variable supplied is looked up as the secret ``{prefix}{N
 with ``GetSecretValue``: the JSON protocol, signed with SigV4 by botocore, sent through the ``http`` the hook is
 given (the core's transport with the caller's TLS, CA bundle, timeout, retry and ``allow_insecure_http`` settings).
 
-The hook has no settings (it runs while settings are being resolved), so everything comes from the process
+The hook has no provider settings (it runs while they are being resolved), so everything else comes from the process
 environment and botocore's credential chain: region ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` / the profile,
 endpoint ``AWS_ENDPOINT_URL_SECRETS_MANAGER`` / ``AWS_ENDPOINT_URL``.  Values are cached in memory only, for
 ``LLMFILES_AWS_SECRETS_TTL`` seconds (default 300; 0 turns the cache off); nothing is written to disk.
