@@ -90,6 +90,8 @@ def test_a_failed_conversion_is_reported_for_the_callers_file(
     report = client.validate(path, purpose="fine-tune", convert="upper")
     assert not report.ok and [(p.line, p.code) for p in report.problems] == found
     assert report.path == str(path) and report.as_dict()["file"] == str(path)
+    converted = found[0][1] == "has_q"  # the conversion worked, its result broke the target's rules
+    assert any("converted to 'upper'" in n for n in report.notes) is converted
 
 
 def test_cli_validate_json_names_the_file(

@@ -51,6 +51,8 @@ def validate(
             if not result.written:
                 failed = result.output if result.conversion.ok and result.output is not None else result.conversion
                 failed.path = source.display  # its lines are the file's lines; the temporary file is gone
+                if failed is result.output:
+                    failed.notes.append(f"the records converted to {name!r} break its rules (the file is not changed)")
                 return failed
             converted = open_source(out)
             try:
