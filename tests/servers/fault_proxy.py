@@ -21,9 +21,10 @@ Every request passes through unchanged unless a rule matches it; a rule then bre
 
 :func:`reset_offset` picks a deterministic "random" byte offset from a seed, for :class:`DropAfter`.
 
-Every request is recorded (method, target, headers, body length, the action applied), so tests can assert what
-really went over the wire — for example which ``Authorization`` header a server would have seen.  The proxy
-speaks one request per connection (``Connection: close``), which clients handle by opening a new connection.
+A request whose client stops sending before the end of its declared body is forwarded cut short the same way, and
+not answered.  Every request is recorded (method, target, headers, body length, the action applied), so tests can
+assert what really went over the wire — for example which ``Authorization`` header a server would have seen.  The
+proxy speaks one request per connection (``Connection: close``), which clients handle by opening a new connection.
 The ``Host`` header is passed through, so URLs the server builds from it (upload session URIs) point back at
 the proxy.
 """
@@ -245,6 +246,14 @@ class FaultProxy:
                     return
                 body = _read_body(conn, headers, rest)
                 self._record(req, body)
+                declared = headers.get("content-length")
+                chunked = headers.get("transfer-encoding", "").lower() == "chunked"
+                if not chunked and declared is not None and len(body) < int(declared or 0):
+                    # the client cut its request short: the server gets it cut short too, as over a direct
+                    # connection (forwarding it with a smaller Content-Length would make a complete request of it)
+                    req.action = f"client stopped after {len(body)} body bytes"
+                    self._forward(raw_headers, method, target, body, headers, send_all=False)
+                    return
                 if isinstance(action, Stall):
                     req.action = f"stall {action.seconds:g}s" + (" after forwarding" if action.forward else "")
                     late = (

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from llmfiles.calls import Resolver, plugin_boundary
-from llmfiles.conversions import conversion_name
+from llmfiles.conversions import check_purpose_converts, conversion_name
 from llmfiles.models import Progress
 from llmfiles.sources import Source, open_source
 from llmfiles.uploads import check_purpose
@@ -41,6 +41,7 @@ def validate(
         name = conversion_name(info, call.settings.get("convert"))
         if name is None:
             return check_jsonl(source, checker=checker, max_problems=max_problems, progress=_teller(progress, source))
+        check_purpose_converts(info, name, purpose)  # as an upload would refuse it
         from llmfiles.validate.convert import convert_file
 
         converter = resolver.plugins.get_converter(name)
@@ -48,7 +49,11 @@ def validate(
             out = Path(tmp) / source.name
             result = convert_file(source, out, converter, max_problems=max_problems)
             if not result.written:
-                return result.output if result.conversion.ok and result.output is not None else result.conversion
+                failed = result.output if result.conversion.ok and result.output is not None else result.conversion
+                failed.path = source.display  # its lines are the file's lines; the temporary file is gone
+                if failed is result.output:
+                    failed.notes.append(f"the records converted to {name!r} break its rules (the file is not changed)")
+                return failed
             converted = open_source(out)
             try:
                 report = check_jsonl(converted, checker=checker, max_problems=max_problems)

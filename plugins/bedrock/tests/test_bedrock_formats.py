@@ -1,5 +1,6 @@
 """Bedrock's fine-tuning formats: each one's own rules, conversion from OpenAI chat records, and conversion while
-uploading (a first pass measures, the upload converts again as it streams, in one PutObject or in parts)."""
+uploading (the core converts into a file of its own with these conversions, checks it by the target's rules, and
+uploads that, in one PutObject or in parts)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from conftest import BUCKET
 
 import llmfiles
 from llmfiles.cli import main
-from llmfiles.models import PathSource
 from llmfiles_bedrock import formats
 from servers.fault_proxy import FaultProxy
 
@@ -159,17 +159,19 @@ def test_prompt_completion_rules() -> None:
     assert extra.severity == "warning"
 
 
-def test_convert_setting_is_checked() -> None:
-    assert formats.check_target(" Claude ") == "claude" and formats.check_target(None) is None
-    with pytest.raises(llmfiles.ConfigurationError, match="claude, nova, prompt-completion"):
-        formats.check_target("gemini")
+def test_the_conversions_are_declared_claude_first() -> None:
+    client = llmfiles.Client()
+    info = client.provider_info("bedrock")
+    assert info.conversions == formats.FORMATS == ("claude", "nova", "prompt-completion")
+    assert not [s for s in info.settings if s.name == "convert"]  # the core's setting, not shadowed
+    assert set(formats.FORMATS) <= set(client.converters())
 
 
 # --- checkers for files --------------------------------------------------------------------------------------
 
 
-def check(lines: list[Any], convert: str | None = None) -> list[Any]:
-    checker = formats.FineTuneChecker(convert)
+def check(lines: list[Any]) -> list[Any]:
+    checker = formats.FineTuneChecker()
     out = []
     for i, rec in enumerate(lines, 1):
         out.extend(checker.check(i, rec))
@@ -190,10 +192,23 @@ def test_a_file_is_checked_in_the_format_it_is_in() -> None:
     assert warning.severity == "warning" and "convert" in warning.message
 
 
-def test_with_convert_records_must_be_convertible_chat() -> None:
-    assert check([CHAT, MULTI_TURN], "claude") == []
-    problems = check([CHAT, {"prompt": "p", "completion": "c"}, MULTI_TURN], "prompt-completion")
-    assert [(p.line, p.code) for p in problems] == [(2, "not_openai_chat"), (3, "cannot_convert")]
+def test_with_convert_records_must_be_convertible_chat(tmp_path: Path) -> None:
+    client = llmfiles.Client("bedrock")
+    ok = write(tmp_path / "ok.jsonl", [CHAT, MULTI_TURN])
+    report = client.validate(ok, convert="claude")
+    assert report.ok and report.warnings == 0 and report.path == str(ok)
+    assert "converted to 'claude'" in " ".join(report.notes)
+    mixed = write(tmp_path / "mixed.jsonl", [CHAT, {"prompt": "p", "completion": "c"}, MULTI_TURN])
+    report = client.validate(mixed, convert="prompt-completion")
+    assert [(p.line, p.code) for p in report.problems] == [(2, "not_openai_chat"), (3, "cannot_convert")]
+    assert "already in prompt-completion format" in report.problems[0].message and report.path == str(mixed)
+    # the converted records are checked by the target's rules, at the lines of the file
+    two_users = {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}
+    bad = write(tmp_path / "bad.jsonl", [CHAT, two_users])
+    report = client.validate(bad, convert="claude")
+    assert {(p.line, p.code) for p in report.problems} == {(2, "turns_not_alternating"), (2, "last_not_assistant")}
+    with pytest.raises(llmfiles.ConfigurationError, match="fine-tune"):
+        client.validate(ok, purpose="batch", convert="claude")
 
 
 def test_batch_records() -> None:
@@ -212,17 +227,22 @@ def write(path: Path, records: list[Any], *, bom: bool = False, crlf: bool = Fal
     return path
 
 
+def dumps(record: Any) -> bytes:
+    """One JSONL line as the conversion writes it (UTF-8, no spaces)."""
+    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
 def expected(records: list[Any], target: str) -> bytes:
     out = []
     for r in records:
         converted, _ = formats.convert_record(r, target)
         assert converted is not None
-        out.append(formats.dumps(converted))
+        out.append(dumps(converted))
     return b"".join(out)
 
 
 @pytest.mark.parametrize("target", formats.FORMATS)
-def test_converted_source_reads_any_range(tmp_path: Path, target: str) -> None:
+def test_llmfiles_convert_reads_bom_crlf_and_unicode(tmp_path: Path, target: str) -> None:
     records = [
         {
             "messages": [
@@ -234,24 +254,18 @@ def test_converted_source_reads_any_range(tmp_path: Path, target: str) -> None:
         for i in range(9000)
     ]
     path = write(tmp_path / "chat.jsonl", records, bom=True, crlf=True)
-    src = formats.ConvertedSource(PathSource(str(path), path.name, path.stat().st_size), target)
-    want = expected(records, target)
-    assert src.size == len(want) and src.records == 9000
-    assert len(src.checkpoints) > 2  # checkpoints every ~1 MiB of output
-    assert b"".join(src.read_range(0, src.size, 65536)) == want
-    for offset, length in ((0, 1), (12345, 1 * MiB + 7), (src.size - 10, 10), (src.checkpoints[1][0], 5), (999_999, 2)):
-        chunks = list(src.read_range(offset, length, 4096))
-        assert b"".join(chunks) == want[offset : offset + length]
-        assert all(len(c) <= 4096 for c in chunks)
+    result = llmfiles.Client().convert(path, to=target, output=tmp_path / "out.jsonl")
+    assert result.ok and result.output is not None and result.output.records == 9000
+    assert (tmp_path / "out.jsonl").read_bytes() == expected(records, target)
 
 
-def test_converted_source_refuses_what_it_cannot_convert(tmp_path: Path) -> None:
+def test_a_conversion_refuses_what_it_cannot_convert(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps(CHAT) + "\n\n" + "not json\n" + json.dumps({"messages": [{"role": "tool"}]}) + "\n")
-    src = formats.ConvertedSource(PathSource(str(path), path.name, path.stat().st_size), "claude")
-    with pytest.raises(llmfiles.ValidationError) as info:
-        _ = src.size
-    assert [(p.line, p.code) for p in info.value.problems] == [(3, "invalid_json"), (4, "cannot_convert")]
+    result = llmfiles.Client().convert(path, to="claude", output=tmp_path / "out.jsonl")
+    assert not result.ok and not (tmp_path / "out.jsonl").exists()
+    problems = [(p.line, p.code) for p in result.conversion.problems]
+    assert problems == [(2, "blank_line"), (3, "invalid_json"), (4, "cannot_convert")]
 
 
 # --- converting while uploading ------------------------------------------------------------------------------
@@ -278,6 +292,17 @@ def test_upload_with_convert(client: llmfiles.Client, tmp_path: Path, proxy: Fau
     assert client.retrieve(fo.id).raw["format"] == target
     for line in want.splitlines():
         assert formats.RULES[target](json.loads(line)) == []
+
+
+def test_convert_true_is_claude(client: llmfiles.Client, tmp_path: Path, s3: Any) -> None:
+    records = [CHAT, MULTI_TURN] * 5
+    src = write(tmp_path / "chat.jsonl", records, bom=True, crlf=True)
+    fo = client.upload(src, purpose="fine-tune", convert=True)
+    key = fo.id.split(f"s3://{BUCKET}/")[1]
+    assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == expected(records, "claude")
+    assert client.retrieve(fo.id).raw["format"] == "claude"
+    plain = client.upload(src, purpose="fine-tune")  # without convert: the file as it is, no format named
+    assert plain.bytes == src.stat().st_size and client.retrieve(plain.id).raw["format"] is None
 
 
 def test_large_converted_file_goes_in_checked_parts(

@@ -8,14 +8,25 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from xml.etree import ElementTree as ET
 
 import pytest
 from conftest import BUCKET, KEY_ID, REGION, bedrock_s3_uri_pattern
 
 import llmfiles
-from llmfiles.models import Progress
-from servers.fault_proxy import Corrupt, DropAfter, FaultProxy, ProxyRequest, Respond
+from llmfiles import hookimpl
+from llmfiles.models import HttpRequest, HttpResponse, Progress
+from llmfiles.plugins import PluginManager
+from servers.fault_proxy import (
+    Corrupt,
+    DropAfter,
+    DropResponse,
+    FaultProxy,
+    ProxyRequest,
+    ReplaceResponse,
+    Respond,
+)
 
 MiB = 1024 * 1024
 ACCESS_DENIED = (
@@ -27,6 +38,10 @@ INTERNAL_ERROR = (
     b"<Message>We encountered an internal error. Please try again.</Message>"
     b"<RequestId>4442587FB7D0A2F9</RequestId></Error>"
 )
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 def key_of(file_id: str) -> str:
@@ -93,7 +108,7 @@ def test_small_file_is_one_signed_put_object(
     assert auth.startswith(f"AWS4-HMAC-SHA256 Credential={KEY_ID}/") and f"/{REGION}/s3/aws4_request" in auth
     signed = auth.split("SignedHeaders=")[1].split(",")[0].split(";")
     assert {"host", "x-amz-content-sha256", "x-amz-date", "x-amz-meta-purpose", "content-type"} <= set(signed)
-    assert "#" not in put.target  # the URL fragment naming the object never goes over the wire
+    assert fo.checksums == {"md5": md5(src.read_bytes())}  # S3's ETag: the MD5 of what it stored
 
     head = s3.head_object(Bucket=BUCKET, Key=key)
     assert head["Metadata"] == {"purpose": "fine-tune", "filename": "train.jsonl"}
@@ -136,6 +151,133 @@ def test_batch_files_are_checked_and_kept_apart(client: llmfiles.Client, tmp_pat
     assert {p.code for p in info.value.problems} == {"missing_model_input", "bad_record_id"}
 
 
+def test_a_put_object_changed_on_the_way_is_caught_by_its_etag_and_deleted_again(
+    client: llmfiles.Client, make_jsonl: Any, proxy: FaultProxy, s3: Any, prefix: str
+) -> None:
+    src = make_jsonl("corrupt.jsonl")
+    proxy.add_rule(lambda r: r.method == "PUT", Corrupt(at=100))
+    with pytest.raises(llmfiles.errors.UploadFailed) as info:
+        client.upload(src, purpose="fine-tune")
+    data = src.read_bytes()
+    stored = md5(data[:100] + bytes([data[100] ^ 0xFF]) + data[101:])
+    assert f"md5 {stored} stored, {md5(data)} sent" in str(info.value)
+    assert any("was deleted again" in n for n in info.value.__notes__)
+    assert [r.method for r in proxy.requests] == ["PUT", "DELETE"]
+    assert objects_under(s3, prefix) == []
+
+
+def test_an_etag_is_compared_only_when_it_is_an_md5(
+    client: llmfiles.Client, make_jsonl: Any, proxy: FaultProxy, s3: Any, prefix: str
+) -> None:
+    src = make_jsonl("kms.jsonl")
+    other = '"' + "0" * 32 + '"'
+    # with SSE-KMS the ETag is not the MD5 of the object: nothing to compare, the upload stands
+    kms = {"ETag": other, "x-amz-server-side-encryption": "aws:kms"}
+    proxy.add_rule(lambda r: r.method == "PUT", ReplaceResponse(200, kms))
+    fo = client.upload(src, purpose="fine-tune")
+    assert fo.checksums == {} and objects_under(s3, prefix) == [key_of(fo.id)]
+    client.delete(fo.id)
+    # the same ETag without SSE-KMS is an MD5, and not the one sent
+    proxy.add_rule(lambda r: r.method == "PUT", ReplaceResponse(200, {"ETag": other}))
+    with pytest.raises(llmfiles.errors.UploadFailed):
+        client.upload(src, purpose="fine-tune")
+    assert objects_under(s3, prefix) == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "found"),
+    [
+        ({"etag": '"9B2CF535F27731C974343645A3985328"'}, "9b2cf535f27731c974343645a3985328"),
+        (
+            {"etag": '"9b2cf535f27731c974343645a3985328"', "x-amz-server-side-encryption": "AES256"},
+            "9b2cf535f27731c974343645a3985328",
+        ),
+        ({"etag": '"9b2cf535f27731c974343645a3985328-3"'}, None),
+        ({"etag": '"9b2cf535f27731c974343645a3985328"', "x-amz-server-side-encryption": "aws:kms"}, None),
+        ({"etag": '"9b2cf535f27731c974343645a3985328"', "x-amz-server-side-encryption": "aws:kms:dsse"}, None),
+        (
+            {"etag": '"9b2cf535f27731c974343645a3985328"', "x-amz-server-side-encryption-customer-algorithm": "AES256"},
+            None,
+        ),
+        ({"etag": '"not-hex"'}, None),
+        ({}, None),
+    ],
+    ids=["plain", "sse-s3", "multipart", "sse-kms", "dsse-kms", "sse-c", "not-hex", "none"],
+)
+def test_which_etags_are_md5s(headers: dict[str, str], found: str | None) -> None:
+    from llmfiles_bedrock import s3 as wire
+
+    assert wire.etag_md5(HttpResponse(status=200, headers=headers)) == found
+
+
+def test_a_lost_put_object_answer_is_looked_up_not_sent_again(
+    client: llmfiles.Client, make_jsonl: Any, proxy: FaultProxy, s3: Any, prefix: str
+) -> None:
+    src = make_jsonl("lost.jsonl")
+    proxy.add_rule(lambda r: r.method == "PUT", DropResponse())
+    fo = client.upload(src, purpose="fine-tune")
+    assert [(r.method, r.action) for r in proxy.requests] == [("PUT", "drop response"), ("HEAD", "forward")]
+    assert proxy.requests[1].path == f"/{BUCKET}/{key_of(fo.id)}"
+    assert (fo.bytes, fo.purpose, fo.checksums) == (src.stat().st_size, "fine-tune", {"md5": md5(src.read_bytes())})
+    assert objects_under(s3, prefix) == [key_of(fo.id)]
+
+
+def test_a_put_object_that_failed_after_its_body_is_sent_again_once_s3_says_it_has_nothing(
+    client: llmfiles.Client, make_jsonl: Any, proxy: FaultProxy, s3: Any, prefix: str
+) -> None:
+    src = make_jsonl("gateway.jsonl")
+    # a gateway answers 503 after the whole body and never forwards it
+    proxy.add_rule(lambda r: r.method == "PUT", Respond(503, {"Content-Type": "application/xml"}, INTERNAL_ERROR))
+    fo = client.upload(src, purpose="fine-tune")
+    assert [(r.method, r.action) for r in proxy.requests] == [
+        ("PUT", "respond"),
+        ("HEAD", "forward"),
+        ("PUT", "forward"),
+    ]
+    assert len({r.path for r in proxy.requests}) == 1  # the same unique key, looked up, then written
+    assert s3.get_object(Bucket=BUCKET, Key=key_of(fo.id))["Body"].read() == src.read_bytes()
+
+
+class RequestRecorder:
+    """Sees every request llmfiles sends (the ``llmfiles_request`` hook): parts, completes, probes and aborts."""
+
+    def __init__(self) -> None:
+        self.requests: list[HttpRequest] = []
+
+    @hookimpl(wrapper=True)
+    def llmfiles_request(self, provider: str, request: HttpRequest) -> Any:
+        request = yield
+        self.requests.append(request)
+        return request
+
+
+def test_no_url_carries_a_fragment(
+    bedrock_settings: dict[str, Any], make_jsonl: Any, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    recorder = RequestRecorder()
+    pm = PluginManager()
+    pm.register(recorder, "request-recorder")
+    large = {"multipart_threshold": "5MiB", "part_size": "5MiB"}
+    proxy.add_rule(lambda r: r.method == "PUT" and not r.query, DropResponse())  # a lost answer: the probe is sent
+    proxy.add_rule(is_complete, DropResponse())
+    with llmfiles.Client("bedrock", plugin_manager=pm, **bedrock_settings) as c:
+        small = c.upload(make_jsonl("s.jsonl"), purpose="fine-tune")
+        big = c.upload(make_jsonl("l.jsonl", min_bytes=6 * MiB), purpose="fine-tune", **large)
+        c.retrieve(small.id)
+        assert len(list(c.list_files())) == 2
+        c.download(big.id, tmp_path / "back.jsonl")
+        c.delete(small.id)
+        c.delete(big.id)
+        proxy.add_rule(is_part(2), Respond(400, {"Content-Type": "application/xml"}, ACCESS_DENIED))
+        with pytest.raises(llmfiles.ProviderError):
+            c.upload(make_jsonl("aborted.jsonl", min_bytes=6 * MiB), purpose="fine-tune", max_retries=0, **large)
+    seen = {(r.method, "uploadId" in urlsplit(r.url).query) for r in recorder.requests}
+    assert seen >= {("PUT", False), ("HEAD", False), ("POST", False), ("PUT", True), ("POST", True)}
+    assert seen >= {("GET", False), ("DELETE", False), ("DELETE", True)}
+    assert recorder.requests and all("#" not in r.url and not urlsplit(r.url).fragment for r in recorder.requests)
+    assert len(recorder.requests) == len(proxy.requests)  # the hook saw every request that went out
+
+
 # --- multipart -----------------------------------------------------------------------------------------------
 
 
@@ -174,26 +316,19 @@ def test_large_file_goes_in_parallel_parts_with_checked_md5(
 
 
 def test_part_size_grows_so_a_file_fits_in_10000_parts() -> None:
+    from llmfiles.models import UploadFacts
     from llmfiles.parts import choose_part_size
     from llmfiles_bedrock import s3 as wire
 
     ep = wire.Endpoint(region=REGION, sign=lambda m, u, h, b, unsigned: dict(h))
-    from llmfiles.models import PathSource
-
-    plan = wire.multipart_plan(
-        ep,
-        wire.Location(bucket=BUCKET, key="k/x.jsonl"),
-        body=PathSource("/dev/null", "x.jsonl", 0),
-        own_source=False,
-        purpose="fine-tune",
-        filename="x.jsonl",
-        fmt=None,
-    )
-    assert (plan.min_part_size, plan.max_part_size, plan.max_parts) == (5 * MiB, 5 * 1024 * MiB, 10_000)
-    assert plan.part_digests == ("md5",)
-    assert choose_part_size(100 * MiB, plan, MiB, provider="bedrock", path="x") == 5 * MiB
+    facts = UploadFacts(purpose="fine-tune", filename="x.jsonl", size=0)
+    protocol = wire.Multipart(ep, wire.Location(bucket=BUCKET, key="k/x.jsonl"), facts, None)
+    limits = protocol.limits
+    assert (limits.minimum, limits.maximum, limits.max_parts) == (5 * MiB, 5 * 1024 * MiB, 10_000)
+    assert protocol.part_digests == ("md5",) and protocol.resumable and protocol.parallel
+    assert choose_part_size(100 * MiB, limits, MiB, provider="bedrock", path="x") == 5 * MiB
     size = 100_000 * MiB  # 10,000 parts of 8 MiB would not hold it
-    part = choose_part_size(size, plan, 8 * MiB, provider="bedrock", path="x")
+    part = choose_part_size(size, limits, 8 * MiB, provider="bedrock", path="x")
     assert part > 8 * MiB and -(-size // part) <= 10_000
 
 
@@ -239,7 +374,12 @@ def test_a_part_failing_for_good_aborts_the_upload(
 
 
 def test_a_part_failing_until_the_retries_run_out_keeps_the_upload_and_the_next_run_resumes_it(
-    client: llmfiles.Client, make_jsonl: Any, proxy: FaultProxy, s3: Any, prefix: str
+    client: llmfiles.Client,
+    bedrock_settings: dict[str, Any],
+    make_jsonl: Any,
+    proxy: FaultProxy,
+    s3: Any,
+    prefix: str,
 ) -> None:
     src = make_jsonl("fails.jsonl", min_bytes=11 * MiB)
     rule = proxy.add_rule(is_part(3), Respond(503, {"Content-Type": "application/xml"}, INTERNAL_ERROR), times=100)
@@ -253,7 +393,8 @@ def test_a_part_failing_until_the_retries_run_out_keeps_the_upload_and_the_next_
     rule.times = 0
     proxy.requests.clear()
 
-    fo = client.upload(src, purpose="fine-tune", **large)
+    with llmfiles.Client("bedrock", **bedrock_settings) as later:  # a later run: only the state database is shared
+        fo = later.upload(src, purpose="fine-tune", **large)
     assert [r.query.get("partNumber") for r in parts_sent(proxy)] == [["3"]]  # ListParts confirmed 1 and 2
     assert any(r.method == "GET" and r.query.get("uploadId") == [left["UploadId"]] for r in proxy.requests)
     assert uploads_in_progress(s3, prefix) == []
@@ -265,14 +406,46 @@ def test_complete_answering_200_with_an_error_is_a_failure(
     client: llmfiles.Client, make_jsonl: Any, proxy: FaultProxy, s3: Any, prefix: str
 ) -> None:
     src = make_jsonl("complete.jsonl", min_bytes=6 * MiB)
-    proxy.add_rule(is_complete, Respond(200, {"Content-Type": "application/xml"}, INTERNAL_ERROR))
+    proxy.add_rule(is_complete, Respond(200, {"Content-Type": "application/xml"}, INTERNAL_ERROR), times=100)
     with pytest.raises(llmfiles.ProviderError) as info:
         client.upload(src, purpose="fine-tune", multipart_threshold="5MiB", part_size="5MiB")
     err = info.value
     assert (err.status, err.code, err.request_id) == (200, "InternalError", "4442587FB7D0A2F9")
     assert "after answering HTTP 200" in str(err)
     assert any("aborted" in n for n in err.__notes__)
+    # the failed answer is no answer: S3 is asked whether the object exists (it does not) before one more try
+    sent = [(r.method, "uploadId" in r.query) for r in proxy.requests if r.method in ("POST", "HEAD", "DELETE")]
+    assert sent[-4:] == [("POST", True), ("HEAD", False), ("POST", True), ("DELETE", True)]
     assert uploads_in_progress(s3, prefix) == [] and objects_under(s3, prefix) == []
+
+
+def test_complete_answering_200_with_an_error_once_is_sent_again_after_a_look(
+    client: llmfiles.Client, make_jsonl: Any, proxy: FaultProxy, s3: Any, prefix: str
+) -> None:
+    src = make_jsonl("complete.jsonl", min_bytes=6 * MiB)
+    proxy.add_rule(is_complete, Respond(200, {"Content-Type": "application/xml"}, INTERNAL_ERROR))
+    fo = client.upload(src, purpose="fine-tune", multipart_threshold="5MiB", part_size="5MiB")
+    completes = [r for r in proxy.requests if is_complete(r)]
+    assert [r.action for r in completes] == ["respond", "forward"]
+    (head,) = [r for r in proxy.requests if r.method == "HEAD"]
+    assert head.path == f"/{BUCKET}/{key_of(fo.id)}" and completes[0].arrived <= head.arrived <= completes[1].arrived
+    assert s3.get_object(Bucket=BUCKET, Key=key_of(fo.id))["Body"].read() == src.read_bytes()
+    assert uploads_in_progress(s3, prefix) == []
+
+
+def test_a_lost_complete_answer_is_looked_up_not_sent_again(
+    client: llmfiles.Client, make_jsonl: Any, proxy: FaultProxy, s3: Any, prefix: str
+) -> None:
+    src = make_jsonl("lost-complete.jsonl", min_bytes=6 * MiB)
+    proxy.add_rule(is_complete, DropResponse())
+    fo = client.upload(src, purpose="fine-tune", multipart_threshold="5MiB", part_size="5MiB")
+    assert [r.action for r in proxy.requests if is_complete(r)] == ["drop response"]
+    (head,) = [r for r in proxy.requests if r.method == "HEAD"]
+    assert head.path == f"/{BUCKET}/{key_of(fo.id)}"
+    assert not [r for r in proxy.requests if r.method == "DELETE"]
+    assert (fo.bytes, fo.purpose, fo.checksums) == (src.stat().st_size, "fine-tune", {})  # a multipart ETag: no MD5
+    assert s3.get_object(Bucket=BUCKET, Key=key_of(fo.id))["Body"].read() == src.read_bytes()
+    assert uploads_in_progress(s3, prefix) == []
 
 
 def test_an_abort_that_fails_is_reported(

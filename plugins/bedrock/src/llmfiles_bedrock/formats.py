@@ -1,4 +1,4 @@
-"""Bedrock's fine-tuning formats: their rules, and conversion from OpenAI's chat format while streaming.
+"""Bedrock's fine-tuning formats: their rules, and conversion from OpenAI's chat format.
 
 Bedrock model customization reads JSONL whose shape depends on the model family:
 
@@ -13,37 +13,22 @@ Bedrock model customization reads JSONL whose shape depends on the model family:
     ``Assistant:``, ``System:``, ``<image>``, ``<video>``, ``[EOS]``) in system or user text.
 
 :func:`convert_record` turns one OpenAI chat record (``{"messages": [{"role": "system" | "user" | "assistant",
-"content": ...}]}``) into one of them; :class:`ConvertedSource` does it for a whole file while streaming: it is the
-converted file as a :class:`~llmfiles.models.Source`, whose size is counted in a first pass (S3 needs the length
-of a body before it is sent).  Checkers for the ``llmfiles_record_checker`` hook validate each target format by
-its own rules.
+"content": ...}]}``) into one of them; :func:`convert_for_upload` is what the registered conversions apply to each
+record of a file (the core streams the file, converts it into a file of its own and checks that with the target's
+rules before it is uploaded).  :class:`FineTuneChecker` and :class:`BatchChecker` are the provider's record checkers.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from llmfiles.errors import InvalidSetting
-from llmfiles.models import Problem, Source
-from llmfiles.validate import convert
+from llmfiles.models import Problem
 
 FORMATS = ("claude", "nova", "prompt-completion")
 NOVA_SCHEMA = "bedrock-conversation-2024"
 NOVA_RESERVED = ("User:", "Bot:", "Assistant:", "System:", "<image>", "<video>", "[EOS]")
 OPENAI_CHAT = "openai-chat"
-
-
-def check_target(value: Any, where: str = "convert") -> str | None:
-    """The conversion target named by the ``convert`` setting, or ``None``; refuses unknown names."""
-    if value is None or value == "":
-        return None
-    name = str(value).strip().lower()
-    if name not in FORMATS:
-        raise InvalidSetting(f"{where}: {value!r} is not a Bedrock format; use one of: {', '.join(FORMATS)}")
-    return name
 
 
 def _err(code: str, message: str, path: str = "") -> Problem:
@@ -55,6 +40,7 @@ def _warn(code: str, message: str, path: str = "") -> Problem:
 
 
 def errors(problems: Iterable[Problem]) -> list[Problem]:
+    """The errors among ``problems`` (warnings left out)."""
     return [p for p in problems if p.severity == "error"]
 
 
@@ -340,49 +326,26 @@ def convert_record(
     return (None if errors(problems) else converted), problems
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# --- the conversions ``llmfiles convert`` and ``convert=`` apply ------------------------------------------------
 
 
-def dumps(record: Mapping[str, Any]) -> bytes:
-    """One JSONL line (with its newline), always the same bytes for the same record."""
-    return (_ENCODER.encode(record) + "\n").encode("utf-8")
+def convert_for_upload(record: Mapping[str, Any], target: str) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """One record of a file being converted to ``target``: an OpenAI chat record converted (the target's own rules
+    are checked by the core over the converted file), or why it cannot be; a record already in a Bedrock format is
+    named as such."""
+    kind = detect(record)
+    if kind in ("nova", "prompt-completion"):
+        return None, [
+            _err(
+                "not_openai_chat",
+                f"converting to {target} reads OpenAI chat records ({{'messages': [...]}}); this one is already in "
+                f"{kind} format: upload it without convert",
+            )
+        ]
+    return convert_record(record, target, check=False)
 
 
-# --- streaming ----------------------------------------------------------------------------------------------
-
-CHECKPOINT_EVERY = 1024 * 1024
-
-
-def convert_line(target: str, line_no: int, raw: bytes) -> bytes | list[Problem]:
-    """One line of an OpenAI chat file as one line of ``target`` (with its newline), or why it cannot be."""
-    try:
-        record = json.loads(raw.decode("utf-8"))
-    except ValueError as exc:
-        return [Problem(line=line_no, code="invalid_json", message=f"not valid UTF-8 JSON: {exc}")]
-    if not isinstance(record, dict):
-        return [Problem(line=line_no, code="not_object", message="each line must be one JSON object")]
-    converted, problems = convert_record(record, target, check=False)
-    if converted is None:
-        return [Problem(line=line_no, code=p.code, message=p.message, path=p.path) for p in errors(problems)]
-    return dumps(converted)
-
-
-class ConvertedSource(convert.ConvertedSource):
-    """The file converted to ``target`` while it is read (see :class:`llmfiles.validate.convert.ConvertedSource`):
-    S3 needs the length of a body, or of each part, before it is sent."""
-
-    def __init__(self, inner: Source, target: str, *, max_problems: int = 50) -> None:
-        super().__init__(
-            inner,
-            functools.partial(convert_line, target),
-            label=f"converted to {target}",
-            max_problems=max_problems,
-            checkpoint_every=CHECKPOINT_EVERY,
-        )
-        self.target = target
-
-
-# --- record checkers (the llmfiles_record_checker hook) ------------------------------------------------------
+# --- record checkers (BedrockProvider.record_checker) ----------------------------------------------------------
 
 
 def detect(record: Mapping[str, Any]) -> str | None:
@@ -413,34 +376,19 @@ def _at(line_no: int, problems: Iterable[Problem]) -> list[Problem]:
 class FineTuneChecker:
     """Checks a fine-tuning file: each record by the rules of the one format the file is in.
 
-    Without conversion the format is recognised from the first record and every record must be in it; OpenAI chat
-    records are accepted (some Bedrock customizations read them) with a warning naming ``convert``.  With
-    ``convert=TARGET`` every record must be a convertible OpenAI chat record, and its conversion must pass the
-    target format's rules.
+    The format is recognised from the first record and every record must be in it; OpenAI chat records are accepted
+    (some Bedrock customizations read them) with a warning naming ``convert``.  A file uploaded with ``convert`` is
+    checked after its conversion, so by the rules of the target format.
     """
 
-    def __init__(self, convert: str | None = None) -> None:
-        self.convert = convert
+    def __init__(self) -> None:
         self.format: str | None = None
         self.first_line = 0
         self.records = 0
 
     def check(self, line_no: int, record: dict[str, Any]) -> Iterable[Problem]:
+        """The problems of one record, by the rules of the file's format."""
         self.records += 1
-        if self.convert is not None:
-            if detect(record) in ("nova", "prompt-completion"):
-                return [
-                    Problem(
-                        line=line_no,
-                        code="not_openai_chat",
-                        message=(
-                            f"convert={self.convert!r} reads OpenAI chat records ({{'messages': [...]}}); this one is "
-                            f"already in {detect(record)} format: upload it without convert"
-                        ),
-                    )
-                ]
-            _, problems = convert_record(record, self.convert)
-            return _at(line_no, problems)
         kind = detect(record)
         if kind is None:
             return [
@@ -470,7 +418,8 @@ class FineTuneChecker:
         return _at(line_no, RULES[kind](record))
 
     def finish(self) -> Iterable[Problem]:
-        if self.convert is None and self.format == OPENAI_CHAT:
+        """A warning for a file in OpenAI chat format (which most Bedrock customizations do not read)."""
+        if self.format == OPENAI_CHAT:
             return [
                 Problem(
                     line=None,
@@ -490,6 +439,7 @@ class BatchChecker:
     """Checks a Bedrock batch-inference input file: ``{"recordId"?: str, "modelInput": {...}}`` per line."""
 
     def check(self, line_no: int, record: dict[str, Any]) -> Iterable[Problem]:
+        """The problems of one batch record (``modelInput`` an object, ``recordId`` a string)."""
         out: list[Problem] = []
         if not isinstance(record.get("modelInput"), dict):
             out.append(
@@ -507,4 +457,5 @@ class BatchChecker:
         return out
 
     def finish(self) -> Iterable[Problem]:
+        """No file-level rules."""
         return []

@@ -1,35 +1,37 @@
-"""The ``bedrock`` provider's hook implementations.
+"""The ``bedrock`` provider: one :class:`BedrockProvider` object, and the plugin's hooks.
 
 Bedrock model customization (and batch inference) reads its data from S3, so a file goes to a bucket and its
 ``s3://bucket/key`` URI is the file id, ready for ``create_model_customization_job(trainingDataConfig={"s3Uri":
 ...})``.  Credentials, the profile's region and SigV4 signatures come from botocore; requests are built in
-:mod:`llmfiles_bedrock.s3` and sent by the core's transport.
+:mod:`llmfiles_bedrock.s3` and sent by the core's transport.  The plugin also registers the Bedrock conversions
+(``claude``, ``nova``, ``prompt-completion``) and answers ``llmfiles_get_secret`` from AWS Secrets Manager.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from attrs import field, frozen
+
 from llmfiles import hookimpl
-from llmfiles.errors import FileTooLarge, InvalidSetting, MissingCredentials, PluginError
+from llmfiles.errors import InvalidSetting, MissingCredentials, PluginError
 from llmfiles.models import (
     Credentials,
-    FileObject,
-    FilePage,
-    HttpRequest,
-    HttpResponse,
+    Delete,
+    Download,
+    ListFiles,
     Operation,
     Problem,
     ProviderInfo,
+    Retrieve,
     Secret,
     Settings,
     SettingSpec,
-    Source,
-    SourceRange,
-    UploadPlan,
+    Upload,
+    UploadParts,
 )
+from llmfiles.provider import BaseProvider, Exchange, Http, UploadProtocol
 from llmfiles.validate.convert import Converter
 from llmfiles.validate.records import RecordChecker
 from llmfiles_bedrock import formats, s3
@@ -82,40 +84,36 @@ SETTINGS = (
         help="a profile of ~/.aws/config (else botocore's: env AWS_PROFILE or 'default')",
         fingerprint=False,
     ),
-    SettingSpec(
-        name="convert",
-        help="convert an OpenAI chat file while uploading: claude, nova or prompt-completion (CLI --convert)",
-    ),
 )
 CREDENTIAL_SETTINGS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token", "aws_profile")
 
-
-@hookimpl
-def llmfiles_register_providers(register: Callable[[ProviderInfo], None]) -> None:
-    register(
-        ProviderInfo(
-            name=NAME,
-            package="llmfiles-bedrock",
-            purposes=PURPOSES,
-            description="Amazon Bedrock: customization and batch files in S3 (s3:// ids), signed by botocore",
-            settings=SETTINGS,
-            credential_settings=CREDENTIAL_SETTINGS,
-            max_file_size=s3.MAX_OBJECT,
-            max_single_request_size=s3.MAX_PUT,
-            default_multipart_threshold=DEFAULT_THRESHOLD,
-            default_part_size=DEFAULT_THRESHOLD,
-            supports_parts=True,
-            jsonl_purposes=PURPOSES,
-        )
-    )
+INFO = ProviderInfo(
+    name=NAME,
+    package="llmfiles-bedrock",
+    purposes=PURPOSES,
+    description="Amazon Bedrock: customization and batch files in S3 (s3:// ids), signed by botocore",
+    settings=SETTINGS,
+    credential_settings=CREDENTIAL_SETTINGS,
+    max_file_size=s3.MAX_OBJECT,
+    max_single_request_size=s3.MAX_PUT,
+    default_multipart_threshold=DEFAULT_THRESHOLD,
+    default_part_size=DEFAULT_THRESHOLD,
+    supports_parts=True,
+    jsonl_purposes=PURPOSES,
+    # the ETag of a single PutObject is the MD5 of the object: the core compares it with the MD5 of what it sent
+    checksums=("md5",),
+    # convert=True is the first: Claude, the model family the README's examples train
+    conversions=formats.FORMATS,
+)
 
 
 # --- credentials ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen(kw_only=True)
 class AwsContext:
-    """What ``llmfiles_resolve_credentials`` found: the identity (credentials) and the region to sign for."""
+    """What :meth:`BedrockProvider.credentials` found: the identity (botocore credentials) and the region to sign
+    for."""
 
     identity: Any = field(repr=False)
     region: str
@@ -124,7 +122,7 @@ class AwsContext:
 
 def _profile(settings: Settings) -> str | None:
     value = settings.get("aws_profile")
-    return str(value).strip() or None if value else None
+    return (str(value).strip() or None) if value else None
 
 
 def _explicit_places() -> tuple[str, ...]:
@@ -135,42 +133,101 @@ def _explicit_places() -> tuple[str, ...]:
     )
 
 
-@hookimpl
-def llmfiles_resolve_credentials(provider: str, settings: Settings, environ: Mapping[str, str]) -> Credentials | None:
-    if provider != NAME:
-        return None
+def _identity(settings: Settings) -> Any:
+    """Explicit keys from the settings (both or neither), else botocore's default chain."""
     from llmfiles_bedrock import aws
 
     key_id = settings.get("aws_access_key_id")
     secret = settings.secret("aws_secret_access_key")
     token = settings.secret("aws_session_token")
-    profile = _profile(settings)
-    if key_id or secret or token:
-        if not (key_id and secret):
-            missing = "aws_access_key_id" if not key_id else "aws_secret_access_key"
-            raise MissingCredentials(
-                NAME,
-                f"{missing} (explicit AWS credentials need both aws_access_key_id and aws_secret_access_key)",
-                [f"argument {missing}=", f"Client({missing}=...)"],
-                hint="pass aws_access_key_id and aws_secret_access_key together, or neither to use botocore's chain",
-            )
-        identity = aws.explicit_identity(str(key_id), secret, token, settings.source("aws_access_key_id"))
-    else:
-        identity = aws.default_identity(profile, provider=NAME, looked_first=_explicit_places())
-    region, region_source = aws.resolve_region(settings.get("aws_region"), settings.source("aws_region"), profile)
-    frozen = identity.frozen()
-    return Credentials(
-        kind="aws_sigv4",
-        source=identity.source,
-        secret=Secret(frozen.secret_key),
-        extra=AwsContext(identity=identity, region=region, region_source=region_source),
-    )
+    if not (key_id or secret or token):
+        return aws.default_identity(_profile(settings), provider=NAME, looked_first=_explicit_places())
+    if not (key_id and secret):
+        missing = "aws_access_key_id" if not key_id else "aws_secret_access_key"
+        raise MissingCredentials(
+            NAME,
+            f"{missing} (explicit AWS credentials need both aws_access_key_id and aws_secret_access_key)",
+            [f"argument {missing}=", f"Client({missing}=...)"],
+            hint="pass aws_access_key_id and aws_secret_access_key together, or neither to use botocore's chain",
+        )
+    return aws.explicit_identity(str(key_id), secret, token, settings.source("aws_access_key_id"))
 
 
-# --- requests ------------------------------------------------------------------------------------------------
+def _region(settings: Settings) -> tuple[str, str]:
+    from llmfiles_bedrock import aws
+
+    return aws.resolve_region(settings.get("aws_region"), settings.source("aws_region"), _profile(settings))
 
 
-def _endpoint(credentials: Credentials, settings: Settings) -> s3.Endpoint:
+# --- the provider --------------------------------------------------------------------------------------------
+
+
+class BedrockProvider(BaseProvider):
+    """Files in S3 for Amazon Bedrock: PutObject, or multipart above the threshold; HeadObject, ListObjectsV2,
+    GetObject and DeleteObject for the rest.  Ids are ``s3://bucket/key`` URIs."""
+
+    info = INFO
+
+    def credentials(self, settings: Settings, environ: Mapping[str, str], http: Http) -> Credentials:
+        """AWS credentials (explicit keys, else botocore's chain) and the region; both are found before anything is
+        read or sent."""
+        identity = _identity(settings)
+        region, region_source = _region(settings)
+        frozen_keys = identity.frozen()
+        token = getattr(frozen_keys, "token", None)
+        return Credentials(
+            kind="aws_sigv4",
+            source=identity.source,
+            secret=Secret(frozen_keys.secret_key),
+            # the header these credentials send besides the signature (named so it is redacted like the key)
+            headers={"X-Amz-Security-Token": str(token)} if token else {},
+            extra=AwsContext(identity=identity, region=region, region_source=region_source),
+        )
+
+    def exchange(self, op: Operation, credentials: Credentials, settings: Settings) -> Exchange[Any] | UploadProtocol:
+        """What to send for ``op`` (see :mod:`llmfiles_bedrock.s3`)."""
+        ep = endpoint(credentials, settings)
+        if isinstance(op, Upload | UploadParts):
+            facts = op.file
+            key = s3.new_key(_prefix(settings), facts.purpose, facts.filename)
+            loc = s3.Location(bucket=_bucket(settings), key=key)
+            fmt = self._format(settings, facts.purpose)
+            if isinstance(op, UploadParts):
+                return s3.Multipart(ep, loc, facts, fmt)
+            return s3.put_object(ep, loc, facts, fmt)
+        if isinstance(op, ListFiles):
+            prefix = _prefix(settings) + (f"{op.purpose}/" if op.purpose else "")
+            return s3.list_objects(ep, _bucket(settings), prefix, cursor=op.cursor, limit=op.limit, purpose=op.purpose)
+        loc = s3.parse_file_id(op.file_id)
+        if isinstance(op, Retrieve):
+            return s3.head_object(ep, loc)
+        if isinstance(op, Download):
+            return s3.get_object(ep, loc)
+        assert isinstance(op, Delete)
+        return s3.delete_object(ep, loc)
+
+    def _format(self, settings: Settings, purpose: str) -> str | None:
+        """The Bedrock format a fine-tune file was converted to by the core (``convert``), kept as the object's
+        ``x-amz-meta-format``."""
+        from llmfiles.conversions import conversion_name
+
+        name = conversion_name(self.info, settings.get("convert")) if purpose == "fine-tune" else None
+        return name if name in formats.FORMATS else None
+
+    def record_checker(self, purpose: str, settings: Settings) -> RecordChecker | None:
+        """Fine-tune files by the rules of the Bedrock format they are in, batch files as batch-inference input.
+
+        With ``convert`` the core checks the converted file, so the rules are the same."""
+        if purpose == "batch":
+            return formats.BatchChecker()
+        if purpose == "fine-tune":
+            return formats.FineTuneChecker()
+        return None
+
+
+def endpoint(credentials: Credentials, settings: Settings) -> s3.Endpoint:
+    """The S3 endpoint of these settings, signing with these credentials (unsigned for a dry run, which has
+    none)."""
     from llmfiles_bedrock import aws
 
     extra = credentials.extra
@@ -178,7 +235,7 @@ def _endpoint(credentials: Credentials, settings: Settings) -> s3.Endpoint:
     if isinstance(extra, AwsContext):
         identity, region = extra.identity, extra.region
     else:
-        region, _ = aws.resolve_region(settings.get("aws_region"), settings.source("aws_region"), _profile(settings))
+        region, _ = _region(settings)
         if extra is not None and (hasattr(extra, "get_frozen_credentials") or hasattr(extra, "access_key")):
             identity = aws.AwsIdentity(credentials=extra, source=credentials.source)  # an in-house resolver's
         elif credentials.kind == "none":
@@ -186,7 +243,7 @@ def _endpoint(credentials: Credentials, settings: Settings) -> s3.Endpoint:
         else:
             raise PluginError(
                 f"provider {NAME!r} got credentials of kind {credentials.kind!r} without AWS keys in 'extra'; "
-                "an llmfiles_resolve_credentials hook for bedrock must put botocore credentials there"
+                "an llmfiles_credentials hook for bedrock must put botocore credentials there"
             )
 
     def sign(method: str, url: str, headers: Mapping[str, str], body: bytes | None, unsigned: bool) -> dict[str, str]:
@@ -226,124 +283,45 @@ def _prefix(settings: Settings) -> str:
     return s3.check_prefix(DEFAULT_PREFIX if value is None else value, settings.source("prefix"))
 
 
-def _convert(settings: Settings, purpose: str | None) -> str | None:
-    target = formats.check_target(settings.get("convert"), f"convert (from {settings.source('convert')})")
-    if target is not None and purpose != "fine-tune":
-        raise InvalidSetting(f"convert applies to fine-tune files, not to {purpose!r} files")
-    return target
+# --- conversions ---------------------------------------------------------------------------------------------
 
 
-def _upload(ep: s3.Endpoint, operation: Operation, settings: Settings, large: bool) -> HttpRequest | UploadPlan:
-    source = operation.source
-    if source is None or operation.purpose is None:
-        raise PluginError(f"{operation.name} needs a source and a purpose")
-    purpose = operation.purpose
-    filename = operation.filename or source.name
-    loc = s3.Location(bucket=_bucket(settings), key=s3.new_key(_prefix(settings), purpose, filename))
-    target = _convert(settings, purpose)
-    body: Source = source if target is None else formats.ConvertedSource(source, target)
-    if large:
-        # the engine reads a converted stream itself (plan.source), measuring it first, part by part in parallel
-        return s3.multipart_plan(
-            ep, loc, body=body, own_source=target is not None, purpose=purpose, filename=filename, fmt=target
-        )
-    size = body.size  # for a conversion: the first pass, which refuses a record that cannot be converted
-    if size > s3.MAX_PUT:
-        raise FileTooLarge(
-            body.display,
-            size,
-            s3.MAX_PUT,
-            NAME,
-            detail="in one PutObject; set multipart_threshold lower so that the file goes in parts",
-        )
-    whole = SourceRange(source=body, offset=0, length=size)
-    return s3.put_object(ep, loc, body=(whole,), size=size, purpose=purpose, filename=filename, fmt=target)
+def converter(target: str) -> Converter:
+    """The conversion of OpenAI chat records to the Bedrock format ``target``."""
 
-
-@hookimpl
-def llmfiles_build_request(
-    provider: str, operation: Operation, credentials: Credentials, settings: Settings
-) -> HttpRequest | UploadPlan | None:
-    if provider != NAME:
-        return None
-    ep = _endpoint(credentials, settings)
-    if operation.name in ("upload", "upload_parts"):
-        return _upload(ep, operation, settings, large=operation.name == "upload_parts")
-    if operation.name == "list":
-        prefix = _prefix(settings) + (f"{operation.purpose}/" if operation.purpose else "")
-        return s3.list_objects(ep, _bucket(settings), prefix, cursor=operation.cursor, limit=operation.limit)
-    if operation.file_id is None:
-        raise PluginError(f"{operation.name} needs a file id")
-    loc = s3.parse_file_id(operation.file_id)
-    if operation.name == "retrieve":
-        return s3.head_object(ep, loc)
-    if operation.name == "download":
-        return s3.get_object(ep, loc)
-    if operation.name == "delete":
-        return s3.delete_object(ep, loc)
-    return None
-
-
-@hookimpl
-def llmfiles_normalize_response(
-    provider: str, operation: Operation, response: HttpResponse
-) -> FileObject | FilePage | Exception | bool | None:
-    if provider != NAME:
-        return None
-    if not 200 <= response.status < 300:  # a 3xx the transport did not follow (S3 301: wrong region) included
-        return s3.error_from(response, NAME, operation)
-    if operation.name == "upload":
-        loc, size, purpose = s3.put_target(response)
-        return s3.file_from_put(NAME, loc, size, purpose, response)
-    if operation.name == "retrieve":
-        assert operation.file_id is not None
-        return s3.file_from_head(NAME, s3.parse_file_id(operation.file_id), response)
-    if operation.name == "list":
-        return s3.page_from_list(NAME, response, operation.purpose)
-    return True  # delete (204) and download (streamed by the core)
-
-
-# --- content checks and secrets ------------------------------------------------------------------------------
-
-
-@hookimpl
-def llmfiles_record_checker(provider: str, purpose: str, settings: Mapping[str, Any]) -> RecordChecker | None:
-    if provider != NAME:
-        return None
-    get = getattr(settings, "get", None)
-    convert = formats.check_target(get("convert") if get is not None else None)
-    if purpose == "batch":
-        if convert is not None:
-            raise InvalidSetting("convert applies to fine-tune files, not to batch files")
-        return formats.BatchChecker()
-    if purpose == "fine-tune":
-        return formats.FineTuneChecker(convert)
-    return None
-
-
-@hookimpl
-def llmfiles_get_secret(name: str, provider: str) -> str | None:
-    from llmfiles_bedrock import secrets
-
-    return secrets.get_secret(name)
-
-
-def _converter(target: str) -> Converter:
     def convert(record: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[Problem]]:
-        # check=False: the core runs the target format's checker over the written output
-        return formats.convert_record(record, target, check=False)
+        # the core checks the converted file with the target's rules (the checker below)
+        return formats.convert_for_upload(record, target)
 
     return Converter(
         name=target,
         convert=convert,
-        checker=lambda: formats.FineTuneChecker(None),
+        checker=formats.FineTuneChecker,
         description=f"Bedrock {target} fine-tuning records",
         package="llmfiles-bedrock",
     )
 
 
+# --- hooks ---------------------------------------------------------------------------------------------------
+
+
+@hookimpl
+def llmfiles_register_providers(register: Callable[[BedrockProvider], None]) -> None:
+    """The ``bedrock`` provider."""
+    register(BedrockProvider())
+
+
 @hookimpl
 def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
-    """``llmfiles convert --to claude|nova|prompt-completion``: the same conversions ``convert=`` applies on upload."""
+    """``llmfiles convert --to claude|nova|prompt-completion``: the conversions ``convert=`` applies on upload."""
     for target in formats.FORMATS:
-        register(_converter(target))
+        register(converter(target))
+
+
+@hookimpl
+def llmfiles_get_secret(name: str, provider: str, http: Http) -> str | None:
+    """AWS Secrets Manager as the last link of every provider's settings chain (see :mod:`llmfiles_bedrock.secrets`),
+    sent through ``http``: the core's transport with the caller's TLS and timeout settings."""
+    from llmfiles_bedrock import secrets
+
+    return secrets.get_secret(name, http)

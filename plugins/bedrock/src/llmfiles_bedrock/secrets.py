@@ -2,10 +2,10 @@
 
 With ``LLMFILES_AWS_SECRETS_PREFIX`` set (for example ``llmfiles/``), a secret setting that no argument, ``Client``
 setting or environment variable supplied is looked up as the secret ``{prefix}{NAME}`` (``llmfiles/OPENAI_API_KEY``)
-with ``GetSecretValue``: the JSON protocol, signed with SigV4 by botocore, sent by
-:class:`llmfiles.transport.Transport`.
+with ``GetSecretValue``: the JSON protocol, signed with SigV4 by botocore, sent through the ``http`` the hook is
+given (the core's transport with the caller's TLS, CA bundle, timeout, retry and ``allow_insecure_http`` settings).
 
-The hook has no settings (it runs while settings are being resolved), so everything comes from the process
+The hook has no provider settings (it runs while they are being resolved), so everything else comes from the process
 environment and botocore's credential chain: region ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` / the profile,
 endpoint ``AWS_ENDPOINT_URL_SECRETS_MANAGER`` / ``AWS_ENDPOINT_URL``.  Values are cached in memory only, for
 ``LLMFILES_AWS_SECRETS_TTL`` seconds (default 300; 0 turns the cache off); nothing is written to disk.
@@ -23,7 +23,7 @@ from typing import Any
 
 from llmfiles.errors import AuthenticationError, ConfigurationError, LLMFilesError, ProviderError
 from llmfiles.models import HttpRequest
-from llmfiles.transport import Transport
+from llmfiles.provider import Http
 from llmfiles_bedrock import aws
 
 PREFIX_ENV = "LLMFILES_AWS_SECRETS_PREFIX"
@@ -34,7 +34,6 @@ DEFAULT_TTL = 300.0
 
 _cache: dict[tuple[str, str, str], tuple[float, str | None]] = {}
 _lock = threading.Lock()
-_transport: Transport | None = None
 
 
 def _ttl() -> float:
@@ -47,14 +46,6 @@ def _ttl() -> float:
         raise ConfigurationError(f"env {TTL_ENV}: {raw!r} is not a number of seconds") from None
 
 
-def _get_transport() -> Transport:
-    global _transport
-    with _lock:
-        if _transport is None:
-            _transport = Transport(maxsize=4)
-        return _transport
-
-
 def clear_cache() -> None:
     """Forget every cached secret value."""
     with _lock:
@@ -62,6 +53,8 @@ def clear_cache() -> None:
 
 
 def endpoint(region: str) -> str:
+    """Secrets Manager's URL: ``AWS_ENDPOINT_URL_SECRETS_MANAGER`` / ``AWS_ENDPOINT_URL``, else AWS's for the
+    region."""
     for var in ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"):
         value = os.environ.get(var, "").strip()
         if value:
@@ -69,8 +62,9 @@ def endpoint(region: str) -> str:
     return f"https://secretsmanager.{region}.{aws.dns_suffix(region)}"
 
 
-def get_secret(name: str) -> str | None:
-    """The value of the secret ``{prefix}{name}``, or ``None`` when no prefix is set or the secret does not exist."""
+def get_secret(name: str, http: Http) -> str | None:
+    """The value of the secret ``{prefix}{name}``, or ``None`` when no prefix is set or the secret does not exist;
+    asked through ``http``."""
     prefix = os.environ.get(PREFIX_ENV, "").strip()
     if not prefix:
         return None
@@ -94,14 +88,14 @@ def get_secret(name: str) -> str | None:
             hit = _cache.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
-    value = _fetch(url, region, secret_id, name)
+    value = _fetch(http, url, region, secret_id, name)
     if ttl > 0:
         with _lock:
             _cache[key] = (now + ttl, value)
     return value
 
 
-def _fetch(url: str, region: str, secret_id: str, name: str) -> str | None:
+def _fetch(http: Http, url: str, region: str, secret_id: str, name: str) -> str | None:
     identity = aws.default_identity(None, provider=PROVIDER, looked_first=(f"(asked because {PREFIX_ENV} is set)",))
     body = json.dumps({"SecretId": secret_id}).encode()
     headers = aws.sign(
@@ -113,15 +107,8 @@ def _fetch(url: str, region: str, secret_id: str, name: str) -> str | None:
         headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "secretsmanager.GetSecretValue"},
         body=body,
     )
-    secret_key = identity.frozen().secret_key
-    response = _get_transport().send(
-        HttpRequest(method="POST", url=url, headers=headers, body=body, idempotent=True),
-        provider=PROVIDER,
-        timeout=30.0,
-        max_retries=3,
-        max_retry_wait=5.0,
-        secrets=(secret_key,),
-    )
+    # GetSecretValue changes nothing: it may be sent again after a failure
+    response = http.send(HttpRequest(method="POST", url=url, headers=headers, body=body, idempotent=True))
     data: Any
     try:
         data = response.json()
