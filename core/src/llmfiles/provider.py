@@ -123,6 +123,9 @@ class UploadProtocol(ABC):
     part_digests: tuple[str, ...] = ()
     #: whole-file digests the protocol needs (``complete`` gets them)
     digests: tuple[str, ...] = ()
+    #: the digests the provider reports (``FileObject.checksums``) for a file uploaded this way; ``None``: those of
+    #: ``ProviderInfo.checksums`` (S3 reports no MD5 of a multipart object, say, while it does of a single one)
+    checksums: tuple[str, ...] | None = None
 
     @abstractmethod
     def start(self) -> Exchange[UploadState]:

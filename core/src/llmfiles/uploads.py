@@ -158,9 +158,11 @@ class Uploader:
             checks = make_checks(source, checker, worker=bool(settings["check_worker"]))
         names: set[str] = set()
         if settings["checksum"] and digests:
-            names.update(info.checksums)
             if isinstance(built, UploadProtocol):
                 names.update(built.digests)
+                names.update(info.checksums if built.checksums is None else built.checksums)
+            else:
+                names.update(info.checksums)
         inspection = Inspection(
             source,
             checks=checks,

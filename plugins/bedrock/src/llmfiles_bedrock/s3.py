@@ -518,6 +518,7 @@ class Multipart(PartsUpload):
 
     limits = PartLimits(minimum=MIN_PART, maximum=MAX_PART, max_parts=MAX_PARTS)
     part_digests = ("md5",)
+    checksums = ()  # a multipart object's ETag is no MD5 of it: each part's is checked instead
 
     def __init__(self, ep: Endpoint, loc: Location, facts: UploadFacts, fmt: str | None) -> None:
         self.ep = ep
