@@ -47,6 +47,13 @@ def conversion_name(info: ProviderInfo, value: Any) -> str | None:
     return text
 
 
+def check_purpose_converts(info: ProviderInfo, name: str, purpose: str) -> None:
+    """:class:`InvalidSetting` when the provider's conversion ``name`` is asked for a purpose it does not convert
+    (a provider's conversions are of fine-tuning files)."""
+    if purpose != "fine-tune" and name in info.conversions:
+        raise InvalidSetting(f"convert={name!r} converts fine-tune files; {purpose!r} files are sent as they are")
+
+
 def cache_dir(home: Any) -> Path:
     """The folder of converted files (``$LLMFILES_HOME/converted``), cleared of old ones."""
     from llmfiles.paths import default_home, private_dir
@@ -77,8 +84,7 @@ def converted_file(plugins: PluginManager, call: Call, source: Source, purpose: 
     name = conversion_name(call.info, call.settings.get("convert"))
     if name is None:
         return None
-    if purpose != "fine-tune" and name in call.info.conversions:
-        raise InvalidSetting(f"convert={name!r} converts fine-tune files; {purpose!r} files are sent as they are")
+    check_purpose_converts(call.info, name, purpose)
     from llmfiles.validate.convert import convert_file
 
     converter = plugins.get_converter(name)
@@ -92,4 +98,9 @@ def converted_file(plugins: PluginManager, call: Call, source: Source, purpose: 
     if not result.written:
         report = result.output if result.conversion.ok and result.output is not None else result.conversion
         raise ValidationError(source.display, report.problems, report.total)
+    if result.conversion.warnings:
+        shown = "; ".join(p.describe() for p in result.conversion.problems[:3])
+        log.warning(
+            "%s: converted to %r with %d warning(s): %s", source.display, name, result.conversion.warnings, shown
+        )
     return out
