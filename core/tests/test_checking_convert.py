@@ -1,6 +1,7 @@
 """``validate(..., convert=NAME)`` and ``upload(..., convert=NAME)`` with a provider that declares the conversion:
-the conversion's warnings come with the report (and are logged by an upload), and a purpose the provider does not
-convert is refused by ``validate`` as by ``upload``."""
+``validate`` checks each record converted, in one pass, so every problem is at its line of the input (a record that
+cannot be converted does not hide the ones after it) with the conversion's warnings; an upload logs those warnings;
+a purpose the provider does not convert is refused by ``validate`` as by ``upload``."""
 
 from __future__ import annotations
 
@@ -23,16 +24,20 @@ from llmfiles.validate.convert import Converter
 
 
 def upper(record: dict[str, Any]) -> tuple[dict[str, Any] | None, list[Problem]]:
-    text = str(record.get("text", ""))
+    if "text" not in record:
+        return None, [Problem(line=None, code="no_text", message="nothing to convert", path="text")]
+    text = str(record["text"])
     warn = [Problem(line=None, code="shouted", message="already upper case", severity="warning")]
     return {"TEXT": text.upper()}, warn if text.isupper() else []
 
 
 class UpperOnly:
-    """The provider's rules: records must be upper case."""
+    """The provider's rules (and the conversion's target rules): upper-case records with some text."""
 
     def check(self, line_no: int, record: dict[str, Any]) -> list[Problem]:
-        return [] if "TEXT" in record else [Problem(line=line_no, code="not_upper", message="m")]
+        if "TEXT" not in record:
+            return [Problem(line=line_no, code="not_upper", message="m")]
+        return [] if record["TEXT"] else [Problem(line=None, code="empty", message="no text")]
 
     def finish(self) -> list[Problem]:
         return []
@@ -76,7 +81,21 @@ def test_validate_reports_the_conversions_warnings_at_their_lines(client: llmfil
     assert report.ok and report.records == 3
     assert [(p.line, p.code, p.severity) for p in report.problems] == [(2, "shouted", "warning")]
     assert report.warnings == 1 and report.path == str(src)
+    assert any("converted to 'upper'" in n for n in report.notes)
     assert not client.validate(src, purpose="fine-tune").ok  # unconverted, the rules refuse it
+
+
+def test_validate_reports_every_problem_of_the_converted_records(client: llmfiles.Client, tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in ({"text": "a"}, {"text": "B"}, {"nope": 1}, {"text": ""})))
+    report = client.validate(path, purpose="fine-tune", convert="upper")
+    # the provider's rules and the conversion's target rules are the same here: each problem is listed once
+    assert [(p.line, p.code, p.severity) for p in report.problems] == [
+        (2, "shouted", "warning"),
+        (3, "no_text", "error"),
+        (4, "empty", "error"),
+    ]
+    assert report.errors == 2
 
 
 def test_validate_refuses_a_conversion_the_purpose_does_not_take_as_upload_does(
