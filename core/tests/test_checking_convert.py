@@ -17,7 +17,7 @@ import pytest
 import llmfiles
 import llmfiles.local
 from llmfiles import hookimpl
-from llmfiles.errors import InvalidSetting
+from llmfiles.errors import FileChanged, InvalidSetting
 from llmfiles.models import Problem
 from llmfiles.plugins import PluginManager
 from llmfiles.validate.convert import Converter
@@ -116,3 +116,26 @@ def test_an_upload_logs_the_conversions_warnings(
     assert client.download(fo.id, tmp_path / "back.jsonl").read_bytes() == b'{"TEXT":"A"}\n{"TEXT":"B"}\n{"TEXT":"C"}\n'
     [record] = [r for r in caplog.records if "converted to 'upper'" in r.getMessage()]
     assert "1 warning(s)" in record.getMessage() and "line 2" in record.getMessage()
+
+
+def test_a_file_edited_while_it_is_converted_is_not_uploaded(
+    client: llmfiles.Client, src: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import llmfiles.validate.convert as convert_module
+
+    real = convert_module.convert_file
+
+    def edit_then_convert(source: Any, *args: Any, **kw: Any) -> Any:
+        with open(src, "r+b") as fh:  # same size, other bytes: only the file's identity tells
+            fh.write(b'{"text": "z"}')
+        return real(source, *args, **kw)
+
+    monkeypatch.setattr(convert_module, "convert_file", edit_then_convert)
+    with pytest.raises(FileChanged) as info:
+        client.upload(src, purpose="fine-tune", convert="upper")
+    assert str(src) in str(info.value)
+    assert list(client.list_files()) == []
+    from llmfiles.paths import default_home
+
+    converted = default_home() / "converted"
+    assert not converted.exists() or list(converted.iterdir()) == []  # the converted file is not kept either

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmfiles.calls import Call, plugin_boundary
-from llmfiles.errors import InvalidSetting, ValidationError
+from llmfiles.errors import FileChanged, InvalidSetting, ValidationError
 from llmfiles.models import ProviderInfo
 from llmfiles.sources import Source
 
@@ -95,6 +95,13 @@ def converted_file(plugins: PluginManager, call: Call, source: Source, purpose: 
     out = folder / (cached or f"{os.getpid()}-{time.time_ns()}-{name}.jsonl")
     with plugin_boundary(name, "the conversion", ()):
         result = convert_file(source, out, converter, overwrite=True)
+    try:
+        # a file edited while it was converted is not uploaded (a change first: problems found in it may be its doing)
+        source.check_unchanged()
+    except FileChanged:
+        if result.written:
+            out.unlink(missing_ok=True)
+        raise
     if not result.written:
         report = result.output if result.conversion.ok and result.output is not None else result.conversion
         raise ValidationError(source.display, report.problems, report.total)
