@@ -249,6 +249,7 @@ class ResumableSession(ResumableUpload):
         )
 
     def start(self) -> Exchange[UploadState]:
+        """``POST ...?uploadType=resumable`` with the object's metadata; the state is the session URI."""
         ep = self.ep
         headers = {
             "Content-Type": "application/json; charset=UTF-8",
@@ -264,6 +265,7 @@ class ResumableSession(ResumableUpload):
         return ep.exchange(request, lambda r: read_session(ep.provider, request.url, r), upload=True)
 
     def chunk(self, state: UploadState, part: Part, final: bool) -> Exchange[int | FileObject]:
+        """``PUT <session>`` with the part's bytes and ``Content-Range: bytes a-b/total``."""
         content_range = f"bytes {part.offset}-{part.offset + part.length - 1}/{self.size}"
         request = HttpRequest(
             method="PUT", url=state["session"], headers={"Content-Range": content_range}, body=(part.body,)
@@ -272,11 +274,13 @@ class ResumableSession(ResumableUpload):
         return self.ep.exchange(request, lambda r: read_progress(provider, r), upload=True)
 
     def query(self, state: UploadState) -> Exchange[int | FileObject]:
+        """``PUT <session>`` with ``Content-Range: bytes */total``: how much the session holds."""
         request = HttpRequest(method="PUT", url=state["session"], headers={"Content-Range": f"bytes */{self.size}"})
         provider, size = self.ep.provider, self.size
         return self.ep.exchange(request, lambda r: read_progress(provider, r, status_of=size), upload=True)
 
     def abort(self, state: UploadState) -> Exchange[object]:
+        """``DELETE <session>`` (Cloud Storage answers 499 once it cancelled the session)."""
         return self.ep.exchange(HttpRequest(method="DELETE", url=state["session"]), lambda r: True)
 
 

@@ -415,6 +415,7 @@ class BatchChecker:
     """Checks the records of a Vertex batch-prediction input file: ``{"request": {"contents": [...], ...}}``."""
 
     def check(self, line_no: int, record: dict[str, Any]) -> list[Problem]:
+        """The problems of one batch record (``line_no`` is its line in the file)."""
         request = record.get("request")
         if not isinstance(request, dict):
             return [
@@ -431,4 +432,5 @@ class BatchChecker:
         ]
 
     def finish(self) -> list[Problem]:
+        """Nothing about the file as a whole."""
         return []
