@@ -69,14 +69,19 @@ def plugin_boundary(plugin: str, what: str, secrets: Sequence[str], *, reading: 
 
 class CallHttp:
     """:class:`~llmfiles.provider.Http` for credential libraries and secret managers: the core's transport with
-    the call's policy."""
+    the call's policy (plus plain ``http://`` to the link-local instance metadata servers)."""
 
     def __init__(self, transport: Transport, policy: Policy) -> None:
         self._transport = transport
-        self._policy = policy
+        self._policy = attrs.evolve(policy, allow_link_local_http=True)
 
-    def send(self, request: HttpRequest) -> HttpResponse:
-        response = self._transport.send(request, self._policy).response
+    def send(self, request: HttpRequest, *, timeout: float | None = None, retries: bool = True) -> HttpResponse:
+        policy = self._policy
+        if timeout is not None and 0 < timeout < policy.timeout:
+            policy = attrs.evolve(policy, timeout=timeout, connect_timeout=min(policy.connect_timeout, timeout))
+        if not retries:
+            policy = _once(policy)
+        response = self._transport.send(request, policy).response
         assert response is not None
         return response
 

@@ -3,17 +3,20 @@
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from llmfiles.calls import Resolver, plugin_boundary
 from llmfiles.conversions import check_purpose_converts, conversion_name
-from llmfiles.models import Progress
+from llmfiles.models import Problem, Progress
 from llmfiles.sources import Source, open_source
 from llmfiles.uploads import check_purpose
 from llmfiles.validate.jsonl import Report, check_jsonl
+from llmfiles.validate.records import RecordChecker
+
+if TYPE_CHECKING:
+    from llmfiles.validate.convert import Converter
+    from llmfiles.validate.stats import FileFacts
 
 
 def validate(
@@ -28,42 +31,93 @@ def validate(
 ) -> Report:
     """The report of the checks ``upload`` runs on ``file`` for ``purpose`` at ``provider`` (offline).
 
-    With ``convert=NAME`` the file is converted first (into a temporary file) and the converted records are checked;
-    records that cannot be converted are reported at their lines in ``file``.
+    With ``convert=NAME`` each record is checked as it will be uploaded: converted, then checked with the rules an
+    upload of the converted file meets (the conversion's target format and the provider's), in one pass over
+    ``file``, so every problem is reported at its line in ``file`` (records that cannot be converted, what the
+    conversion warns about, what the converted records break), and the statistics are those of the converted
+    examples.  A conversion a purpose does not take is refused as ``upload`` refuses it.
     """
     info = resolver.registered(provider).provider.info
     purpose = check_purpose(info, purpose)
     call = resolver.call(provider, explicit, credentials=False)
     with plugin_boundary(call.plugin, "record_checker", call.secrets):
         checker = call.provider.record_checker(purpose, call.settings)
+    name = conversion_name(info, call.settings.get("convert"))
+    notes: list[str] = []
+    if name is not None:
+        check_purpose_converts(info, name, purpose)
+        converter = resolver.plugins.get_converter(name)
+        with plugin_boundary(name, "the conversion's checker", ()):
+            target = converter.checker() if converter.checker is not None else None
+        checker = ConvertingChecker(converter, [c for c in (checker, target) if c is not None])
+        notes.append(f"checked as converted to {name!r} (the file itself is not changed)")
     source = open_source(file, default_name="upload.jsonl")
     try:
-        name = conversion_name(info, call.settings.get("convert"))
-        if name is None:
-            return check_jsonl(source, checker=checker, max_problems=max_problems, progress=_teller(progress, source))
-        check_purpose_converts(info, name, purpose)  # as an upload would refuse it
-        from llmfiles.validate.convert import convert_file
-
-        converter = resolver.plugins.get_converter(name)
-        with tempfile.TemporaryDirectory(prefix="llmfiles-validate-") as tmp:
-            out = Path(tmp) / source.name
-            result = convert_file(source, out, converter, max_problems=max_problems)
-            if not result.written:
-                failed = result.output if result.conversion.ok and result.output is not None else result.conversion
-                failed.path = source.display  # its lines are the file's lines; the temporary file is gone
-                if failed is result.output:
-                    failed.notes.append(f"the records converted to {name!r} break its rules (the file is not changed)")
-                return failed
-            converted = open_source(out)
-            try:
-                report = check_jsonl(converted, checker=checker, max_problems=max_problems)
-            finally:
-                converted.close()
-            report.path = source.display
-            report.notes.append(f"checked as converted to {name!r} (the file itself is not changed)")
-            return report
+        report = check_jsonl(source, checker=checker, max_problems=max_problems, progress=_teller(progress, source))
     finally:
         source.close()
+    report.notes.extend(notes)
+    return report
+
+
+class ConvertingChecker:
+    """A :class:`~llmfiles.validate.records.RecordChecker` of records as a conversion will make them: each record
+    converted (the conversion's problems at its line), then checked by ``checkers`` (a problem two of them report
+    alike is listed once); the statistics are the first checker's."""
+
+    def __init__(self, converter: Converter, checkers: list[RecordChecker]) -> None:
+        self.converter = converter
+        self.checkers = checkers
+        self.stats = getattr(checkers[0], "stats", None) if checkers else None
+
+    def start(self, facts: FileFacts) -> Iterable[Problem]:
+        """The checkers' problems of the file as a whole, before its first record."""
+        out: list[Problem] = []
+        for checker in self.checkers:
+            begin = getattr(checker, "start", None)
+            if begin is not None:
+                out.extend(begin(facts))
+        return self._once(out)
+
+    def check(self, line_no: int, record: dict[str, Any]) -> Iterable[Problem]:
+        """The conversion's problems of the record, then the checkers' of the converted record."""
+        try:
+            converted, problems = self.converter.convert(record)
+            out = list(problems)
+        except Exception as exc:
+            converted, out = None, [_converter_failed(self.converter, exc)]
+        if converted is None:
+            if not any(p.severity == "error" for p in out):
+                out.append(_converter_failed(self.converter, ValueError("no record and no error")))
+            return out
+        for checker in self.checkers:
+            out.extend(checker.check(line_no, converted))
+        return self._once(out, line_no)
+
+    def finish(self) -> Iterable[Problem]:
+        """The checkers' problems of the file as a whole."""
+        return self._once([p for checker in self.checkers for p in checker.finish()])
+
+    def _once(self, problems: list[Problem], line_no: int | None = None) -> list[Problem]:
+        if len(self.checkers) < 2:
+            return problems
+        seen: set[tuple[Any, ...]] = set()
+        out = []
+        for p in problems:
+            key = (p.line if p.line is not None else line_no, p.code, p.path, p.severity, p.message)
+            if key not in seen:
+                seen.add(key)
+                out.append(p)
+        return out
+
+
+def _converter_failed(converter: Converter, exc: BaseException) -> Problem:
+    return Problem(
+        line=None,
+        code="converter_failed",
+        message=f"the {converter.name} conversion failed on this record ({type(exc).__name__}: {exc}); this is a "
+        f"bug in {converter.package or 'its plugin'}: please report it with the record",
+    )
 
 
 def _teller(progress: Callable[[Progress], None] | None, source: Source) -> Callable[[int], None] | None:

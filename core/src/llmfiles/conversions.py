@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmfiles.calls import Call, plugin_boundary
-from llmfiles.errors import InvalidSetting, ValidationError
+from llmfiles.errors import FileChanged, InvalidSetting, ValidationError
 from llmfiles.models import ProviderInfo
 from llmfiles.sources import Source
 
@@ -48,8 +48,8 @@ def conversion_name(info: ProviderInfo, value: Any) -> str | None:
 
 
 def check_purpose_converts(info: ProviderInfo, name: str, purpose: str) -> None:
-    """:class:`InvalidSetting` when the provider's own conversion ``name`` is asked for a purpose other than
-    fine-tune (its conversions convert fine-tuning records; other files are sent as they are)."""
+    """:class:`InvalidSetting` when the provider's conversion ``name`` is asked for a purpose it does not convert
+    (a provider's conversions are of fine-tuning files)."""
     if purpose != "fine-tune" and name in info.conversions:
         raise InvalidSetting(f"convert={name!r} converts fine-tune files; {purpose!r} files are sent as they are")
 
@@ -95,7 +95,19 @@ def converted_file(plugins: PluginManager, call: Call, source: Source, purpose: 
     out = folder / (cached or f"{os.getpid()}-{time.time_ns()}-{name}.jsonl")
     with plugin_boundary(name, "the conversion", ()):
         result = convert_file(source, out, converter, overwrite=True)
+    try:
+        # a file edited while it was converted is not uploaded (a change first: problems found in it may be its doing)
+        source.check_unchanged()
+    except FileChanged:
+        if result.written:
+            out.unlink(missing_ok=True)
+        raise
     if not result.written:
         report = result.output if result.conversion.ok and result.output is not None else result.conversion
         raise ValidationError(source.display, report.problems, report.total)
+    if result.conversion.warnings:
+        shown = "; ".join(p.describe() for p in result.conversion.problems[:3])
+        log.warning(
+            "%s: converted to %r with %d warning(s): %s", source.display, name, result.conversion.warnings, shown
+        )
     return out

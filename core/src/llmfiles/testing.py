@@ -272,7 +272,7 @@ class ProviderConformance:
             kw.update(multipart_threshold=src.stat().st_size + 1)
         with pytest.raises(ValidationError) as info:
             conformance_client.upload(src, purpose=self.purpose, **kw)
-        # the broken line is the error, at its line (a provider may add file-level warnings, which have no line)
+        # the error is at the broken line (a checker may add warnings about the whole file, without a line, after it)
         errors = [p for p in info.value.problems if p.severity == "error"]
         assert errors and errors[-1].line == src.read_bytes().count(b"\n")
         assert src.name not in self._names_at_provider(conformance_client)

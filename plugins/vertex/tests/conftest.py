@@ -1,22 +1,27 @@
-"""Fixtures of the llmfiles-vertex tests: gcp-storage-emulator behind our fault proxy, a clean environment."""
+"""Fixtures of the llmfiles-vertex tests: gcp-storage-emulator behind our fault proxy, a clean environment, and
+no name but loopback resolvable (a test that would leave the machine fails instead)."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from vertex_testlib import BUCKET, TOKEN
+from vertex_testlib import BUCKET, TOKEN, provider
 
-from llmfiles_vertex import auth
 from servers.fault_proxy import FaultProxy
 from servers.gcs_emulator import run_gcs_emulator
 
-# google-auth reads this when google.auth.compute_engine is first imported: never probe a metadata server here
+# google-auth reads these when google.auth.compute_engine is first imported: it never probes a metadata server
+# here, and if it did, the metadata server would be a closed port of this machine
 os.environ["NO_GCE_CHECK"] = "true"
+os.environ["GCE_METADATA_HOST"] = "127.0.0.1:1"
+os.environ["GCE_METADATA_IP"] = "127.0.0.1:1"
 
 
 _ENV = (
@@ -46,9 +51,27 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
     monkeypatch.setenv("LLMFILES_HOME", str(tmp_path / "llmfiles-home"))
-    auth.clear_cache()
+    provider().auth.clear()
     yield
-    auth.clear_cache()
+    provider().auth.clear()
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resolving any name but a loopback one fails the test (google-auth, a redirect, a bug: nothing leaves)."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kw: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        try:
+            loopback = ipaddress.ip_address(name.strip("[]")).is_loopback
+        except ValueError:
+            loopback = name == "localhost"
+        if not loopback:
+            raise OSError(f"the tests resolve loopback names only, not {name!r}")
+        return real(host, *args, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 @pytest.fixture(scope="session")

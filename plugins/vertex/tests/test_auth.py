@@ -174,9 +174,10 @@ def test_an_unreadable_credentials_file_is_named(base: dict[str, Any], tmp_path:
     (tmp_path / "junk.json").write_text("{}")
     with (
         llmfiles.Client("vertex_ai", credentials_file=str(tmp_path / "junk.json"), **base) as client,
-        pytest.raises(InvalidSetting, match="neither a service account key"),
+        pytest.raises(InvalidSetting, match="not a credentials file google-auth can use") as info,
     ):
         client.upload(chat_file(tmp_path / "train.jsonl"), purpose="fine-tune")
+    assert "junk.json" in str(info.value) and "valid type" in str(info.value)  # google-auth's reason
 
 
 def test_an_explicit_argument_beats_the_environment(

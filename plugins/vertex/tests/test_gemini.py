@@ -1,5 +1,6 @@
-"""The Gemini formats: OpenAI chat → Gemini conversion (record by record and streamed over a whole file), the
-record checks behind ``llmfiles_record_checker``, and converted uploads end to end (API and CLI)."""
+"""The Gemini formats: OpenAI chat → Gemini conversion of one record, the record checks behind
+``VertexProvider.record_checker``, ``validate(convert="gemini")`` through the core, and converted uploads end to end
+(API and CLI): the core converts the file (``ProviderInfo.conversions``), then uploads it with the checks."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vertex_testlib import BUCKET, TOKEN
+from vertex_testlib import BUCKET, TOKEN, expected_conversion, provider
 
 import llmfiles
 from llmfiles.cli import main
-from llmfiles.errors import ValidationError
-from llmfiles.models import PathSource
-from llmfiles_vertex import chat_to_gemini, gemini
-from llmfiles_vertex.gemini import BatchChecker, ConversionError, ConvertedSource, TuningChecker
+from llmfiles.errors import FileChanged, InvalidSetting, ValidationError
+from llmfiles.models import Settings
+from llmfiles_vertex import chat_to_gemini
+from llmfiles_vertex.gemini import BatchChecker, ConversionError, TuningChecker
 from servers.fault_proxy import FaultProxy
 
 CHAT = {
@@ -130,9 +131,9 @@ def problems(checker: Any, records: list[Any]) -> list[tuple[int | None, str, st
 
 def test_gemini_records_are_checked() -> None:
     good = gemini_record(("user", "hi"), ("model", "hello"))
-    assert problems(TuningChecker(None), [good, {**good, "systemInstruction": {"parts": [{"text": "be nice"}]}}]) == []
+    assert problems(TuningChecker(), [good, {**good, "systemInstruction": {"parts": [{"text": "be nice"}]}}]) == []
     assert problems(
-        TuningChecker(None),
+        TuningChecker(),
         [
             gemini_record(("user", "hi"), ("assistant", "hello")),
             gemini_record(("model", "hi"), ("model", "hello")),
@@ -154,25 +155,36 @@ def test_gemini_records_are_checked() -> None:
 
 def test_chat_files_are_taken_for_open_models_with_a_warning_but_not_mixed() -> None:
     chat = {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}
-    assert problems(TuningChecker(None), [chat, chat]) == [(None, "chat_format", "", "warning")]
-    assert problems(TuningChecker(None), [chat, gemini_record(("user", "a"), ("model", "b")), {"prompt": "x"}]) == [
+    assert problems(TuningChecker(), [chat, chat]) == [(None, "chat_format", "", "warning")]
+    assert problems(TuningChecker(), [chat, gemini_record(("user", "a"), ("model", "b")), {"prompt": "x"}]) == [
         (2, "mixed_formats", "", "error"),
         (3, "unknown_format", "", "error"),
         (None, "chat_format", "", "warning"),
     ]
 
 
-def test_with_convert_each_chat_record_is_checked_as_gemini() -> None:
+def test_with_convert_each_chat_record_is_checked_as_gemini(tmp_path: Path) -> None:
     zero = {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b", "weight": 0}]}
     late_system = {"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "s"}]}
     no_answer = {"messages": [{"role": "user", "content": "a"}]}
-    assert problems(
-        TuningChecker("gemini"), [CHAT, zero, late_system, no_answer, gemini_record(("user", "x"), ("model", "y"))]
-    ) == [
+    src = write_jsonl(
+        tmp_path / "t.jsonl", [CHAT, zero, late_system, no_answer, gemini_record(("user", "x"), ("model", "y"))]
+    )
+    report = llmfiles.Client().validate(src, provider="vertex_ai", convert="gemini")
+    assert [(p.line, p.code, p.path, p.severity) for p in report.problems] == [
+        (2, "weight_dropped", "messages[1].weight", "warning"),
         (3, "cannot_convert", "messages[1].role", "error"),
-        (4, "last_turn_not_model", "contents[0].role", "error"),
-        (None, "weight_dropped", "", "warning"),
+        (4, "last_turn_not_model", "contents[0].role", "error"),  # found after a record that cannot convert
     ]
+    assert report.examples is not None and report.examples.formats == {"gemini": 4}  # the converted examples
+    assert any("converted to 'gemini'" in n for n in report.notes)
+
+
+def test_the_provider_has_no_convert_mode_of_its_own() -> None:
+    settings = Settings(provider="vertex_ai", values={"convert": "gemini"})
+    assert isinstance(provider().record_checker("fine-tune", settings), TuningChecker)
+    assert isinstance(provider().record_checker("batch", settings), BatchChecker)
+    assert provider().record_checker("assistants", settings) is None
 
 
 def test_batch_records() -> None:
@@ -198,58 +210,10 @@ def test_validate_reports_lines_as_upload_would(tmp_path: Path) -> None:
     assert llmfiles.Client().validate(src, provider="vertex_ai").ok  # as chat format (open models) it is fine
 
 
-# --- the converted file, streamed ---------------------------------------------------------------------------
-
-
-def expected_conversion(data: bytes) -> bytes:
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    return b"".join(gemini.convert_line(line, 0, "t") for line in data.split(b"\n"))
-
-
-def test_the_converted_source_streams_any_range(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gemini, "CHECKPOINT_EVERY", 1500)  # many checkpoints in a small file
-    monkeypatch.setattr(gemini, "BLOCK", 777)  # lines span reads
-    gem = json.dumps(gemini_record(("user", "déjà"), ("model", "vu"))).encode()
-    lines = [b"\xef\xbb\xbf" + json.dumps(CHAT).encode() + b"\r\n", gem + b"\n", b"\n"]
-    lines += [
-        json.dumps(
-            {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "é" * i + "ok"}]}
-        ).encode()
-        + b"\n"
-        for i in range(60)
-    ]
-    lines.append(gem)  # no final newline
-    path = tmp_path / "t.jsonl"
-    path.write_bytes(b"".join(lines))
-    expected = expected_conversion(path.read_bytes())
-    src = ConvertedSource(PathSource(str(path), "t.jsonl", path.stat().st_size))
-    assert src.size == len(expected) and src.md5 == hashlib.md5(expected).hexdigest()
-    assert expected.count(b"\n") == 63 and b"\r" not in expected and not expected.startswith(b"\xef")
-    assert expected.split(b"\n")[1] == gem  # Gemini records pass through as they are
-    assert len(src.checkpoints) > 3
-    for offset in range(0, len(expected), 401):
-        for length in (1, 100, 1499, 5000):
-            length = min(length, len(expected) - offset)
-            got = b"".join(src.read_range(offset, length, 256))
-            assert got == expected[offset : offset + length], (offset, length)
-    assert all(len(b) <= 256 for b in src.read_range(0, len(expected), 256))
-
-
-def test_a_file_that_changes_under_the_conversion_is_caught(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "t.jsonl", [CHAT] * 5)
-    src = ConvertedSource(PathSource(str(path), "t.jsonl", path.stat().st_size))
-    size = src.size
-    path.write_bytes(path.read_bytes().replace(b"terse", b"brief and terse"))
-    with pytest.raises(OSError, match="changed"):
-        b"".join(src.read_range(0, size, 4096))
-
-
-def test_conversion_errors_without_validation_name_the_line(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "t.jsonl", [CHAT], raw_lines=[b"not json\n"])
-    with pytest.raises(ValidationError) as info:
-        _ = ConvertedSource(PathSource(str(path), "t.jsonl", path.stat().st_size)).size
-    assert info.value.problems[0].line == 2
+def test_validate_refuses_convert_for_batch_files(tmp_path: Path) -> None:
+    src = write_jsonl(tmp_path / "b.jsonl", [{"request": {"contents": [{"role": "user", "parts": [{"text": "x"}]}]}}])
+    with pytest.raises(InvalidSetting, match="fine-tune"):
+        llmfiles.Client().validate(src, purpose="batch", provider="vertex_ai", convert="gemini")
 
 
 # --- converted uploads --------------------------------------------------------------------------------------
@@ -275,6 +239,67 @@ def test_a_converted_small_upload_lands_in_gemini_format(
     assert json.loads(out.splitlines()[0]) == chat_to_gemini(CHAT)
     [upload] = [r for r in proxy.requests if r.path.startswith("/upload/")]
     assert int(upload.headers["x-proxy-body-length"]) < len(expected) + 1000  # the converted bytes, once
+
+
+def test_a_converted_upload_of_any_shape_lands_exactly(
+    client: llmfiles.Client, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """A BOM, Windows line ends, Gemini records among chat ones, non-ASCII text, no final newline; a resumable
+    session of several chunks."""
+    gem = json.dumps(gemini_record(("user", "déjà"), ("model", "vu")), ensure_ascii=False).encode()
+    lines = [b"\xef\xbb\xbf" + json.dumps(CHAT).encode() + b"\r\n", gem + b"\n"]
+    lines += [
+        json.dumps(
+            {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "é" * i + "ok"}]},
+            ensure_ascii=False,
+        ).encode()
+        + b"\n"
+        for i in range(3000)
+    ]
+    lines.append(gem)
+    src = tmp_path / "t.jsonl"
+    src.write_bytes(b"".join(lines))
+    expected = expected_conversion(src.read_bytes())
+    assert expected.count(b"\n") == 3003 and b"\r" not in expected and not expected.startswith(b"\xef")
+    assert json.loads(expected.split(b"\n")[1]) == json.loads(gem)  # Gemini records kept as they are
+    fo = client.upload(src, purpose="fine-tune", convert="gemini", multipart_threshold=256 * 1024, part_size=256 * 1024)
+    assert len([r for r in proxy.requests if r.method == "PUT"]) > 2
+    assert client.download(fo.id, tmp_path / "back.jsonl").read_bytes() == expected
+    assert fo.checksums["md5"] == hashlib.md5(expected).hexdigest()
+
+
+def test_a_file_edited_while_it_is_converted_is_not_uploaded(
+    client: llmfiles.Client, proxy: FaultProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import llmfiles.validate.convert as convert_module
+
+    src = write_jsonl(tmp_path / "t.jsonl", [CHAT] * 5)
+    real = convert_module.convert_file
+
+    def edit_then_convert(*args: Any, **kw: Any) -> Any:
+        src.write_bytes(src.read_bytes().replace(b"terse", b"brief and terse"))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(convert_module, "convert_file", edit_then_convert)
+    with pytest.raises(FileChanged, match="changed"):
+        client.upload(src, purpose="fine-tune", convert="gemini")
+    assert proxy.requests == []
+
+
+def test_a_blank_line_stops_a_converted_upload(client: llmfiles.Client, proxy: FaultProxy, tmp_path: Path) -> None:
+    src = write_jsonl(tmp_path / "t.jsonl", [CHAT], raw_lines=[b"\n", json.dumps(CHAT).encode() + b"\n"])
+    with pytest.raises(ValidationError) as info:
+        client.upload(src, purpose="fine-tune", convert="gemini")
+    assert [(p.line, p.code) for p in info.value.problems] == [(2, "blank_line")] and proxy.requests == []
+
+
+def test_conversion_errors_name_the_line_even_without_validation(
+    client: llmfiles.Client, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    src = write_jsonl(tmp_path / "t.jsonl", [CHAT], raw_lines=[b"not json\n"])
+    with pytest.raises(ValidationError) as info:
+        client.upload(src, purpose="fine-tune", convert="gemini", validate=False)
+    assert info.value.problems[0].line == 2 and proxy.requests == []
 
 
 def test_a_gemini_file_uploads_as_it_is(client: llmfiles.Client, tmp_path: Path) -> None:

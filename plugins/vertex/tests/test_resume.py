@@ -1,21 +1,38 @@
 """Resumable uploads that break on the way: our fault proxy cuts connections, loses answers and keeps less than
 was sent between the client and gcp-storage-emulator; the upload asks the session how far it got
-(``Content-Range: bytes */N``), continues from there — never from the start — and lands the exact bytes."""
+(``Content-Range: bytes */N``), continues from there — never from the start — and lands the exact bytes.  Across
+runs too: after ``kill -9`` or Ctrl-C, running the same upload again continues the recorded session from the offset
+Cloud Storage reports; a file changed in between, or a session Cloud Storage no longer has, starts a new one."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from vertex_testlib import BUCKET, chat_file
+from vertex_testlib import BUCKET, chat_file, expected_conversion
 
 import llmfiles
 from llmfiles.errors import UploadFailed
-from llmfiles_vertex import gemini
-from servers.fault_proxy import DropAfter, DropResponse, FaultProxy, ForwardTruncated, ProxyRequest, ReplayDropped
+from llmfiles.models import Progress
+from servers.fault_proxy import (
+    DropAfter,
+    DropResponse,
+    FaultProxy,
+    ForwardTruncated,
+    ProxyRequest,
+    ReplayDropped,
+    Respond,
+    Stall,
+)
 
 KiB = 1024
 CHUNK = 256 * KiB
@@ -142,11 +159,115 @@ def test_a_session_that_keeps_nothing_more_is_given_up(client: llmfiles.Client, 
 
 
 def test_a_converted_upload_resumes_too(client: llmfiles.Client, proxy: FaultProxy, big: Path, tmp_path: Path) -> None:
-    expected = b"".join(gemini.convert_line(line, 0, "t") for line in big.read_bytes().splitlines())
+    expected = expected_conversion(big.read_bytes())
     proxy.add_rule(is_chunk, DropAfter(123_457), skip=2)
     fo = client.upload(big, purpose="fine-tune", convert="gemini", **LARGE)
     assert len(sessions(proxy)) == 1 and sum(1 for r in proxy.requests if is_query(r)) == 1
-    assert sessions(proxy)[0].header("x-upload-content-length") is None  # the converted size is not the file's
+    # the core converted the file before sending it: the converted size is known from the start
+    assert sessions(proxy)[0].header("x-upload-content-length") == str(len(expected)) != str(big.stat().st_size)
     assert fo.raw["metadata"]["llmfiles-format"] == "gemini"
     assert fo.id.startswith(f"gs://{BUCKET}/")
     assert_landed(client, fo, expected, tmp_path)
+
+
+# --- across runs --------------------------------------------------------------------------------------------
+
+UPLOAD_SCRIPT = """
+import json, sys
+import llmfiles
+args = json.loads(sys.argv[1])
+with llmfiles.Client("vertex_ai", **args["settings"]) as client:
+    client.upload(args["path"], purpose="fine-tune", **args["large"])
+"""
+
+
+def test_kill_9_then_the_same_upload_continues_from_the_offset_cloud_storage_reports(
+    vertex_settings: dict[str, Any], proxy: FaultProxy, big: Path, tmp_path: Path
+) -> None:
+    size = big.stat().st_size
+    # the third chunk never gets an answer: the process is killed while Cloud Storage holds two chunks
+    proxy.add_rule(lambda r: is_chunk(r) and span(r)[0] == 2 * CHUNK, Stall(120))
+    args = {"settings": vertex_settings, "path": str(big), "large": LARGE}
+    proc = subprocess.Popen([sys.executable, "-c", UPLOAD_SCRIPT, json.dumps(args)], env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 120
+        while not any(r.action.startswith("stall") for r in proxy.requests):
+            assert proc.poll() is None, f"the upload ended early with {proc.returncode}"
+            assert time.monotonic() < deadline, "the upload never reached the third chunk"
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    proxy.rules.clear()
+    before = len(proxy.requests)
+
+    with llmfiles.Client("vertex_ai", **vertex_settings) as client:
+        [left] = client.unfinished_uploads()
+        assert left["provider"] == "vertex_ai" and not left["running"]
+        fo = client.upload(big, purpose="fine-tune", **LARGE)
+        assert client.unfinished_uploads() == []
+    after = proxy.requests[before:]
+    assert not [r for r in after if r in sessions(proxy)]  # the same session
+    assert is_query(after[0]) and after[0].header("content-range") == f"bytes */{size}"
+    chunks = [r for r in after if is_chunk(r)]
+    assert span(chunks[0])[0] == 2 * CHUNK  # from where Cloud Storage got to, never from 0
+    assert sum(body_length(r) for r in chunks) == size - 2 * CHUNK
+    with llmfiles.Client("vertex_ai", **vertex_settings) as client:
+        assert_landed(client, fo, big.read_bytes(), tmp_path)
+        assert [f.id for f in client.list_files()] == [fo.id]
+
+
+def test_ctrl_c_keeps_the_session_and_the_rerun_continues_it(
+    client: llmfiles.Client, proxy: FaultProxy, big: Path, tmp_path: Path
+) -> None:
+    def ctrl_c(event: Progress) -> None:
+        if event.done > CHUNK + CHUNK // 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        client.upload(big, purpose="fine-tune", progress=ctrl_c, **LARGE)
+    assert any("session was kept" in n for n in info.value.__notes__)
+    assert not [r for r in proxy.requests if r.method == "DELETE"]
+    before = len(proxy.requests)
+    fo = client.upload(big, purpose="fine-tune", **LARGE)
+    after = proxy.requests[before:]
+    assert len(sessions(proxy)) == 1 and is_query(after[0])
+    assert span(next(r for r in after if is_chunk(r)))[0] >= CHUNK  # the first chunk was not sent again
+    assert_landed(client, fo, big.read_bytes(), tmp_path)
+
+
+def test_a_file_changed_between_runs_cancels_the_old_session_and_starts_a_new_one(
+    client: llmfiles.Client, proxy: FaultProxy, big: Path, tmp_path: Path
+) -> None:
+    def ctrl_c(event: Progress) -> None:
+        if event.done > CHUNK:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        client.upload(big, purpose="fine-tune", progress=ctrl_c, **LARGE)
+    old = {r.query["upload_id"][0] for r in proxy.requests if is_chunk(r)}
+    with open(big, "ab") as fh:
+        fh.write(big.read_bytes().splitlines(keepends=True)[0])
+    fo = client.upload(big, purpose="fine-tune", **LARGE)
+    [cancel] = [r for r in proxy.requests if r.method == "DELETE"]
+    assert cancel.query["upload_id"][0] in old  # the old session is cancelled (the emulator answers 501)
+    assert len(sessions(proxy)) == 2
+    assert_landed(client, fo, big.read_bytes(), tmp_path)
+    assert client.unfinished_uploads() == []
+
+
+def test_a_session_cloud_storage_no_longer_has_is_replaced(
+    client: llmfiles.Client, proxy: FaultProxy, big: Path, tmp_path: Path
+) -> None:
+    def ctrl_c(event: Progress) -> None:
+        if event.done > CHUNK:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        client.upload(big, purpose="fine-tune", progress=ctrl_c, **LARGE)
+    # an expired (or cancelled) session: Cloud Storage answers its status query with 404
+    proxy.add_rule(is_query, Respond(404, {"Content-Type": "application/json"}, b'{"error": {"code": 404}}'))
+    fo = client.upload(big, purpose="fine-tune", **LARGE)
+    assert len(sessions(proxy)) == 2
+    assert next(span(r)[0] for r in proxy.requests[proxy.requests.index(sessions(proxy)[1]) :] if is_chunk(r)) == 0
+    assert_landed(client, fo, big.read_bytes(), tmp_path)

@@ -1,9 +1,12 @@
-"""The Cloud Storage JSON API, as pure functions: requests out, llmfiles data in.
+"""The Cloud Storage JSON API, as pure functions and one protocol class: exchanges out, llmfiles data in.
 
-Small files go up in one ``uploadType=multipart`` request (``multipart/related``: the object's metadata, then its
-bytes streamed from disk); large ones through a resumable session (``uploadType=resumable``), one chunk after the
-other, each a multiple of 256 KiB except the last, which carries the total size.  Every object is created with
-``ifGenerationMatch=0``, so nothing is ever overwritten.
+Small files go up in one ``uploadType=multipart`` request (``multipart/related``: the object's metadata, then the
+file's bytes, which the core streams into the body's :class:`~llmfiles.models.FileRange`); large ones through a
+resumable session (:class:`ResumableSession`), one chunk after the other, each a multiple of 256 KiB except the last,
+which carries the total size.  Every object is created with ``ifGenerationMatch=0`` under a name made fresh for the
+upload, so nothing is ever overwritten and a lost answer is found by looking the name up.  Cloud Storage reports
+the MD5 of what it stored (``md5Hash``): it becomes ``FileObject.checksums["md5"]``, which the core compares with
+the MD5 of the bytes it sent.  Nothing here sends a request or reads a file.
 """
 
 from __future__ import annotations
@@ -15,34 +18,36 @@ import mimetypes
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
 
-import attrs
 from attrs import field, frozen
 
 from llmfiles.errors import InputError, ProviderError
 from llmfiles.models import (
     FileObject,
     FilePage,
+    FileRange,
     HttpRequest,
     HttpResponse,
-    Operation,
     Part,
-    Receipt,
-    Source,
-    SourceRange,
-    UploadPlan,
+    UploadFacts,
     UploadState,
 )
+from llmfiles.provider import Exchange, PartLimits, Probe, ResumableUpload
+from llmfiles.urls import Origin, origin
+
+T = TypeVar("T")
 
 DEFAULT_API_BASE = "https://storage.googleapis.com"
 #: resumable chunks are multiples of this (except the last)
 CHUNK_ALIGNMENT = 256 * 1024
-#: Cloud Storage keeps a resumable upload session for a week
+#: Cloud Storage keeps an unfinished resumable upload session for a week
 SESSION_TTL = 7 * 24 * 3600
+#: a session's chunks grow so that a file fits in this many (Cloud Storage itself sets no count)
+MAX_CHUNKS = 100_000
 #: custom metadata keys (object metadata, so retrieve and list give them back)
 META_PURPOSE = "llmfiles-purpose"
 META_FILENAME = "llmfiles-filename"
@@ -53,33 +58,48 @@ REQUEST_ID_HEADER = "x-guploader-uploadid"
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_RANGE_RE = re.compile(r"\s*bytes=0-(\d+)\s*")
 
 
 @frozen(kw_only=True)
 class Endpoint:
-    """Where and how to reach the Cloud Storage JSON API (the base URL and the auth headers)."""
+    """Where and how to reach the Cloud Storage JSON API: the base URL and the auth headers."""
 
     provider: str
     base: str = DEFAULT_API_BASE
     headers: Mapping[str, str] = field(factory=dict, repr=False)
 
-    def _query(self, params: Mapping[str, Any]) -> str:
+    @staticmethod
+    def _query(params: Mapping[str, Any]) -> str:
         query = {k: str(v) for k, v in params.items() if v is not None}
         return f"?{urlencode(query)}" if query else ""
 
     def objects_url(self, bucket: str, name: str | None = None, **params: Any) -> str:
+        """``/storage/v1/b/<bucket>/o[/<object>]`` with ``params`` as the query."""
         path = f"/storage/v1/b/{quote(bucket, safe='')}/o"
         if name is not None:
             path += "/" + quote(name, safe="")
         return f"{self.base}{path}{self._query(params)}"
 
     def upload_url(self, bucket: str, **params: Any) -> str:
+        """``/upload/storage/v1/b/<bucket>/o`` with ``params`` as the query."""
         return f"{self.base}/upload/storage/v1/b/{quote(bucket, safe='')}/o{self._query(params)}"
 
-    def request(self, method: str, url: str, **kw: Any) -> HttpRequest:
-        headers = dict(self.headers)
-        headers.update(kw.pop("headers", {}))
-        return HttpRequest(method=method, url=url, headers=headers, **kw)
+    def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None, **kw: Any) -> HttpRequest:
+        """A request carrying the endpoint's auth headers (and ``headers``)."""
+        return HttpRequest(method=method, url=url, headers={**self.headers, **(headers or {})}, **kw)
+
+    def exchange(
+        self,
+        request: HttpRequest,
+        read: Callable[[HttpResponse], T],
+        *,
+        upload: bool = False,
+        file_id: str | None = None,
+        probe: Probe | None = None,
+    ) -> Exchange[T]:
+        """``request`` with its reader and Cloud Storage's error reader (``upload``/``file_id`` say what it is)."""
+        return Exchange(request=request, read=read, error=error_reader(self.provider, upload, file_id), probe=probe)
 
 
 # --- names and ids ------------------------------------------------------------------------------------------
@@ -151,16 +171,14 @@ def parse_file_id(file_id: str, default_bucket: str | None) -> tuple[str, str]:
 
 
 def content_type(filename: str) -> str:
+    """The object's content type: ``application/jsonl`` for JSONL files."""
     if filename.lower().endswith(".jsonl"):
         return "application/jsonl"
     return mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
-def md5_base64(hex_digest: str) -> str:
-    return base64.b64encode(bytes.fromhex(hex_digest)).decode("ascii")
-
-
 def md5_hex(b64: str) -> str | None:
+    """Cloud Storage's base64 ``md5Hash`` as hex (``None`` when it is not a base64 MD5)."""
     try:
         raw = base64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError):
@@ -168,208 +186,202 @@ def md5_hex(b64: str) -> str | None:
     return raw.hex() if len(raw) == 16 else None
 
 
-# --- uploads ------------------------------------------------------------------------------------------------
+# --- one request ----------------------------------------------------------------------------------------------
 
 
-def upload_request(
-    ep: Endpoint, bucket: str, metadata: Mapping[str, Any], body: Source, *, media_type: str
-) -> HttpRequest:
-    """``uploadType=multipart``: one ``multipart/related`` request, metadata (JSON) then the bytes from disk.
+def upload(ep: Endpoint, bucket: str, metadata: Mapping[str, Any], facts: UploadFacts) -> Exchange[FileObject]:
+    """``uploadType=multipart``: one ``multipart/related`` request, the metadata (JSON) then the file's bytes.
 
-    ``metadata`` should carry ``md5Hash``: Cloud Storage then refuses the upload when the bytes it got differ.
+    The object's name is unique to this upload, so an attempt whose answer was lost is looked up by that name (a
+    second attempt would only meet ``ifGenerationMatch=0`` and fail with 412): found, it is this upload's.
     """
     boundary = f"llmfiles-{secrets.token_hex(16)}"
     head = (
         f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n"
         f"{json.dumps(metadata, ensure_ascii=False)}\r\n"
-        f"--{boundary}\r\nContent-Type: {media_type}\r\n\r\n"
+        f"--{boundary}\r\nContent-Type: {metadata['contentType']}\r\n\r\n"
     ).encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
-    name = metadata["name"]
-    md5 = metadata.get("md5Hash")
-
-    # the object's name is unique to this upload: if an attempt's answer is lost, the object is looked up by name
-    # (a second attempt would only meet ifGenerationMatch=0 and fail with 412)
-    def probe() -> HttpRequest:
-        return retrieve_request(ep, bucket, name)
-
-    def read_probe(resp: HttpResponse) -> HttpResponse | None:
-        if resp.status == 404:
-            return None
-        if resp.status != 200:
-            raise error(ep.provider, Operation(name="retrieve"), resp)
-        found = json_object(ep.provider, resp)
-        if md5 and found.get("md5Hash") not in (md5, None):
-            raise ProviderError(
-                f"gs://{bucket}/{name} exists with other content than this upload sent", provider=ep.provider
-            )
-        return resp
-
-    return attrs.evolve(
-        ep.request(
-            "POST",
-            ep.upload_url(bucket, uploadType="multipart", ifGenerationMatch=0, name=name),
-            headers={"Content-Type": f"multipart/related; boundary={boundary}"},
-            body=(head, SourceRange(source=body, offset=0, length=body.size), tail),
-        ),
-        probe=probe,
-        read_probe=read_probe,
-    )
-
-
-def _range_end(resp: HttpResponse) -> int:
-    """Bytes persisted, from a 308's ``Range: bytes=0-N`` header (no header: none yet)."""
-    value = resp.header("range")
-    if not value:
-        return 0
-    m = re.fullmatch(r"\s*bytes=0-(\d+)\s*", value)
-    if m is None:
-        raise ProviderError(f"unexpected Range header {value!r} in a resumable upload answer", provider="vertex_ai")
-    return int(m.group(1)) + 1
-
-
-def resumable_plan(
-    ep: Endpoint,
-    bucket: str,
-    op: Operation,
-    metadata: Mapping[str, Any],
-    *,
-    media_type: str,
-    part_size: int,
-    converted: Source | None = None,
-) -> UploadPlan:
-    """A Cloud Storage resumable upload as a sequential :class:`UploadPlan`.
-
-    Start: ``POST ...?uploadType=resumable`` with the metadata, answered with the session URI (``Location``).
-    Parts: ``PUT <session>`` with ``Content-Range: bytes a-b/total``; Cloud Storage answers ``308`` with
-    ``Range: bytes=0-N`` (what it has persisted, which may be less than was sent) until the last chunk, whose
-    answer is the object.  Progress query: ``PUT <session>`` with ``Content-Range: bytes */total``.  The session
-    URI is the credential of these requests, so they carry no ``Authorization`` header.  The MD5 Cloud Storage
-    reports for the object is compared with the MD5 of the bytes sent.
-    """
-    assert op.source is not None
-    data = converted if converted is not None else op.source
-    provider = ep.provider
-    headers = {"Content-Type": "application/json; charset=UTF-8", "X-Upload-Content-Type": media_type}
-    if converted is None:
-        headers["X-Upload-Content-Length"] = str(op.source.size)
-    start = ep.request(
+    name = str(metadata["name"])
+    request = ep.request(
         "POST",
-        ep.upload_url(bucket, uploadType="resumable", ifGenerationMatch=0, name=metadata["name"]),
-        headers=headers,
-        body=json.dumps(metadata, ensure_ascii=False).encode(),
+        ep.upload_url(bucket, uploadType="multipart", ifGenerationMatch=0, name=name),
+        headers={"Content-Type": f"multipart/related; boundary={boundary}"},
+        body=(head, FileRange(offset=0, length=facts.size), tail),
     )
+    provider = ep.provider
 
-    def read_start(resp: HttpResponse) -> UploadState:
-        session = resp.header("location")
-        if not session:
-            raise ProviderError(
-                "the resumable upload was started without a session URI (Location header)",
-                provider=provider,
-                status=resp.status,
-            )
-        # the file's bytes go to the session URI: only where the session was asked for (same scheme, host, port)
-        asked, got = urlsplit(start.url), urlsplit(session)
-        if (got.scheme, got.hostname, got.port) != (asked.scheme, asked.hostname, asked.port):
-            raise ProviderError(
-                f"the resumable upload's session URI points to another place ({got.scheme}://{got.hostname}) than "
-                f"the upload was started at ({asked.scheme}://{asked.hostname}); not sending the file there",
-                provider=provider,
-                status=resp.status,
-            )
-        return {"session": session}
+    def found(response: HttpResponse) -> Sequence[FileObject]:
+        return [] if response.status == 404 else [read_file(provider, response)]
 
-    def part(state: UploadState, p: Part) -> HttpRequest:
-        total = data.size
-        if p.length == 0:
-            content_range = f"bytes */{total}"
-        else:
-            content_range = f"bytes {p.offset}-{p.offset + p.length - 1}/{total}"
-        return HttpRequest(method="PUT", url=state["session"], headers={"Content-Range": content_range}, body=(p.body,))
+    probe = Probe(request=ep.request("GET", ep.objects_url(bucket, name)), read=found, unique=True)
+    return ep.exchange(request, lambda r: read_file(provider, r), upload=True, probe=probe)
 
-    def read_part(state: UploadState, p: Part, resp: HttpResponse, digests: Mapping[str, str]) -> Receipt:
-        return {"status": resp.status}
 
-    def read_progress(state: UploadState, resp: HttpResponse) -> int:
-        if resp.status in (200, 201):
-            return data.size
-        if resp.status == 308:
-            return _range_end(resp)
-        raise ProviderError(
-            f"unexpected answer to a resumable upload chunk: {resp.body[:200]!r}", provider=provider, status=resp.status
+# --- the resumable session ------------------------------------------------------------------------------------
+
+
+class ResumableSession(ResumableUpload):
+    """A Cloud Storage resumable upload.
+
+    Start: ``POST ...?uploadType=resumable`` with the metadata, answered with the session URI (``Location``), which
+    must point where the session was asked for.  Chunks: ``PUT <session>`` with ``Content-Range: bytes a-b/total``;
+    Cloud Storage answers ``308`` with ``Range: bytes=0-N`` (what it has persisted, which may be less than was
+    sent) until the last chunk, whose answer is the object.  Status: ``PUT <session>`` with
+    ``Content-Range: bytes */total``.  Abort: ``DELETE <session>`` (answered 499 once cancelled).  The session URI
+    is the credential of these requests: they carry no ``Authorization`` header, and it is never shown (its
+    ``upload_id`` is masked wherever a URL is logged).
+    """
+
+    def __init__(
+        self, ep: Endpoint, bucket: str, metadata: Mapping[str, Any], facts: UploadFacts, *, part_size: int
+    ) -> None:
+        self.ep = ep
+        self.bucket = bucket
+        self.metadata = dict(metadata)
+        self.size = facts.size
+        self.destination = f"gs://{bucket}/{metadata['name']}"
+        self.session_ttl = SESSION_TTL
+        # the part_size setting, rounded down to a multiple of 256 KiB (the engine grows it to fit MAX_CHUNKS)
+        preferred = max(CHUNK_ALIGNMENT, part_size // CHUNK_ALIGNMENT * CHUNK_ALIGNMENT)
+        self.limits = PartLimits(
+            preferred=preferred, minimum=CHUNK_ALIGNMENT, alignment=CHUNK_ALIGNMENT, max_parts=MAX_CHUNKS
         )
 
-    def query_progress(state: UploadState) -> HttpRequest:
-        return HttpRequest(method="PUT", url=state["session"], headers={"Content-Range": f"bytes */{data.size}"})
+    def start(self) -> Exchange[UploadState]:
+        """``POST ...?uploadType=resumable`` with the object's metadata; the state is the session URI."""
+        ep = self.ep
+        headers = {
+            "Content-Type": "application/json; charset=UTF-8",
+            "X-Upload-Content-Type": str(self.metadata["contentType"]),
+            "X-Upload-Content-Length": str(self.size),
+        }
+        request = ep.request(
+            "POST",
+            ep.upload_url(self.bucket, uploadType="resumable", ifGenerationMatch=0, name=self.metadata["name"]),
+            headers=headers,
+            body=json.dumps(self.metadata, ensure_ascii=False).encode(),
+        )
+        return ep.exchange(request, lambda r: read_session(ep.provider, request.url, r), upload=True)
 
-    def read_complete(state: UploadState, resp: HttpResponse) -> FileObject:
-        return file_object(provider, json_object(provider, resp))
+    def chunk(self, state: UploadState, part: Part, final: bool) -> Exchange[int | FileObject]:
+        """``PUT <session>`` with the part's bytes and ``Content-Range: bytes a-b/total``."""
+        content_range = f"bytes {part.offset}-{part.offset + part.length - 1}/{self.size}"
+        request = HttpRequest(
+            method="PUT", url=state["session"], headers={"Content-Range": content_range}, body=(part.body,)
+        )
+        provider = self.ep.provider
+        return self.ep.exchange(request, lambda r: read_progress(provider, r), upload=True)
 
-    def reported_digests(state: UploadState, resp: HttpResponse) -> Mapping[str, str]:
-        reported = json_object(provider, resp).get("md5Hash")
-        digest = md5_hex(reported) if isinstance(reported, str) else None
-        return {"md5": digest} if digest else {}
+    def query(self, state: UploadState) -> Exchange[int | FileObject]:
+        """``PUT <session>`` with ``Content-Range: bytes */total``: how much the session holds."""
+        request = HttpRequest(method="PUT", url=state["session"], headers={"Content-Range": f"bytes */{self.size}"})
+        provider, size = self.ep.provider, self.size
+        return self.ep.exchange(request, lambda r: read_progress(provider, r, status_of=size), upload=True)
 
-    def abort(state: UploadState) -> HttpRequest:
-        # Cloud Storage answers 499 when it cancelled the session (the engine counts that, and 404, as ended)
-        return HttpRequest(method="DELETE", url=state["session"])
+    def abort(self, state: UploadState) -> Exchange[object]:
+        """``DELETE <session>`` (Cloud Storage answers 499 once it cancelled the session)."""
+        return self.ep.exchange(HttpRequest(method="DELETE", url=state["session"]), lambda r: True)
 
-    aligned = max(CHUNK_ALIGNMENT, part_size // CHUNK_ALIGNMENT * CHUNK_ALIGNMENT)
-    return UploadPlan(
-        destination=f"gs://{bucket}/{metadata['name']}",
-        start=start,
-        read_start=read_start,
-        part=part,
-        read_part=read_part,
-        complete=None,
-        read_complete=read_complete,
-        abort=abort,
-        query_progress=query_progress,
-        read_progress=read_progress,
-        reported_digests=reported_digests,
-        session_ttl=SESSION_TTL,
-        part_size=aligned,
-        min_part_size=CHUNK_ALIGNMENT,
-        alignment=CHUNK_ALIGNMENT,
-        max_parts=100_000,
-        sequential=True,
-        digests=("md5",),
-        source=converted,
-    )
+
+def read_session(provider: str, start_url: str, response: HttpResponse) -> UploadState:
+    """The session URI of a started resumable upload, refused unless it is where the upload was started (the
+    file's bytes go there)."""
+    session = response.header("location")
+    if not session:
+        raise ProviderError(
+            "the resumable upload was started without a session URI (Location header)",
+            provider=provider,
+            status=response.status,
+        )
+    asked = origin(start_url)
+    try:
+        got: Origin | None = origin(session)
+    except Exception:  # not a URL urllib3 can parse
+        got = None
+    if got is None or got != asked:
+        where = f"{got.scheme}://{got.host}" if got is not None and got.host else "an address that is not a URL"
+        raise ProviderError(
+            f"the resumable upload's session URI points to another place ({where}) than the upload was started "
+            f"at ({asked.scheme}://{asked.host}); not sending the file there",
+            provider=provider,
+            status=response.status,
+        )
+    return {"session": session}
+
+
+def read_progress(provider: str, response: HttpResponse, *, status_of: int | None = None) -> int | FileObject:
+    """A session's answer: the object when it is complete (200/201), else the bytes it has persisted (308).
+
+    ``status_of`` (the file's size) marks the answer to a status query: a session that holds nothing answers it
+    without ``Range`` (Cloud Storage) or with ``Range: bytes=0-0`` (gcp-storage-emulator), which is read as nothing
+    too, since chunks are multiples of 256 KiB and a session never holds just the first byte of a longer file.
+    """
+    if response.status in (200, 201):
+        return read_file(provider, response)
+    if response.status != 308:
+        raise ProviderError(
+            f"unexpected answer to a resumable upload request: {response.body[:200]!r}",
+            provider=provider,
+            status=response.status,
+        )
+    value = response.header("range")
+    if not value:
+        return 0
+    m = _RANGE_RE.fullmatch(value)
+    if m is None:
+        raise ProviderError(f"unexpected Range header {value!r} in a resumable upload answer", provider=provider)
+    kept = int(m.group(1)) + 1
+    if status_of is not None and kept == 1 and status_of > 1:
+        return 0
+    return kept
 
 
 # --- other operations ---------------------------------------------------------------------------------------
 
 
-def retrieve_request(ep: Endpoint, bucket: str, name: str) -> HttpRequest:
-    return ep.request("GET", ep.objects_url(bucket, name))
+def retrieve(ep: Endpoint, bucket: str, name: str, file_id: str) -> Exchange[FileObject]:
+    """The object's metadata."""
+    provider = ep.provider
+    return ep.exchange(
+        ep.request("GET", ep.objects_url(bucket, name)), lambda r: read_file(provider, r), file_id=file_id
+    )
 
 
-def delete_request(ep: Endpoint, bucket: str, name: str) -> HttpRequest:
-    return ep.request("DELETE", ep.objects_url(bucket, name))
+def delete(ep: Endpoint, bucket: str, name: str, file_id: str) -> Exchange[bool]:
+    """Delete the object."""
+    return ep.exchange(ep.request("DELETE", ep.objects_url(bucket, name)), lambda r: True, file_id=file_id)
 
 
-def download_request(ep: Endpoint, bucket: str, name: str) -> HttpRequest:
-    return ep.request("GET", ep.objects_url(bucket, name, alt="media"))
+def download(ep: Endpoint, bucket: str, name: str, file_id: str) -> Exchange[bool]:
+    """The object's content (``alt=media``), streamed by the core."""
+    request = ep.request("GET", ep.objects_url(bucket, name, alt="media"))
+    return ep.exchange(request, lambda r: True, file_id=file_id)
 
 
-def list_request(ep: Endpoint, bucket: str, prefix: str, *, cursor: str | None, limit: int | None) -> HttpRequest:
-    return ep.request("GET", ep.objects_url(bucket, prefix=prefix or None, pageToken=cursor, maxResults=limit))
+def list_page(
+    ep: Endpoint, bucket: str, prefix: str, *, purpose: str | None, cursor: str | None, limit: int | None
+) -> Exchange[FilePage]:
+    """One page of the objects under ``prefix`` (filtered on the purpose recorded with each)."""
+    request = ep.request("GET", ep.objects_url(bucket, prefix=prefix or None, pageToken=cursor, maxResults=limit))
+    provider = ep.provider
+    return ep.exchange(request, lambda r: read_page(provider, r, purpose))
 
 
-# --- responses ----------------------------------------------------------------------------------------------
+# --- answers --------------------------------------------------------------------------------------------------
 
 
-def json_object(provider: str, resp: HttpResponse) -> dict[str, Any]:
+def json_object(provider: str, response: HttpResponse) -> dict[str, Any]:
+    """The answer as a JSON object, or a :class:`ProviderError` saying what came instead."""
     try:
-        data = resp.json()
+        data = response.json()
     except ValueError:
         raise ProviderError(
-            f"expected a JSON object, got {resp.body[:200]!r}", provider=provider, status=resp.status
+            f"expected a JSON object, got {response.body[:200]!r}", provider=provider, status=response.status
         ) from None
     if not isinstance(data, dict):
         raise ProviderError(
-            f"expected a JSON object, got a {type(data).__name__}", provider=provider, status=resp.status
+            f"expected a JSON object, got a {type(data).__name__}", provider=provider, status=response.status
         )
     return data
 
@@ -384,13 +396,16 @@ def _timestamp(value: Any) -> int:
 
 
 def file_object(provider: str, data: Mapping[str, Any]) -> FileObject:
-    """A Cloud Storage object resource as llmfiles' :class:`FileObject` (id ``gs://bucket/object``)."""
+    """A Cloud Storage object resource as llmfiles' :class:`FileObject` (id ``gs://bucket/object``; the MD5 it
+    reports, ``md5Hash`` in base64, as ``checksums["md5"]`` in hex)."""
     bucket, name = data.get("bucket"), data.get("name")
     if not isinstance(bucket, str) or not isinstance(name, str) or not bucket or not name:
         raise ProviderError(f"the object resource has no bucket or name: {dict(data)!r:.200}", provider=provider)
     meta = data.get("metadata")
     meta = meta if isinstance(meta, Mapping) else {}
     size = data.get("size")
+    reported = data.get("md5Hash")
+    md5 = md5_hex(reported) if isinstance(reported, str) else None
     return FileObject(
         id=f"gs://{bucket}/{name}",
         provider=provider,
@@ -399,68 +414,75 @@ def file_object(provider: str, data: Mapping[str, Any]) -> FileObject:
         bytes=int(size) if isinstance(size, (int, str)) and str(size).isdigit() else 0,
         created_at=_timestamp(data.get("timeCreated")),
         status="processed",
+        checksums={"md5": md5} if md5 else {},
         raw=dict(data),
     )
 
 
-def file_page(provider: str, op: Operation, resp: HttpResponse) -> FilePage:
-    data = json_object(provider, resp)
+def read_file(provider: str, response: HttpResponse) -> FileObject:
+    """An answer holding one object resource."""
+    return file_object(provider, json_object(provider, response))
+
+
+def read_page(provider: str, response: HttpResponse, purpose: str | None) -> FilePage:
+    """A listing (``items``, ``nextPageToken``); folder placeholders are skipped."""
+    data = json_object(provider, response)
     items = data.get("items") or []
     if not isinstance(items, list):
-        raise ProviderError("the listing's items are not a list", provider=provider, status=resp.status)
+        raise ProviderError("the listing's items are not a list", provider=provider, status=response.status)
     files = []
     for item in items:
         if not isinstance(item, Mapping) or str(item.get("name", "")).endswith("/"):
-            continue  # folder placeholders
+            continue
         fo = file_object(provider, item)
-        if op.purpose is None or fo.purpose == op.purpose:
+        if purpose is None or fo.purpose == purpose:
             files.append(fo)
     token = data.get("nextPageToken")
     return FilePage(files=tuple(files), next_cursor=token if isinstance(token, str) and token else None)
 
 
-def error(provider: str, op: Operation, resp: HttpResponse) -> ProviderError:
-    """Cloud Storage's error body (``error.message``, ``error.errors[0].reason``) as a :class:`ProviderError`."""
-    message: str | None = None
-    reason: str | None = None
-    try:
-        data = resp.json()
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and isinstance(data.get("error"), dict):
-        err = data["error"]
-        message = err.get("message") if isinstance(err.get("message"), str) else None
-        errors = err.get("errors")
-        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            reason = errors[0].get("reason")
-    if resp.status == 412 and op.name in ("upload", "upload_parts"):
-        message = (
-            "the object already exists (uploads never overwrite: ifGenerationMatch=0). Names are unique per "
-            "upload, so an earlier attempt of this same upload most likely stored it before its answer was lost; "
-            "list the files to find it"
+def error_reader(
+    provider: str, upload: bool = False, file_id: str | None = None
+) -> Callable[[HttpResponse], ProviderError]:
+    """Cloud Storage's error body (``error.message``, ``error.errors[0].reason``) as a :class:`ProviderError`;
+    ``upload`` explains a 412, ``file_id`` names the object of a 404 (the emulator's 404 bodies are empty)."""
+
+    def read(response: HttpResponse) -> ProviderError:
+        message, reason = _error_body(response)
+        if response.status == 412 and upload:
+            message = (
+                "the object already exists (uploads never overwrite: ifGenerationMatch=0). Names are unique per "
+                "upload, so an earlier attempt of this same upload most likely stored it before its answer was "
+                "lost; list the files to find it"
+            )
+        if not message:
+            if response.status == 404 and file_id:
+                message = f"no such object: {file_id}"
+            elif response.status == 404:
+                message = "not found: does the bucket exist?"
+            else:
+                text = response.body[:300].decode("utf-8", "replace").strip()
+                message = text or f"HTTP {response.status} with an empty body"
+        return ProviderError(
+            message,
+            provider=provider,
+            status=response.status,
+            code=reason,
+            request_id=response.header(REQUEST_ID_HEADER),
         )
-    if not message:
-        if resp.status == 404 and op.file_id:
-            message = f"no such object: {op.file_id}"
-        elif resp.status == 404:
-            message = "not found: does the bucket exist?"
-        else:
-            message = resp.body[:300].decode("utf-8", "replace").strip() or f"HTTP {resp.status} with an empty body"
-    return ProviderError(
-        message,
-        provider=provider,
-        status=resp.status,
-        code=str(reason) if reason else None,
-        request_id=resp.header(REQUEST_ID_HEADER),
-    )
+
+    return read
 
 
-def normalize(provider: str, op: Operation, resp: HttpResponse) -> FileObject | FilePage | ProviderError | bool:
-    """The answer to ``op`` as llmfiles data (see ``llmfiles_normalize_response``)."""
-    if resp.status >= 400:
-        return error(provider, op, resp)
-    if op.name in ("upload", "retrieve"):
-        return file_object(provider, json_object(provider, resp))
-    if op.name == "list":
-        return file_page(provider, op, resp)
-    return True
+def _error_body(response: HttpResponse) -> tuple[str | None, str | None]:
+    try:
+        data = response.json()
+    except ValueError:
+        return None, None
+    err = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(err, dict):
+        return None, None
+    message = err.get("message") if isinstance(err.get("message"), str) else None
+    errors = err.get("errors")
+    reason = errors[0].get("reason") if isinstance(errors, list) and errors and isinstance(errors[0], dict) else None
+    return message, str(reason) if reason else None

@@ -1,10 +1,10 @@
-"""Vertex AI's Gemini data formats: record checks, and OpenAI chat → Gemini conversion while streaming.
+"""Vertex AI's Gemini data formats: record checks, and the OpenAI chat → Gemini conversion of one record.
 
 A Gemini tuning record is ``{"systemInstruction"?: {"parts": [...]}, "contents": [{"role": "user"|"model",
 "parts": [{"text": ...}, ...]}, ...], "tools"?: [...]}``; a batch-prediction record is ``{"request": {"contents":
 [...], ...}}``.  :func:`chat_to_gemini` turns an OpenAI chat fine-tuning record (``messages``, optional ``tools``)
-into a tuning record, and :class:`ConvertedSource` applies it to a whole file line by line, so the converted
-file is produced while it is uploaded, never held in memory or written to disk.
+into a tuning record; :func:`convert_record` is the ``gemini`` conversion the plugin registers, which the core
+applies to a whole file (``llmfiles convert --to gemini``, ``convert="gemini"`` while uploading).
 """
 
 from __future__ import annotations
@@ -14,18 +14,12 @@ import mimetypes
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from llmfiles.errors import ValidationError
-from llmfiles.models import Problem, Source
-from llmfiles.validate import convert
+from llmfiles.models import Problem
 from llmfiles.validate.stats import ExampleStats, estimate_tokens, json_chars
 
-#: the one target format ``convert=`` knows
+#: the name of the conversion to the Gemini tuning format
 GEMINI = "gemini"
 Format = Literal["gemini", "chat"]
-
-BLOCK = 1024 * 1024
-#: the converted stream remembers where it is every this many output bytes, so a part can start anywhere
-CHECKPOINT_EVERY = 1024 * 1024
 
 ROLES = ("user", "model")
 #: the data fields of a Gemini ``Part``; each part holds exactly one of them
@@ -343,21 +337,17 @@ def record_format(record: Mapping[str, Any]) -> Format | None:
 
 
 class TuningChecker:
-    """Checks the records of a Vertex ``fine-tune`` file, in the Gemini format or (converted) from OpenAI chat.
+    """Checks the records of a Vertex ``fine-tune`` file: in the Gemini format, or in the OpenAI chat format, which
+    Vertex takes for open models such as Llama and Gemma (a warning says Gemini models need the Gemini format:
+    ``convert='gemini'``), not a mix of both."""
 
-    Without conversion a file is either Gemini (``contents``) or chat format (``messages``, which Vertex takes for
-    open models such as Llama and Gemma; a warning says Gemini models need ``convert='gemini'``), not a mix.
-    With ``convert='gemini'`` each chat record is converted and the result checked as Gemini.
-    """
-
-    def __init__(self, convert: str | None) -> None:
-        self.convert = convert
+    def __init__(self) -> None:
         self.file_format: Format | None = None
         self.first_line = 0
-        self.dropped_weights = 0
         self.stats = ExampleStats()
 
     def check(self, line_no: int, record: dict[str, Any]) -> list[Problem]:
+        """The problems of one record (``line_no`` is its line in the file)."""
         fmt = record_format(record)
         if fmt is None:
             return [
@@ -367,33 +357,19 @@ class TuningChecker:
                     message="a Vertex tuning record needs contents (Gemini format) or messages (chat format)",
                 )
             ]
-        problems: list[tuple[str, str, str]]
-        counted: Mapping[str, Any] = record
-        if self.convert == GEMINI:
-            if fmt == "chat":
-                try:
-                    converted = chat_to_gemini(record)
-                except ConversionError as exc:
-                    return [Problem(line=line_no, code="cannot_convert", message=exc.message, path=exc.path)]
-                self.dropped_weights += _zero_weights(record)
-                problems = check_tuning_record(converted)
-                counted = converted
-            else:
-                problems = check_tuning_record(record)
-        else:
-            if self.file_format is None:
-                self.file_format, self.first_line = fmt, line_no
-            elif fmt != self.file_format:
-                return [
-                    Problem(
-                        line=line_no,
-                        code="mixed_formats",
-                        message=f"this record is in {fmt} format but line {self.first_line} is in "
-                        f"{self.file_format} format; use one format per file",
-                    )
-                ]
-            problems = check_tuning_record(record) if fmt == "gemini" else check_chat_record(record)
-        self._count(counted, fmt)
+        if self.file_format is None:
+            self.file_format, self.first_line = fmt, line_no
+        elif fmt != self.file_format:
+            return [
+                Problem(
+                    line=line_no,
+                    code="mixed_formats",
+                    message=f"this record is in {fmt} format but line {self.first_line} is in "
+                    f"{self.file_format} format; use one format per file",
+                )
+            ]
+        problems = check_tuning_record(record) if fmt == "gemini" else check_chat_record(record)
+        self._count(record, fmt)
         return [
             Problem(
                 line=line_no,
@@ -420,42 +396,26 @@ class TuningChecker:
         )
 
     def finish(self) -> list[Problem]:
-        out: list[Problem] = []
-        if self.convert is None and self.file_format == "chat":
-            out.append(
-                Problem(
-                    line=None,
-                    code="chat_format",
-                    severity="warning",
-                    message="the file is in OpenAI chat format (messages): Vertex takes it for open models "
-                    "(Llama, Gemma, ...); Gemini models need the Gemini format: pass convert='gemini' "
-                    "(CLI: --convert gemini) to convert it while uploading",
-                )
+        """The problems of the file as a whole (a chat-format file: a warning)."""
+        if self.file_format != "chat":
+            return []
+        return [
+            Problem(
+                line=None,
+                code="chat_format",
+                severity="warning",
+                message="the file is in OpenAI chat format (messages): Vertex takes it for open models "
+                "(Llama, Gemma, ...); Gemini models need the Gemini format: pass convert='gemini' "
+                "(CLI: --convert gemini) to convert it while uploading",
             )
-        if self.dropped_weights:
-            out.append(
-                Problem(
-                    line=None,
-                    code="weight_dropped",
-                    severity="warning",
-                    message=f"{self.dropped_weights} assistant message(s) have weight 0; Gemini tuning has no "
-                    "weights, so they are converted and trained on like the others",
-                )
-            )
-        return out
-
-
-def _zero_weights(record: Mapping[str, Any]) -> int:
-    messages = record.get("messages")
-    if not isinstance(messages, list):
-        return 0
-    return sum(1 for m in messages if isinstance(m, dict) and m.get("weight") == 0)
+        ]
 
 
 class BatchChecker:
     """Checks the records of a Vertex batch-prediction input file: ``{"request": {"contents": [...], ...}}``."""
 
     def check(self, line_no: int, record: dict[str, Any]) -> list[Problem]:
+        """The problems of one batch record (``line_no`` is its line in the file)."""
         request = record.get("request")
         if not isinstance(request, dict):
             return [
@@ -472,54 +432,5 @@ class BatchChecker:
         ]
 
     def finish(self) -> list[Problem]:
+        """Nothing about the file as a whole."""
         return []
-
-
-# --- the converted file, streamed ---------------------------------------------------------------------------
-
-
-def line_to_gemini(line_no: int, raw: bytes) -> bytes | list[Problem]:
-    """One JSONL line (no newline, never blank) in the Gemini tuning format with its newline, or why it cannot be.
-
-    Chat records are converted; records already in the Gemini format are kept as they are.
-    """
-    try:
-        record = json.loads(raw)
-    except ValueError:
-        record = None
-    if not isinstance(record, dict):
-        return [Problem(line=line_no, code="invalid_json", message="not a JSON object; cannot convert it")]
-    if record_format(record) == "gemini":
-        return raw + b"\n"
-    try:
-        converted = chat_to_gemini(record)
-    except ConversionError as exc:
-        return [Problem(line=line_no, code="cannot_convert", message=exc.message, path=exc.path)]
-    return json.dumps(converted, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
-
-
-def convert_line(raw: bytes, line_no: int, display: str) -> bytes:
-    """:func:`line_to_gemini` for any line (``b""`` for a blank one), raising :class:`ValidationError`."""
-    if raw.endswith(b"\r"):
-        raw = raw[:-1]
-    if not raw.strip():
-        return b""
-    result = line_to_gemini(line_no, raw)
-    if isinstance(result, list):
-        raise ValidationError(display, result)
-    return result
-
-
-class ConvertedSource(convert.ConvertedSource):
-    """The file converted to the Gemini format while it is read (see
-    :class:`llmfiles.validate.convert.ConvertedSource`): Cloud Storage needs the size and MD5 of the body first."""
-
-    def __init__(self, inner: Source, *, max_problems: int = 50) -> None:
-        super().__init__(
-            inner,
-            line_to_gemini,
-            label="converted to the Gemini format",
-            max_problems=max_problems,
-            checkpoint_every=CHECKPOINT_EVERY,
-            blocksize=BLOCK,
-        )

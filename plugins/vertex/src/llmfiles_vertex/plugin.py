@@ -1,7 +1,10 @@
-"""The ``vertex_ai`` provider's hook implementations (also answers to ``vertex``).
+"""The ``vertex_ai`` provider (also answers to ``vertex``): one :class:`VertexProvider` object and the ``gemini``
+conversion, registered through llmfiles' hooks.
 
 Vertex AI tuning and batch jobs read their data from Cloud Storage, so uploading "to Vertex" means putting the
-JSONL into a bucket and handing back its ``gs://bucket/object`` URI as the file id.
+JSONL into a bucket and handing back its ``gs://bucket/object`` URI as the file id.  The wire format is in
+:mod:`llmfiles_vertex.gcs`, the credentials in :mod:`llmfiles_vertex.auth`, the Gemini formats in
+:mod:`llmfiles_vertex.gemini`.
 """
 
 from __future__ import annotations
@@ -10,20 +13,22 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from llmfiles import hookimpl
-from llmfiles.errors import ConfigurationError, InvalidSetting
+from llmfiles.errors import ConfigurationError
 from llmfiles.models import (
     Credentials,
-    FileObject,
-    FilePage,
-    HttpRequest,
-    HttpResponse,
+    Delete,
+    Download,
+    ListFiles,
     Operation,
     ProviderInfo,
+    Retrieve,
     Settings,
     SettingSpec,
-    Source,
-    UploadPlan,
+    Upload,
+    UploadFacts,
+    UploadParts,
 )
+from llmfiles.provider import BaseProvider, Exchange, Http, UploadProtocol
 from llmfiles.validate.convert import Converter
 from llmfiles.validate.records import RecordChecker
 from llmfiles_vertex import auth, gcs, gemini
@@ -71,7 +76,7 @@ SETTINGS = (
         name="credentials_file",
         kind="path",
         env=("GOOGLE_APPLICATION_CREDENTIALS",),
-        help="a service account key file (or any credentials file google-auth reads)",
+        help="a credentials file google-auth reads (a service account key, an authorized user, ...)",
         fingerprint=False,  # how to sign in, not where files go
     ),
     SettingSpec(
@@ -79,12 +84,6 @@ SETTINGS = (
         env=("STORAGE_EMULATOR_HOST",),
         default=gcs.DEFAULT_API_BASE,
         help="the Cloud Storage endpoint; STORAGE_EMULATOR_HOST points at an emulator",
-    ),
-    SettingSpec(
-        name="convert",
-        kind="object",
-        help="'gemini' (or True): convert OpenAI chat fine-tune files to the Gemini tuning format while uploading",
-        fingerprint=True,  # what is stored: a converted file is another file
     ),
 )
 
@@ -100,38 +99,58 @@ INFO = ProviderInfo(
     default_multipart_threshold=8 * MiB,
     default_part_size=16 * MiB,
     supports_parts=True,
-    upload_digests=("md5",),
+    checksums=("md5",),
+    conversions=(gemini.GEMINI,),
 )
 
 
-@hookimpl
-def llmfiles_register_providers(register: Callable[[ProviderInfo], None]) -> None:
-    register(INFO)
+class VertexProvider(BaseProvider):
+    """Vertex AI's files: objects in a Cloud Storage bucket (one ``multipart`` request, or a resumable session for
+    large files), credentials through google-auth, Gemini record rules."""
 
+    info = INFO
 
-@hookimpl
-def llmfiles_resolve_credentials(provider: str, settings: Settings, environ: Mapping[str, str]) -> Credentials | None:
-    if provider != NAME:
+    def __init__(self) -> None:
+        self.auth = auth.GoogleAuth(INFO)
+
+    def credentials(self, settings: Settings, environ: Mapping[str, str], http: Http) -> Credentials:
+        """See :mod:`llmfiles_vertex.auth` (``environ`` went into the settings already)."""
+        return self.auth.resolve(settings, http)
+
+    def exchange(self, op: Operation, credentials: Credentials, settings: Settings) -> Exchange[Any] | UploadProtocol:
+        """The Cloud Storage request (or resumable session) for ``op``."""
+        ep = endpoint(credentials, settings)
+        if isinstance(op, (Upload, UploadParts)):
+            bucket = bucket_of(settings)
+            metadata = object_metadata(op.file, settings, credentials)
+            if isinstance(op, UploadParts):
+                return gcs.ResumableSession(ep, bucket, metadata, op.file, part_size=int(settings["part_size"]))
+            return gcs.upload(ep, bucket, metadata, op.file)
+        if isinstance(op, ListFiles):
+            prefix = gcs.normalize_prefix(settings.get("prefix"))
+            return gcs.list_page(ep, bucket_of(settings), prefix, purpose=op.purpose, cursor=op.cursor, limit=op.limit)
+        default_bucket = bucket_of(settings) if settings.get("bucket") else None
+        bucket, name = gcs.parse_file_id(op.file_id, default_bucket)
+        if isinstance(op, Retrieve):
+            return gcs.retrieve(ep, bucket, name, op.file_id)
+        if isinstance(op, Delete):
+            return gcs.delete(ep, bucket, name, op.file_id)
+        assert isinstance(op, Download)
+        return gcs.download(ep, bucket, name, op.file_id)
+
+    def record_checker(self, purpose: str, settings: Settings) -> RecordChecker | None:
+        """Gemini tuning records (or OpenAI chat records, for open models) for ``fine-tune``, Vertex batch
+        prediction requests for ``batch``.  A ``convert`` setting changes nothing here: the core converts the file
+        first and checks what it uploads."""
+        if purpose == "fine-tune":
+            return gemini.TuningChecker()
+        if purpose == "batch":
+            return gemini.BatchChecker()
         return None
-    return auth.resolve(INFO, settings, environ)
-
-
-def convert_format(settings: Settings | Mapping[str, Any]) -> str | None:
-    """The ``convert`` setting as ``"gemini"`` or ``None``."""
-    value = settings.get("convert")
-    if value is None or value is False:
-        return None
-    if value is True:
-        return gemini.GEMINI
-    text = str(value).strip().lower()
-    if text in ("", "0", "false", "no", "none", "off"):
-        return None
-    if text in (gemini.GEMINI, "1", "true", "yes", "on"):
-        return gemini.GEMINI
-    raise InvalidSetting(f"convert: {value!r} is not a format this provider converts to; use 'gemini' (or True)")
 
 
 def endpoint(credentials: Credentials, settings: Settings) -> gcs.Endpoint:
+    """The Cloud Storage endpoint for these settings, with the credentials' headers."""
     headers = dict(credentials.headers)
     if credentials.secret is not None:
         headers["Authorization"] = f"Bearer {credentials.secret.reveal()}"
@@ -139,6 +158,7 @@ def endpoint(credentials: Credentials, settings: Settings) -> gcs.Endpoint:
 
 
 def bucket_of(settings: Settings) -> str:
+    """The ``bucket`` setting, checked; a :class:`ConfigurationError` saying how to set it when there is none."""
     value = settings.get("bucket")
     if not value:
         raise ConfigurationError(
@@ -148,112 +168,42 @@ def bucket_of(settings: Settings) -> str:
     return gcs.check_bucket(str(value), settings.source("bucket"))
 
 
-def _metadata(operation: Operation, settings: Settings, credentials: Credentials, fmt: str | None) -> dict[str, Any]:
-    assert operation.filename is not None and operation.purpose is not None
-    custom = {gcs.META_PURPOSE: operation.purpose, gcs.META_FILENAME: operation.filename}
+def object_metadata(facts: UploadFacts, settings: Settings, credentials: Credentials) -> dict[str, Any]:
+    """The new object's resource: a fresh unique name, the content type, and as custom metadata the purpose, the
+    original file name, the project and location of the jobs, and the format when the core converted the file."""
+    from llmfiles.conversions import conversion_name
+
+    custom = {gcs.META_PURPOSE: facts.purpose, gcs.META_FILENAME: facts.filename}
     extra = credentials.extra if isinstance(credentials.extra, Mapping) else {}
     project = settings.get("project") or extra.get("project")
     if project:
         custom[gcs.META_PROJECT] = str(project)
     if settings.get("location"):
         custom[gcs.META_LOCATION] = str(settings["location"])
-    if fmt:
-        custom[gcs.META_FORMAT] = fmt
-    prefix = gcs.normalize_prefix(settings.get("prefix"))
+    converted = conversion_name(INFO, settings.get("convert"))
+    if converted:
+        custom[gcs.META_FORMAT] = converted
     return {
-        "name": gcs.object_name(prefix, operation.filename),
-        "contentType": gcs.content_type(operation.filename),
+        "name": gcs.object_name(gcs.normalize_prefix(settings.get("prefix")), facts.filename),
+        "contentType": gcs.content_type(facts.filename),
         "metadata": custom,
     }
 
 
-def _md5_of(source: Source) -> str:
-    import hashlib
-
-    if isinstance(source, gemini.ConvertedSource):
-        return source.md5
-    h = hashlib.md5(usedforsecurity=False)
-    for block in source.read_range(0, source.size, MiB):
-        h.update(block)
-    return h.hexdigest()
-
-
-def _upload(operation: Operation, credentials: Credentials, settings: Settings) -> HttpRequest | UploadPlan:
-    assert operation.source is not None and operation.purpose is not None
-    bucket = bucket_of(settings)
-    fmt = convert_format(settings)
-    if fmt is not None and operation.purpose != "fine-tune":
-        raise InvalidSetting(
-            f"convert={fmt!r} converts fine-tune files; {operation.purpose!r} files are sent as they are"
-        )
-    ep = endpoint(credentials, settings)
-    metadata = _metadata(operation, settings, credentials, fmt)
-    media_type = metadata["contentType"]
-    converted = gemini.ConvertedSource(operation.source) if fmt else None
-    if operation.name == "upload_parts":
-        return gcs.resumable_plan(
-            ep, bucket, operation, metadata, media_type=media_type, part_size=settings["part_size"], converted=converted
-        )
-    body = converted if converted is not None else operation.source
-    # Cloud Storage checks the bytes it gets against this MD5 and refuses the upload if they differ
-    metadata["md5Hash"] = gcs.md5_base64(_md5_of(body))
-    return gcs.upload_request(ep, bucket, metadata, body, media_type=media_type)
-
-
 @hookimpl
-def llmfiles_build_request(
-    provider: str, operation: Operation, credentials: Credentials, settings: Settings
-) -> HttpRequest | UploadPlan | None:
-    if provider != NAME:
-        return None
-    if operation.name in ("upload", "upload_parts"):
-        return _upload(operation, credentials, settings)
-    ep = endpoint(credentials, settings)
-    if operation.name == "list":
-        prefix = gcs.normalize_prefix(settings.get("prefix"))
-        return gcs.list_request(ep, bucket_of(settings), prefix, cursor=operation.cursor, limit=operation.limit)
-    assert operation.file_id is not None
-    default_bucket = bucket_of(settings) if settings.get("bucket") else None
-    bucket, name = gcs.parse_file_id(operation.file_id, default_bucket)
-    if operation.name == "retrieve":
-        return gcs.retrieve_request(ep, bucket, name)
-    if operation.name == "delete":
-        return gcs.delete_request(ep, bucket, name)
-    if operation.name == "download":
-        return gcs.download_request(ep, bucket, name)
-    return None
-
-
-@hookimpl
-def llmfiles_normalize_response(
-    provider: str, operation: Operation, response: HttpResponse
-) -> FileObject | FilePage | Exception | bool | None:
-    if provider != NAME:
-        return None
-    return gcs.normalize(NAME, operation, response)
-
-
-@hookimpl
-def llmfiles_record_checker(provider: str, purpose: str, settings: Mapping[str, Any]) -> RecordChecker | None:
-    if provider != NAME:
-        return None
-    fmt = convert_format(settings)
-    if purpose == "fine-tune":
-        return gemini.TuningChecker(fmt)
-    if fmt is not None:
-        raise InvalidSetting(f"convert={fmt!r} converts fine-tune files; {purpose!r} files are sent as they are")
-    if purpose == "batch":
-        return gemini.BatchChecker()
-    return None
+def llmfiles_register_providers(register: Callable[[VertexProvider], None]) -> None:
+    """Register the ``vertex_ai`` provider."""
+    register(VertexProvider())
 
 
 @hookimpl
 def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
+    """Register the ``gemini`` conversion (``llmfiles convert --to gemini``, ``convert="gemini"``)."""
     register(
         Converter(
             name=gemini.GEMINI,
             convert=gemini.convert_record,
-            checker=lambda: gemini.TuningChecker(None),
+            checker=gemini.TuningChecker,
             description="Vertex AI Gemini tuning records (contents/systemInstruction/tools)",
             reads="OpenAI chat fine-tuning records ({'messages': [...]}); Gemini records are kept as they are",
             package="llmfiles-vertex",
