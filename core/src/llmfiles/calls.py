@@ -69,14 +69,30 @@ def plugin_boundary(plugin: str, what: str, secrets: Sequence[str], *, reading: 
 
 class CallHttp:
     """:class:`~llmfiles.provider.Http` for credential libraries and secret managers: the core's transport with
-    the call's policy."""
+    the call's policy (plain ``http://`` is allowed to link-local addresses too, where instance metadata and
+    managed identity endpoints answer)."""
 
     def __init__(self, transport: Transport, policy: Policy) -> None:
         self._transport = transport
-        self._policy = policy
+        self._policy = attrs.evolve(policy, link_local_http=True)
 
-    def send(self, request: HttpRequest) -> HttpResponse:
-        response = self._transport.send(request, self._policy).response
+    def send(
+        self,
+        request: HttpRequest,
+        *,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+        retries: bool = True,
+    ) -> HttpResponse:
+        policy = self._policy
+        if timeout is not None:
+            policy = attrs.evolve(policy, timeout=min(policy.timeout, timeout))
+        if connect_timeout is not None or timeout is not None:
+            tightest = min(t for t in (policy.connect_timeout, connect_timeout, policy.timeout) if t is not None)
+            policy = attrs.evolve(policy, connect_timeout=tightest)
+        if not retries:
+            policy = _once(policy)
+        response = self._transport.send(request, policy).response
         assert response is not None
         return response
 

@@ -180,8 +180,18 @@ class Http(Protocol):
     """The core's transport for one call, with the caller's TLS, timeout, retry and deadline settings: what a
     credential library or secret manager sends its own requests through."""
 
-    def send(self, request: HttpRequest) -> HttpResponse:
-        """Send ``request`` (retrying connection failures, 429 and 5xx) and return the final response."""
+    def send(
+        self,
+        request: HttpRequest,
+        *,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+        retries: bool = True,
+    ) -> HttpResponse:
+        """Send ``request`` (retrying connection failures, 429 and 5xx) and return the final response.
+
+        ``timeout`` and ``connect_timeout`` tighten the call's (they never loosen them: a library's quick probe of
+        an endpoint that may not exist); ``retries=False`` sends it once (a library that retries on its own)."""
         ...
 
 

@@ -54,6 +54,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def is_link_local(host: str) -> bool:
+    """Whether ``host`` is a link-local address (169.254.0.0/16, fe80::/10): where cloud instance metadata and managed
+    identity endpoints answer, never routed off the machine's link."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_link_local
+    except ValueError:
+        return False
+
+
 def _authority(url: str) -> str:
     rest = url.split("://", 1)[1] if "://" in url else url
     for stop in "/?#":
@@ -61,10 +70,13 @@ def _authority(url: str) -> str:
     return rest
 
 
-def check_url(url: str, allow_insecure_http: bool, *, schemes: frozenset[str] = frozenset()) -> Origin:
+def check_url(
+    url: str, allow_insecure_http: bool, *, schemes: frozenset[str] = frozenset(), link_local: bool = False
+) -> Origin:
     """The origin of ``url``, or :class:`InsecureTransport` when llmfiles must not send there: a URL that could be
-    read two ways, userinfo in it, plain ``http://`` to a host that is not loopback (unless allowed), a scheme
-    that is neither ``https``, ``http`` nor one of ``schemes`` (served in-process)."""
+    read two ways, userinfo in it, plain ``http://`` to a host that is not loopback (unless allowed; with
+    ``link_local``, a link-local address is allowed too: the instance metadata endpoints credential libraries ask),
+    a scheme that is neither ``https``, ``http`` nor one of ``schemes`` (served in-process)."""
     bad = next((ch for ch in url if ch == "\\" or ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F), None)
     if bad is not None:
         raise InsecureTransport(
@@ -84,7 +96,7 @@ def check_url(url: str, allow_insecure_http: bool, *, schemes: frozenset[str] = 
     if where.scheme == "https" and where.host:
         return where
     if where.scheme == "http" and where.host:
-        if allow_insecure_http or is_loopback(where.host):
+        if allow_insecure_http or is_loopback(where.host) or (link_local and is_link_local(where.host)):
             return where
         raise InsecureTransport(
             f"refusing plain http:// to {where.host!r}: credentials and data would travel unencrypted. "
