@@ -241,6 +241,7 @@ def _before_file(ex: Exchange[Any]) -> bytes:
     [
         ("fine-tune", b'{"messages": []}\n', BOM),
         ("fine-tune", BOM + b'{"messages": []}\n', b""),
+        ("fine-tune", BOM, b""),  # a file that is only a BOM
         ("fine-tune", b"\xef\xbb", BOM),  # a file of two bytes cannot start with the three of a BOM
         ("batch", b'{"custom_id": "1"}\n', b""),
         ("assistants", b"anything", b""),
