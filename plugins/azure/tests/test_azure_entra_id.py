@@ -373,9 +373,7 @@ def test_the_callers_ca_bundle_is_what_token_requests_trust(
             with pytest.raises(llmfiles.MissingCredentials) as info:
                 client.upload(src, purpose="fine-tune")
             assert "certificate" in str(info.value).lower() and endpoint.requests == []
-            from llmfiles_azure import auth
-
-            auth.reset_default_credentials()
+            # the same (cached) DefaultAzureCredential: each call's own settings decide what its token requests trust
             fo = client.upload(src, purpose="fine-tune", verify=cert)
         assert len(endpoint.requests) == 1 and fo.id in azure_server.files
     (create,) = azure_server.requests_to("files.create")
