@@ -9,6 +9,8 @@ azure-identity's real ``ManagedIdentityCredential`` and ``DefaultAzureCredential
 azure-identity's cache works).  Keep ``AZURE_CLIENT_SECRET`` and ``AZURE_FEDERATED_TOKEN_FILE`` unset in such
 tests, so ``DefaultAzureCredential`` gets to the managed identity.
 
+``tls=(certfile, keyfile)`` serves it over https (for tests of whose CA bundle the token request trusts).
+
 Usage::
 
     with ManagedIdentityEndpoint(token="entra-token") as identity:
@@ -23,6 +25,7 @@ from __future__ import annotations
 import http.server
 import json
 import secrets
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -42,10 +45,12 @@ class TokenRequest:
 class ManagedIdentityEndpoint:
     """Issues ``token`` (valid for ``lifetime`` seconds) to callers that present the right identity header."""
 
-    def __init__(self, *, token: str | None = None, lifetime: int = 3600) -> None:
+    def __init__(self, *, token: str | None = None, lifetime: int = 3600, tls: tuple[str, str] | None = None) -> None:
         self.token = token or "entra-" + secrets.token_urlsafe(24)
         self.secret = "identity-header-" + secrets.token_hex(8)
         self.lifetime = lifetime
+        #: ``(certificate file, key file)``: serve https with them (a client must trust the certificate)
+        self.tls = tls
         self.requests: list[TokenRequest] = []
         self._lock = threading.Lock()
         self._httpd: http.server.ThreadingHTTPServer | None = None
@@ -54,7 +59,8 @@ class ManagedIdentityEndpoint:
     @property
     def url(self) -> str:
         assert self._httpd is not None, "the endpoint is not running"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/msi/token"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self._httpd.server_address[1]}/msi/token"
 
     def environment(self) -> dict[str, str]:
         """The variables that point azure-identity's managed identity at this endpoint."""
@@ -85,6 +91,10 @@ class ManagedIdentityEndpoint:
 
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="managed-identity", daemon=True
         )

@@ -69,16 +69,27 @@ def plugin_boundary(plugin: str, what: str, secrets: Sequence[str], *, reading: 
 
 class CallHttp:
     """:class:`~llmfiles.provider.Http` for credential libraries and secret managers: the core's transport with
-    the call's policy (plus plain ``http://`` to the link-local instance metadata servers)."""
+    the call's policy (plain ``http://`` is allowed to link-local addresses too, where instance metadata and
+    managed identity endpoints answer)."""
 
     def __init__(self, transport: Transport, policy: Policy) -> None:
         self._transport = transport
-        self._policy = attrs.evolve(policy, allow_link_local_http=True)
+        self._policy = attrs.evolve(policy, link_local_http=True)
 
-    def send(self, request: HttpRequest, *, timeout: float | None = None, retries: bool = True) -> HttpResponse:
+    def send(
+        self,
+        request: HttpRequest,
+        *,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+        retries: bool = True,
+    ) -> HttpResponse:
         policy = self._policy
-        if timeout is not None and 0 < timeout < policy.timeout:
-            policy = attrs.evolve(policy, timeout=timeout, connect_timeout=min(policy.connect_timeout, timeout))
+        if timeout is not None and timeout > 0:
+            policy = attrs.evolve(policy, timeout=min(policy.timeout, timeout))
+        if connect_timeout is not None and connect_timeout > 0 or timeout is not None:
+            limits = (policy.connect_timeout, connect_timeout, policy.timeout)
+            policy = attrs.evolve(policy, connect_timeout=min(t for t in limits if t is not None and t > 0))
         if not retries:
             policy = _once(policy)
         response = self._transport.send(request, policy).response

@@ -174,6 +174,8 @@ class Inspection:
 
     def _decode(self, block: bytes, final: bool) -> None:
         assert self._utf8 is not None
+        # the decoder keeps the start of a sequence a block cut in two: its errors count from there
+        pending = len(self._utf8.getstate()[0])
         try:
             self._utf8.decode(block, final=final)
         except UnicodeDecodeError as exc:
@@ -181,7 +183,7 @@ class Inspection:
             self._utf8_problem = Problem(
                 line=line,
                 code="not_utf8",
-                message=f"the file is not valid UTF-8 (byte {self.done + exc.start + 1:,} of the file, "
+                message=f"the file is not valid UTF-8 (byte {self.done - pending + exc.start + 1:,} of the file, "
                 f"{bytes(exc.object[exc.start : exc.start + 4])!r}); save it as UTF-8, for example: "
                 "iconv -f LATIN1 -t UTF-8 in.jsonl > out.jsonl",
             )

@@ -181,17 +181,22 @@ class ResumableUpload(UploadProtocol):
 
 class Http(Protocol):
     """The core's transport for one call, with the caller's TLS, timeout, retry and deadline settings: what a
-    credential library or secret manager sends its own requests through.
+    credential library or secret manager sends its own requests through.  Besides loopback, it may speak plain
+    ``http://`` to link-local addresses (169.254.0.0/16, fe80::/10), where instance metadata servers hand out cloud
+    credentials, and nowhere else."""
 
-    Besides loopback, it may speak plain ``http://`` to link-local addresses (169.254.0.0/16, fe80::/10): the
-    instance metadata servers that hand out cloud credentials answer there, and nowhere else, by design.
-    """
+    def send(
+        self,
+        request: HttpRequest,
+        *,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+        retries: bool = True,
+    ) -> HttpResponse:
+        """Send ``request`` (retrying connection failures, 429 and 5xx) and return the final response.
 
-    def send(self, request: HttpRequest, *, timeout: float | None = None, retries: bool = True) -> HttpResponse:
-        """Send ``request`` (retrying connection failures, 429 and 5xx unless ``retries`` is false: a library that
-        retries on its own) and return the final response.  ``timeout`` (seconds) bounds the connect and each wait
-        of this request when it is shorter than the call's own ``timeout`` (a library's quick probe of a metadata
-        server); it never lengthens them."""
+        ``timeout`` and ``connect_timeout`` tighten the call's (they never loosen them: a library's quick probe of
+        an endpoint that may not exist); ``retries=False`` sends it once (a library that retries on its own)."""
         ...
 
 

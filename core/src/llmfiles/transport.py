@@ -88,8 +88,8 @@ class Policy:
     max_retry_wait: float = 60.0
     deadline_at: float | None = None
     allow_insecure_http: bool = False
-    #: plain ``http://`` to link-local addresses too (the instance metadata servers credential libraries ask)
-    allow_link_local_http: bool = False
+    #: plain ``http://`` to link-local addresses too (only for credential libraries: instance metadata endpoints)
+    link_local_http: bool = False
     verify: Any = True
     secrets: tuple[str, ...] = field(default=(), repr=False)
     on_retry: Callable[[RetryNotice], None] | None = field(default=None, eq=False, repr=False)
@@ -478,9 +478,7 @@ class Transport:
         server: InProcessServer | None,
     ) -> HttpResponse:
         schemes = frozenset({server.scheme}) if server is not None else frozenset()
-        where = check_url(
-            request.url, policy.allow_insecure_http, schemes=schemes, link_local=policy.allow_link_local_http
-        )
+        where = check_url(request.url, policy.allow_insecure_http, schemes=schemes, link_local=policy.link_local_http)
         if server is not None and where.scheme == server.scheme:
             tee: Any = _Tee(sink, on_sink_chunk) if sink is not None and on_sink_chunk is not None else sink
             return server.serve(request, iter(stream), tee)
@@ -498,7 +496,7 @@ class Transport:
             from urllib.parse import urljoin
 
             new_url = urljoin(url, location)
-            new_where = check_url(new_url, policy.allow_insecure_http, link_local=policy.allow_link_local_http)
+            new_where = check_url(new_url, policy.allow_insecure_http, link_local=policy.link_local_http)
             if new_where != where:
                 # never hand credentials to another origin (decided from the parse urllib3 connects with)
                 headers = {k: v for k, v in headers.items() if k.lower() not in SENSITIVE_HEADERS}

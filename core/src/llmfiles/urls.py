@@ -55,10 +55,10 @@ def is_loopback(host: str) -> bool:
 
 
 def is_link_local(host: str) -> bool:
-    """Whether ``host`` is a link-local IP address (169.254.0.0/16, fe80::/10): a name never is, whatever it
-    resolves to."""
+    """Whether ``host`` is a link-local address (169.254.0.0/16, fe80::/10): where cloud instance metadata and managed
+    identity endpoints answer, never routed off the machine's link."""
     try:
-        return ipaddress.ip_address(host.strip("[]").lower()).is_link_local
+        return ipaddress.ip_address(host.strip("[]")).is_link_local
     except ValueError:
         return False
 
@@ -75,8 +75,8 @@ def check_url(
 ) -> Origin:
     """The origin of ``url``, or :class:`InsecureTransport` when llmfiles must not send there: a URL that could be
     read two ways, userinfo in it, plain ``http://`` to a host that is not loopback (unless allowed; with
-    ``link_local``, a link-local address is allowed too: instance metadata servers), a scheme that is neither
-    ``https``, ``http`` nor one of ``schemes`` (served in-process)."""
+    ``link_local``, a link-local address is allowed too: the instance metadata endpoints credential libraries ask),
+    a scheme that is neither ``https``, ``http`` nor one of ``schemes`` (served in-process)."""
     bad = next((ch for ch in url if ch == "\\" or ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F), None)
     if bad is not None:
         raise InsecureTransport(

@@ -17,12 +17,13 @@ import attrs
 import pytest
 
 import llmfiles
-from llmfiles import hookimpl
-from llmfiles.models import HttpRequest, Operation, PathSource, SourceRange, UploadPlan
+from llmfiles.models import FileRange, HttpRequest, ListFiles, Upload, UploadFacts
 from llmfiles.plugins import PluginManager
-from llmfiles.transport import Transport
+from llmfiles.provider import Exchange
+from llmfiles.transport import Policy, Transport
 from llmfiles_azure import plugin as azure_plugin
 from llmfiles_openai import wire
+from servers.recording import Recorder
 
 API_VERSION = azure_plugin.DEFAULT_API_VERSION
 MiB = 1024 * 1024
@@ -30,66 +31,9 @@ BOM = b"\xef\xbb\xbf"
 QUERY = f"?api-version={API_VERSION}"
 
 
-class Recorder:
-    """An in-house wrapper plugin: records every request the azure plugin builds, every status it gets back and the
-    part receipts of the Uploads plan — the way a company adds a proxy header without forking anything."""
-
-    def __init__(self, extra_headers: dict[str, str] | None = None) -> None:
-        self.requests: list[HttpRequest] = []
-        self.statuses: list[tuple[str, int]] = []
-        self.receipts: list[Any] = []
-        self.extra_headers = extra_headers or {}
-
-    def _keep(self, request: HttpRequest) -> HttpRequest:
-        if self.extra_headers:
-            request = attrs.evolve(request, headers={**request.headers, **self.extra_headers})
-        self.requests.append(request)
-        return request
-
-    @hookimpl(wrapper=True)
-    def llmfiles_normalize_response(self, provider: str, operation: Any, response: Any) -> Any:
-        self.statuses.append((operation.name, response.status))
-        return (yield)
-
-    @hookimpl(wrapper=True)
-    def llmfiles_build_request(self, provider: str, operation: Any, credentials: Any, settings: Any) -> Any:
-        built = yield
-        if isinstance(built, HttpRequest):
-            return self._keep(built)
-        if isinstance(built, UploadPlan):
-            assert built.start is not None and built.complete is not None
-            rec, complete_fn = self, built.complete
-
-            def part(state: Any, p: Any) -> HttpRequest:
-                return rec._keep(built.part(state, p))
-
-            def read_part(state: Any, p: Any, resp: Any, digests: Any) -> Any:
-                rec.statuses.append(("part", resp.status))
-                receipt = built.read_part(state, p, resp, digests)
-                rec.receipts.append(receipt)
-                return receipt
-
-            def complete(state: Any, receipts: Any, digests: Any) -> HttpRequest:
-                return rec._keep(complete_fn(state, receipts, digests))
-
-            def read_complete(state: Any, resp: Any) -> Any:
-                rec.statuses.append(("complete", resp.status))
-                return built.read_complete(state, resp)
-
-            return attrs.evolve(
-                built,
-                start=self._keep(built.start),
-                part=part,
-                read_part=read_part,
-                complete=complete,
-                read_complete=read_complete,
-            )
-        return built
-
-
 def make_client(endpoint: str, recorder: Recorder, **settings: Any) -> llmfiles.Client:
+    """A client whose only plugin is the azure provider wrapped by the recording in-house plugin."""
     pm = PluginManager(load_entry_points=False)
-    pm.register(azure_plugin, "azure")
     pm.register(recorder, "recorder")
     settings.setdefault("api_key", "azure-contract-key")
     return llmfiles.Client("azure", plugin_manager=pm, environ={}, api_base=endpoint, **settings)
@@ -97,7 +41,7 @@ def make_client(endpoint: str, recorder: Recorder, **settings: Any) -> llmfiles.
 
 @pytest.fixture
 def recorder() -> Recorder:
-    return Recorder()
+    return Recorder(azure_plugin.AzureProvider())
 
 
 @pytest.fixture
@@ -107,15 +51,25 @@ def client(prism_azure: str, recorder: Recorder) -> Iterator[llmfiles.Client]:
     c.close()
 
 
-def _file_segments(request: HttpRequest) -> tuple[bytes, SourceRange]:
+def _file_segments(request: HttpRequest) -> tuple[bytes, FileRange]:
     """The bytes sent just before the file's own bytes, and the file's segment."""
     assert isinstance(request.body, tuple)
-    index = next(i for i, seg in enumerate(request.body) if isinstance(seg, SourceRange))
+    index = next(i for i, seg in enumerate(request.body) if isinstance(seg, FileRange))
     before = request.body[index - 1]
     assert isinstance(before, bytes)
     seg = request.body[index]
-    assert isinstance(seg, SourceRange)
+    assert isinstance(seg, FileRange)
     return before, seg
+
+
+class Bytes:
+    """The body source of a request sent by hand: the file's bytes from memory."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, offset: int, length: int) -> Iterator[bytes]:
+        yield self.data[offset : offset + length]
 
 
 def test_single_upload_passes_the_contract_and_its_201_is_accepted(
@@ -146,11 +100,12 @@ def test_every_classic_purpose_passes_the_contract(
 def test_uploads_flow_passes_the_contract(client: llmfiles.Client, make_jsonl: Any, recorder: Recorder) -> None:
     src = make_jsonl("big.jsonl", min_bytes=3 * MiB + 123)
     size = src.stat().st_size
-    # Prism's fixed example for /complete is an upload still "pending", so the plan refuses it — after every request
-    # (create, each part, complete) was accepted by the contract.
+    # Prism's fixed example for /complete is an upload still "pending", so the protocol refuses it - after every
+    # request (create, each part, complete) was accepted by the contract.
     with pytest.raises(llmfiles.ProviderError) as info:
         client.upload(src, purpose="fine-tune", multipart_threshold=MiB, part_size=MiB)
     assert "ended with status 'pending'" in str(info.value) and info.value.status == 200
+    assert recorder.statuses[0] == ("start", 200)
     parts = [s for s in recorder.statuses if s[0] == "part"]
     assert len(parts) == 4 and all(status == 200 for _, status in parts)
     assert ("complete", 200) in recorder.statuses
@@ -160,17 +115,20 @@ def test_uploads_flow_passes_the_contract(client: llmfiles.Client, make_jsonl: A
     assert start.url.endswith("/openai/uploads" + QUERY) and start.headers["api-key"] == "azure-contract-key"
     body = json.loads(start.body)  # type: ignore[arg-type]
     assert body == {"filename": "big.jsonl", "purpose": "fine-tune", "bytes": size + 3, "mime_type": "text/jsonl"}
-    part_requests = recorder.requests[1:-1]
+    part_requests = [r for r in recorder.requests if "/parts" in r.url]
     assert len(part_requests) == 4
     assert all(r.url.endswith("/openai/uploads/string/parts" + QUERY) for r in part_requests)
     firsts = sorted((_file_segments(r) for r in part_requests), key=lambda pair: pair[1].offset)
     assert firsts[0][0].endswith(b"\r\n\r\n" + BOM) and firsts[0][1].offset == 0  # only the first part carries it
     assert not any(before.endswith(BOM) for before, _ in firsts[1:])
-    complete = recorder.requests[-1]
+    (complete,) = [r for r in recorder.requests if "/complete" in r.url]
     assert complete.url.endswith("/openai/uploads/string/complete" + QUERY)
     # no MD5 when a BOM is added: the one the core knows is of the file on disk, not of the bytes sent
     assert json.loads(complete.body) == {"part_ids": ["string"] * 4}  # type: ignore[arg-type]
     assert any("the unfinished upload session was aborted" in n for n in getattr(info.value, "__notes__", []))
+    cancel = recorder.requests[-1]
+    assert cancel.url.endswith("/openai/uploads/string/cancel" + QUERY) and cancel.headers["api-key"]
+    assert all(r.headers.get("api-key") == "azure-contract-key" for r in recorder.requests)
 
 
 def test_uploads_flow_of_a_file_with_a_bom_sends_its_md5(
@@ -182,7 +140,8 @@ def test_uploads_flow_of_a_file_with_a_bom_sends_its_md5(
     with pytest.raises(llmfiles.ProviderError):
         client.upload(src, purpose="fine-tune", multipart_threshold=MiB, part_size=MiB)
     assert json.loads(recorder.requests[0].body)["bytes"] == src.stat().st_size  # type: ignore[arg-type]
-    complete = json.loads(recorder.requests[-1].body)  # type: ignore[arg-type]
+    (complete_request,) = [r for r in recorder.requests if "/complete" in r.url]
+    complete = json.loads(complete_request.body)  # type: ignore[arg-type]
     assert complete["md5"] == hashlib.md5(src.read_bytes()).hexdigest()
     assert ("complete", 200) in recorder.statuses
 
@@ -204,12 +163,12 @@ def test_list_retrieve_download_delete_pass_the_contract(
     assert recorder.requests[-1].url.endswith("/openai/files/file-abc123/content" + QUERY)
     assert client.delete("file-abc123") is True
     assert recorder.requests[-1].method == "DELETE"
-    assert recorder.statuses == [("list", 200), ("retrieve", 200), ("delete", 200)]  # (a download is streamed)
+    assert recorder.statuses == [("list", 200), ("retrieve", 200), ("download", 200), ("delete", 200)]
 
 
 def test_azure_error_body_from_the_contract_becomes_a_provider_error(prism_azure: str, make_jsonl: Any) -> None:
     """Prism answers with the contract's ErrorResponse (``Prefer: code=404``, added by an in-house wrapper)."""
-    rec = Recorder(extra_headers={"Prefer": "code=404"})
+    rec = Recorder(azure_plugin.AzureProvider(), extra_headers={"Prefer": "code=404"})
     c = make_client(prism_azure, rec, max_retries=0)
     with pytest.raises(llmfiles.FileNotFound) as info:
         c.retrieve("file-abc123")
@@ -221,20 +180,26 @@ def test_azure_error_body_from_the_contract_becomes_a_provider_error(prism_azure
     c.close()
 
 
-def test_prism_really_rejects_broken_requests(prism_azure: str, tmp_path: Path) -> None:
+def test_prism_really_rejects_broken_requests(prism_azure: str) -> None:
     """The contract tests can fail: Prism answers 422 without api-version or with a purpose outside the contract,
     and 401 without credentials."""
-    src = tmp_path / "x.jsonl"
-    src.write_text('{"a": 1}\n')
-    op = Operation(name="upload", purpose="batch", source=PathSource(str(src), "x.jsonl", 9), filename="x.jsonl")
+    data = b'{"a": 1}\n'
+    facts = UploadFacts(purpose="batch", filename="x.jsonl", size=len(data))
     transport = Transport()
+    policy = Policy(provider="azure", max_retries=0)
+
+    def status(ep: wire.Endpoint, op: Any) -> int:
+        ex = wire.exchange(ep, op)
+        assert isinstance(ex, Exchange)
+        sent = transport.send(ex.request, policy, body=Bytes(data))
+        assert sent.response is not None
+        return sent.response.status
+
     no_version = wire.Endpoint(provider="azure", base=prism_azure + "/openai", headers={"api-key": "k"})
-    assert transport.send(wire.upload_request(no_version, op), provider="azure", max_retries=0).status == 422
+    assert status(no_version, Upload(file=facts)) == 422
     good = attrs.evolve(no_version, query={"api-version": API_VERSION})
-    assert transport.send(wire.upload_request(good, op), provider="azure", max_retries=0).status == 201
-    evals = attrs.evolve(op, purpose="evals")  # a v1 purpose, not in the 2024-10-21 contract
-    assert transport.send(wire.upload_request(good, evals), provider="azure", max_retries=0).status == 422
-    no_auth = attrs.evolve(good, headers={})
-    listing = wire.one_shot_request(no_auth, Operation(name="list"))
-    assert transport.send(listing, provider="azure", max_retries=0).status == 401
+    assert status(good, Upload(file=facts)) == 201
+    evals = attrs.evolve(facts, purpose="evals")  # a v1 purpose, not in the 2024-10-21 contract
+    assert status(good, Upload(file=evals)) == 422
+    assert status(attrs.evolve(good, headers={}), ListFiles()) == 401
     transport.close()

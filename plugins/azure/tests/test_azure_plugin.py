@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,22 @@ import pytest
 
 import llmfiles
 from llmfiles.errors import FileTooLarge, InvalidSetting
-from llmfiles.models import FilePage, HttpResponse, Operation
+from llmfiles.models import (
+    Credentials,
+    FilePage,
+    HttpResponse,
+    ListFiles,
+    Operation,
+    Retrieve,
+    Secret,
+    Settings,
+    Upload,
+    UploadFacts,
+    UploadParts,
+)
+from llmfiles.provider import Exchange, Provider
 from llmfiles_azure import plugin as azure_plugin
+from llmfiles_openai import wire
 from servers.openai_like import OpenAILikeServer
 
 MiB = 1024 * 1024
@@ -116,22 +131,27 @@ def test_v1_refuses_a_large_file_before_any_request(
 
 
 def test_v1_large_file_message_above_the_single_request_limit() -> None:
-    class Big:
-        size = azure_plugin.ONE_REQUEST_FILE_LIMIT + 1
-        display = "huge.jsonl"
-
-    err = azure_plugin._refuse_large_on_v1(
-        Operation(name="upload_parts", purpose="batch", source=Big(), filename="huge.jsonl"),  # type: ignore[arg-type]
-        _settings(api_version="v1"),
-    )
-    assert "api_version='2024-10-21'" in str(err) and "multipart_threshold" not in str(err)
+    facts = UploadFacts(purpose="batch", filename="huge.jsonl", size=azure_plugin.ONE_REQUEST_FILE_LIMIT + 1)
+    with pytest.raises(FileTooLarge) as info:
+        _exchange(UploadParts(file=facts), api_version="v1")
+    assert "api_version='2024-10-21'" in str(info.value) and "multipart_threshold" not in str(info.value)
+    assert "huge.jsonl" in str(info.value)
 
 
-def _settings(**values: Any) -> Any:
+def _settings(**values: Any) -> Settings:
     from llmfiles.settings import resolve_settings
 
     base = {"api_base": "https://example.openai.azure.com", "api_key": "k" * 10}
     return resolve_settings(azure_plugin.INFO, {**base, **values}, {}, {})
+
+
+KEY = "k" * 10
+
+
+def _exchange(op: Operation, **values: Any) -> Any:
+    """What the provider builds for ``op``, with an API key (no request is sent, no file is read)."""
+    credentials = Credentials(kind="api_key", source="test", secret=Secret(KEY))
+    return azure_plugin.AzureProvider().exchange(op, credentials, _settings(**values))
 
 
 # --- purposes ----------------------------------------------------------------------------------------------------
@@ -188,11 +208,7 @@ def test_azure_statuses_map_onto_normalized_ones(azure_status: str, normalized: 
         f'{{"id": "file-1", "object": "file", "bytes": 5, "created_at": 1, "filename": "a.jsonl", '
         f'"purpose": "fine-tune", "status": "{azure_status}"}}'
     ).encode()
-    fo = azure_plugin.llmfiles_normalize_response(
-        provider="azure",
-        operation=Operation(name="retrieve", file_id="file-1"),
-        response=HttpResponse(status=200, body=body),
-    )
+    fo = _exchange(Retrieve(file_id="file-1")).read(HttpResponse(status=200, body=body))
     assert isinstance(fo, llmfiles.FileObject) and fo.status == normalized
 
 
@@ -310,62 +326,93 @@ UPLOAD_EXAMPLE = (
 )
 
 
-def _upload_op(path: Path, purpose: str = "fine-tune", name: str = "upload") -> Operation:
-    from llmfiles.models import PathSource
-
-    source = PathSource(str(path), path.name, path.stat().st_size)
-    return Operation(name=name, purpose=purpose, source=source, filename=path.name)  # type: ignore[arg-type]
+def _facts(path: Path, purpose: str = "fine-tune") -> UploadFacts:
+    data = path.read_bytes()
+    return UploadFacts(purpose=purpose, filename=path.name, size=len(data), head=data[:4096])
 
 
 @pytest.mark.parametrize("body", [UPLOAD_EXAMPLE, UPLOAD_EXAMPLE.replace(b'"object"', b'"bytes": null, "object"')])
 def test_an_upload_answer_without_bytes_reports_the_bytes_sent(make_jsonl: Any, body: bytes) -> None:
     src = make_jsonl()
-    fo = azure_plugin.llmfiles_normalize_response(
-        provider="azure", operation=_upload_op(src), response=HttpResponse(status=201, body=body)
-    )
+    fo = _exchange(Upload(file=_facts(src))).read(HttpResponse(status=201, body=body))
     assert isinstance(fo, llmfiles.FileObject)
     assert fo.bytes == src.stat().st_size + 3  # the file and the BOM that was added
     assert fo.status == "pending" and fo.created_at == 1646126127
     assert "bytes" not in fo.raw or fo.raw["bytes"] is None  # Azure's answer is kept as it was
-    batch = azure_plugin.llmfiles_normalize_response(
-        provider="azure", operation=_upload_op(src, "batch"), response=HttpResponse(status=201, body=body)
-    )
+    batch = _exchange(Upload(file=_facts(src, "batch"))).read(HttpResponse(status=201, body=body))
     assert isinstance(batch, llmfiles.FileObject) and batch.bytes == src.stat().st_size
 
 
 def test_a_listing_tolerates_missing_optional_fields() -> None:
     body = b'{"object": "list", "data": [{"id": "file-1", "filename": "a.jsonl", "purpose": "batch", "bytes": null}]}'
-    page = azure_plugin.llmfiles_normalize_response(
-        provider="azure", operation=Operation(name="list"), response=HttpResponse(status=200, body=body)
-    )
+    page = _exchange(ListFiles()).read(HttpResponse(status=200, body=body))
     assert isinstance(page, FilePage) and page.next_cursor is None
     (fo,) = page.files
     assert (fo.id, fo.bytes, fo.created_at, fo.status) == ("file-1", 0, 0, "processed")
 
 
 def test_a_completed_upload_without_bytes_reports_the_declared_size(make_jsonl: Any) -> None:
-    from llmfiles.models import Credentials, Secret, UploadPlan
-
     src = make_jsonl()
-    plan = azure_plugin.llmfiles_build_request(
-        provider="azure",
-        operation=_upload_op(src, name="upload_parts"),
-        credentials=Credentials(kind="api_key", source="test", secret=Secret("k" * 10)),
-        settings=_settings(),
-    )
-    assert isinstance(plan, UploadPlan)
+    protocol = _exchange(UploadParts(file=_facts(src)))
+    assert isinstance(protocol, wire.Uploads)
+    complete = protocol.complete({"upload_id": "upload_1"}, [{"part_id": "part_1"}], {"md5": "0" * 32})
+    assert "md5" not in json.loads(complete.request.body)  # the BOM is added: the file's MD5 is not the upload's
     done = b'{"id": "upload_1", "status": "completed", "file": ' + UPLOAD_EXAMPLE + b"}"
-    fo = plan.read_complete({"upload_id": "upload_1"}, HttpResponse(status=200, body=done))
+    fo = complete.read(HttpResponse(status=200, body=done))
     assert fo.bytes == src.stat().st_size + 3 and fo.id == "file-181a1cbdcdcf4677ada87f63a0928099"
     with pytest.raises(llmfiles.ProviderError, match="ended with status 'pending'"):
-        plan.read_complete({"upload_id": "upload_1"}, HttpResponse(status=200, body=b'{"status": "pending"}'))
+        complete.read(HttpResponse(status=200, body=b'{"status": "pending"}'))
 
 
 def test_a_malformed_answer_is_a_provider_error() -> None:
+    ex = _exchange(Retrieve(file_id="f"))
     for body in (b"<html>", b"[]", b'{"id": 5, "filename": "a", "purpose": "batch"}'):
         with pytest.raises(llmfiles.ProviderError, match="unexpected answer"):
-            azure_plugin.llmfiles_normalize_response(
-                provider="azure",
-                operation=Operation(name="retrieve", file_id="f"),
-                response=HttpResponse(status=200, body=body),
-            )
+            ex.read(HttpResponse(status=200, body=body))
+
+
+def test_an_azure_error_body_is_read_with_its_inner_error_and_request_id() -> None:
+    body = b'{"error": {"code": "contentFilter", "message": "Filtered.", "innererror": {"code": "Jailbreak"}}}'
+    err = _exchange(Retrieve(file_id="f")).error(
+        HttpResponse(status=400, headers={"apim-request-id": "apim-1", "x-request-id": "x-1"}, body=body)
+    )
+    assert (err.status, err.code, err.request_id) == (400, "contentFilter", "apim-1")
+    assert err.message == "Filtered. (inner error: Jailbreak)" and err.details == {"code": "Jailbreak"}
+
+
+# --- the provider object ------------------------------------------------------------------------------------------
+
+
+def test_the_plugin_registers_one_provider_object_and_no_other_hook() -> None:
+    hooks = [name for name in dir(azure_plugin) if hasattr(getattr(azure_plugin, name), "llmfiles_impl")]
+    assert hooks == ["llmfiles_register_providers"]
+    registered: list[Any] = []
+    azure_plugin.llmfiles_register_providers(registered.append)
+    (provider,) = registered
+    assert isinstance(provider, azure_plugin.AzureProvider) and isinstance(provider, Provider)
+    info = provider.info
+    assert info.utf8_purposes == ("fine-tune",) and info.checksums == ()
+    assert "convert" not in {s.name for s in info.settings}
+
+
+def test_record_checkers_take_typed_settings() -> None:
+    from llmfiles_azure.checks import AZURE_BATCH, AzureFineTuneChecker
+    from llmfiles_openai.checks import BatchChecker
+
+    provider = azure_plugin.AzureProvider()
+    checker = provider.record_checker("fine-tune", _settings(fine_tune_model="gpt-4o-mini-2024-07-18"))
+    assert isinstance(checker, AzureFineTuneChecker) and checker.model == "gpt-4o-mini-2024-07-18"
+    batch = provider.record_checker("batch", _settings())
+    assert isinstance(batch, BatchChecker) and batch.rules is AZURE_BATCH
+    assert provider.record_checker("assistants", _settings()) is None
+    with pytest.raises(InvalidSetting, match="tokenizer"):
+        provider.record_checker("fine-tune", _settings(tokenizer="words"))
+
+
+def test_the_provider_builds_requests_without_reading_the_file(tmp_path: Path) -> None:
+    """The facts are all it gets: a file that does not exist is no obstacle to building its upload."""
+    facts = UploadFacts(purpose="fine-tune", filename="nowhere.jsonl", size=10**9, head=b'{"messages": []}\n')
+    ex = _exchange(Upload(file=facts))
+    assert isinstance(ex, Exchange)
+    assert ex.request.url == "https://example.openai.azure.com/openai/files?api-version=2024-10-21"
+    assert not (tmp_path / "nowhere.jsonl").exists()

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 import llmfiles
 from llmfiles.cli import main
 from llmfiles.errors import InvalidSetting, ValidationError
-from llmfiles.models import FileObjSource, Problem
+from llmfiles.models import Problem
+from llmfiles.sources import FileObjSource
 from llmfiles.validate import FileFacts, check_jsonl
 from llmfiles_openai import checks, tokens
 from llmfiles_openai.checks import OPENAI_BATCH, BatchChecker, BatchRules, FineTuneChecker
@@ -276,14 +277,20 @@ def test_custom_ids_are_remembered_as_hashes_in_bounded_memory() -> None:
 # --- wired into upload and the CLI -------------------------------------------------------------------------------
 
 
-def test_upload_refuses_a_bad_batch_file_before_sending_anything(tmp_path: Path) -> None:
+@pytest.mark.parametrize("check_first", [False, True])
+def test_upload_refuses_a_bad_batch_file_and_creates_nothing(tmp_path: Path, check_first: bool) -> None:
+    """v2 checks while sending and holds back the commit (the body's last bytes): a bad file creates nothing.
+    With check_first=True, as before v2, not one request is sent."""
     path = tmp_path / "b.jsonl"
     path.write_bytes(lines(*[batch_request(i) for i in range(3)], batch_request(1)))
     with OpenAILikeServer() as server:
         client = llmfiles.Client("openai", environ={}, api_base=server.url, api_key=server.api_key)
         with client, pytest.raises(ValidationError) as info:
-            client.upload(path, purpose="batch")
-        assert server.requests == []
+            client.upload(path, purpose="batch", check_first=check_first)
+        assert server.files == {}
+        assert all(r.status is None for r in server.requests)  # a request cut short is never answered
+        if check_first:
+            assert server.requests == []
     assert "line 4" in str(info.value) and "duplicate_custom_id" in str(info.value)
 
 

@@ -1,36 +1,34 @@
-"""The ``azure`` provider's hook implementations: Azure OpenAI's Files and Uploads APIs.
+"""The ``azure`` provider: Azure OpenAI's Files and Uploads APIs, as one provider object.
 
 The requests are built by :mod:`llmfiles_openai.wire` with an Azure :class:`~llmfiles_openai.wire.Endpoint`
-(``{endpoint}/openai`` plus ``?api-version=...``, or ``{endpoint}/openai/v1``) and then signed by
-:mod:`llmfiles_azure.auth` (``api-key`` header or an Entra ID bearer token).  Nothing here sends a request.
+(``{endpoint}/openai`` plus ``?api-version=...``, or ``{endpoint}/openai/v1``) whose ``sign`` adds the ``api-key``
+header or a fresh Entra ID bearer token (:mod:`llmfiles_azure.auth`) to every request as it is built.  A
+``fine-tune`` file without a UTF-8 BOM gets one in front of its bytes (:mod:`llmfiles_azure.bom`).  Nothing here
+sends a request or reads the file.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
 
 from llmfiles import hookimpl
-from llmfiles.errors import FileTooLarge, InvalidPurpose, InvalidSetting, ProviderError
+from llmfiles.errors import FileTooLarge, InvalidPurpose, InvalidSetting
 from llmfiles.models import (
     Credentials,
-    FileObject,
-    FilePage,
-    HttpRequest,
-    HttpResponse,
     Operation,
-    Part,
     ProviderInfo,
-    Receipt,
     Settings,
     SettingSpec,
-    UploadPlan,
-    UploadState,
+    Upload,
+    UploadFacts,
+    UploadParts,
 )
+from llmfiles.provider import BaseProvider, Exchange, Http, UploadProtocol
 from llmfiles.settings import places_looked
 from llmfiles.validate.records import RecordChecker
 from llmfiles_azure import auth, bom, checks
@@ -129,13 +127,9 @@ INFO = ProviderInfo(
     default_multipart_threshold=ONE_REQUEST_FILE_LIMIT,
     default_part_size=MAX_PART_SIZE,
     supports_parts=True,
-    upload_digests=("md5",),
+    # a BOM claims UTF-8: with validate=False the core still checks the encoding of fine-tuning files as they stream
+    utf8_purposes=bom.BOM_PURPOSES,
 )
-
-
-@hookimpl
-def llmfiles_register_providers(register: Callable[[ProviderInfo], None]) -> None:
-    register(INFO)
 
 
 # --- where to send ----------------------------------------------------------------------------------------------
@@ -150,23 +144,32 @@ class Target:
 
     @property
     def v1(self) -> bool:
+        """Whether this is the v1 API (``{endpoint}/openai/v1``)."""
         return self.api_version == V1
 
     @property
     def purposes(self) -> tuple[str, ...]:
+        """The upload purposes of this API flavour."""
         return V1_PURPOSES if self.v1 else CLASSIC_PURPOSES
 
-    def wire_endpoint(self) -> wire.Endpoint:
+    def wire_endpoint(self, sign: auth.Signer | None = None) -> wire.Endpoint:
+        """The OpenAI-format endpoint: ``/openai`` with the api-version (every file listed in one answer, no
+        paging parameters), or ``/openai/v1`` (paged); Azure's request-id headers, statuses and optional sizes;
+        ``sign`` adds the credentials to every request as it is built."""
+        common: dict[str, Any] = {
+            "provider": NAME,
+            "request_id_headers": REQUEST_ID_HEADERS,
+            "status_map": STATUS_MAP,
+            "sizes_optional": True,  # Azure's contract makes a file object's bytes and created_at optional
+            "sign": sign,
+        }
         if self.v1:
-            return wire.Endpoint(
-                provider=NAME, base=f"{self.endpoint}/openai/v1", request_id_headers=REQUEST_ID_HEADERS
-            )
+            return wire.Endpoint(base=f"{self.endpoint}/openai/v1", **common)
         return wire.Endpoint(
-            provider=NAME,
             base=f"{self.endpoint}/openai",
             query={"api-version": self.api_version},
-            request_id_headers=REQUEST_ID_HEADERS,
-            probe_params={},  # the classic API lists every file in one answer, without after/limit/order
+            paged_listing=False,
+            **common,
         )
 
 
@@ -203,19 +206,8 @@ def target(settings: Settings) -> Target:
     return Target(endpoint=endpoint, api_version=version)
 
 
-# --- hooks ------------------------------------------------------------------------------------------------------
-
-
-@hookimpl
-def llmfiles_resolve_credentials(provider: str, settings: Settings, environ: Mapping[str, str]) -> Credentials | None:
-    if provider != NAME:
-        return None
-    target(settings)  # a missing or malformed endpoint is reported before anything else happens
-    return auth.resolve(NAME, settings, places_looked(INFO, ("api_key",)))
-
-
-def _check_purpose(t: Target, operation: Operation) -> None:
-    purpose = operation.purpose or ""
+def check_purpose(t: Target, purpose: str) -> None:
+    """:class:`InvalidPurpose` when the API flavour in use does not take ``purpose``, naming the one that does."""
     if purpose in t.purposes:
         return
     if t.v1:
@@ -229,9 +221,9 @@ def _check_purpose(t: Target, operation: Operation) -> None:
     raise InvalidPurpose(NAME, purpose, t.purposes, context=context)
 
 
-def _refuse_large_on_v1(operation: Operation, settings: Settings) -> FileTooLarge:
-    assert operation.source is not None
-    size = operation.source.size
+def refuse_large_on_v1(facts: UploadFacts, settings: Settings) -> FileTooLarge:
+    """The error for a file above the multipart threshold on the v1 API, which has no Uploads API."""
+    size = facts.size
     threshold = min(int(settings.get("multipart_threshold") or ONE_REQUEST_FILE_LIMIT), ONE_REQUEST_FILE_LIMIT)
     detail = (
         f"in one request with api_version='v1': the v1 API has no Uploads API for large files. Use the classic API, "
@@ -239,166 +231,45 @@ def _refuse_large_on_v1(operation: Operation, settings: Settings) -> FileTooLarg
     )
     if size <= ONE_REQUEST_FILE_LIMIT:
         detail += f", or raise multipart_threshold to at least {size:,} to send it in one request"
-    return FileTooLarge(operation.source.display, size, threshold, NAME, detail=detail)
+    return FileTooLarge(facts.filename, size, threshold, NAME, detail=detail)
 
 
-def _signed_plan(plan: UploadPlan, sign: auth.Signer) -> UploadPlan:
-    """The plan with every request it builds signed at the time it is built (fresh tokens for late parts)."""
-    part_fn, complete_fn, abort_fn = plan.part, plan.complete, plan.abort
+# --- the provider -------------------------------------------------------------------------------------------------
 
-    def part(state: UploadState, p: Part) -> HttpRequest:
-        return sign(part_fn(state, p))
 
-    def complete(state: UploadState, receipts: Sequence[Receipt], digests: Mapping[str, str]) -> HttpRequest:
-        assert complete_fn is not None
-        return sign(complete_fn(state, receipts, digests))
+class AzureProvider(BaseProvider):
+    """Azure OpenAI's Files API, and its Uploads API for files above the single-request limit."""
 
-    def abort(state: UploadState) -> HttpRequest:
-        assert abort_fn is not None
-        return sign(abort_fn(state))
+    info = INFO
 
-    return attrs.evolve(
-        plan,
-        start=sign(plan.start) if plan.start is not None else None,
-        part=part,
-        complete=complete if complete_fn is not None else None,
-        abort=abort if abort_fn is not None else None,
-    )
+    def credentials(self, settings: Settings, environ: Mapping[str, str], http: Http) -> Credentials:
+        """An API key, or Entra ID (a credential or token provider passed in, else ``DefaultAzureCredential``,
+        whose token requests go through ``http``): see :mod:`llmfiles_azure.auth`."""
+        target(settings)  # a missing or malformed endpoint is reported before anything else happens
+        return auth.resolve(NAME, settings, places_looked(INFO, ("api_key",)), http)
+
+    def exchange(self, op: Operation, credentials: Credentials, settings: Settings) -> Exchange[Any] | UploadProtocol:
+        """OpenAI's wire format at Azure's endpoint, signed; the BOM in front of a fine-tuning file without one."""
+        t = target(settings)
+        ep = t.wire_endpoint(sign=auth.signer(credentials, NAME))
+        prefix = b""
+        if isinstance(op, (Upload, UploadParts)):
+            check_purpose(t, op.purpose)
+            if isinstance(op, UploadParts) and t.v1:
+                raise refuse_large_on_v1(op.file, settings)
+            prefix = bom.prefix_for(op.file)
+        return wire.exchange(ep, op, prefix=prefix, max_part_size=MAX_PART_SIZE, session_ttl=UPLOAD_TTL)
+
+    def record_checker(self, purpose: str, settings: Settings) -> RecordChecker | None:
+        """OpenAI's fine-tuning rules named for Azure (with a note about the BOM), and Azure's batch rules."""
+        if purpose == "fine-tune":
+            return checks.AzureFineTuneChecker(provider="Azure OpenAI", **checker_options(settings))
+        if purpose == "batch":
+            return BatchChecker(checks.AZURE_BATCH)
+        return None
 
 
 @hookimpl
-def llmfiles_build_request(
-    provider: str, operation: Operation, credentials: Credentials, settings: Settings
-) -> HttpRequest | UploadPlan | None:
-    if provider != NAME:
-        return None
-    t = target(settings)
-    ep = t.wire_endpoint()
-    sign = auth.signer(credentials, NAME)
-    if operation.name in ("upload", "upload_parts"):
-        _check_purpose(t, operation)
-        if operation.name == "upload_parts" and t.v1:
-            raise _refuse_large_on_v1(operation, settings)
-        prefix = bom.prefix_for(operation, settings)
-        if operation.name == "upload":
-            return sign(wire.upload_request(ep, operation, prefix=prefix))
-        plan = wire.uploads_plan(
-            ep,
-            operation,
-            part_size=settings["part_size"],
-            max_part_size=MAX_PART_SIZE,
-            status_map=STATUS_MAP,
-            prefix=prefix,
-            session_ttl=UPLOAD_TTL,
-        )
-        assert operation.source is not None
-        declared = operation.source.size + len(prefix)
-
-        def read_complete(state: UploadState, response: HttpResponse) -> FileObject:
-            data = _json_object(response)
-            status, file_data = data.get("status"), data.get("file")
-            if status != "completed" or not isinstance(file_data, Mapping):
-                raise ProviderError(
-                    f"the upload {state['upload_id']} ended with status {status!r} and no file object",
-                    provider=NAME,
-                    status=response.status,
-                )
-            return file_object(file_data, size=declared)
-
-        return _signed_plan(attrs.evolve(plan, read_complete=read_complete), sign)
-    if operation.name == "list" and not t.v1:
-        # the classic API lists every file in one answer; it has no after/limit parameters
-        return sign(ep.request("GET", "/files", purpose=operation.purpose))
-    return sign(wire.one_shot_request(ep, operation))
-
-
-def _with_inner_error(err: ProviderError) -> ProviderError:
-    """Azure's ``innererror.code`` (for example a content filter's) added to the message."""
-    inner = err.details
-    code = inner.get("code") if isinstance(inner, Mapping) else None
-    if not code:
-        return err
-    return err.with_message(f"{err.message} (inner error: {code})")
-
-
-# --- responses ----------------------------------------------------------------------------------------------------
-
-
-def _json_object(response: HttpResponse) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        raise ProviderError(
-            f"unexpected answer: expected a JSON object, got {response.body[:200]!r}",
-            provider=NAME,
-            status=response.status,
-        )
-    return data
-
-
-def file_object(data: Mapping[str, Any], *, size: int | None = None) -> FileObject:
-    """An Azure file object as a :class:`FileObject`.
-
-    Azure's contract makes ``bytes`` and ``created_at`` optional, and its upload answers have been seen without
-    ``bytes`` (or with ``"bytes": null``): then ``size``, the number of bytes that were sent, stands in (0 when it is
-    unknown, as for a listing), and ``created_at`` is 0.  ``raw`` keeps Azure's answer as it was.
-    """
-    filled = dict(data)
-    if filled.get("bytes") is None:
-        filled["bytes"] = size if size is not None else 0
-    if filled.get("created_at") is None:
-        filled["created_at"] = 0
-    return attrs.evolve(wire.file_object(NAME, filled, STATUS_MAP), raw=dict(data))
-
-
-def _sent_size(operation: Operation) -> int | None:
-    """How many bytes an upload sent: the file, plus the BOM when one was added."""
-    source = operation.source
-    if source is None:
-        return None
-    added = operation.purpose in bom.BOM_PURPOSES and not bom.starts_with_bom(source)
-    return source.size + (len(bom.BOM) if added else 0)
-
-
-def file_page(response: HttpResponse) -> FilePage:
-    """A listing: every file of the classic API in one answer, or a page of the v1 API (``has_more``)."""
-    data = _json_object(response)
-    items = data.get("data")
-    if not isinstance(items, list):
-        raise ProviderError("the listing has no 'data' array", provider=NAME, status=response.status)
-    files = tuple(file_object(item) for item in items if isinstance(item, Mapping))
-    cursor = None
-    if data.get("has_more") and files:
-        last = data.get("last_id")
-        cursor = last if isinstance(last, str) and last else files[-1].id
-    return FilePage(files=files, next_cursor=cursor)
-
-
-@hookimpl
-def llmfiles_normalize_response(
-    provider: str, operation: Operation, response: HttpResponse
-) -> FileObject | FilePage | Exception | bool | None:
-    if provider != NAME:
-        return None
-    if response.status >= 400:
-        return _with_inner_error(wire.error(NAME, response, REQUEST_ID_HEADERS))
-    if operation.name == "upload":
-        return file_object(_json_object(response), size=_sent_size(operation))
-    if operation.name == "retrieve":
-        return file_object(_json_object(response))
-    if operation.name == "list":
-        return file_page(response)
-    return wire.normalize(NAME, operation, response, status_map=STATUS_MAP, request_id_headers=REQUEST_ID_HEADERS)
-
-
-@hookimpl
-def llmfiles_record_checker(provider: str, purpose: str, settings: Mapping[str, Any]) -> RecordChecker | None:
-    if provider != NAME:
-        return None
-    if purpose == "fine-tune":
-        return checks.AzureFineTuneChecker(provider="Azure OpenAI", **checker_options(settings))
-    if purpose == "batch":
-        return BatchChecker(checks.AZURE_BATCH)
-    return None
+def llmfiles_register_providers(register: Callable[[AzureProvider], None]) -> None:
+    """Declare the ``azure`` provider (alias ``azure-openai``)."""
+    register(AzureProvider())

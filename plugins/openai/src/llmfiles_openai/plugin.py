@@ -79,10 +79,12 @@ INFO = ProviderInfo(
 
 
 def endpoint(credentials: Credentials, settings: Settings) -> wire.Endpoint:
-    """The OpenAI endpoint for these settings: base URL plus Authorization/organization/project headers."""
+    """The OpenAI endpoint for these settings: base URL plus Authorization/organization/project headers, and the
+    headers of credentials another plugin gave (``llmfiles_credentials``: a vault, a gateway's own header)."""
     headers: dict[str, str] = {}
     if credentials.secret is not None:
         headers["Authorization"] = f"Bearer {credentials.secret.reveal()}"
+    headers.update(credentials.headers)
     if settings.get("organization"):
         headers["OpenAI-Organization"] = str(settings["organization"])
     if settings.get("project"):
