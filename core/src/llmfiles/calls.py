@@ -87,7 +87,7 @@ class CallHttp:
         policy = self._policy
         if timeout is not None and timeout > 0:
             policy = attrs.evolve(policy, timeout=min(policy.timeout, timeout))
-        if connect_timeout is not None and connect_timeout > 0 or timeout is not None:
+        if (connect_timeout is not None and connect_timeout > 0) or timeout is not None:
             limits = (policy.connect_timeout, connect_timeout, policy.timeout)
             policy = attrs.evolve(policy, connect_timeout=min(t for t in limits if t is not None and t > 0))
         if not retries:
