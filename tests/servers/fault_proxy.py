@@ -190,6 +190,12 @@ class FaultProxy:
         for t in list(self._threads):
             t.join(timeout=5)
 
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait until every connection the proxy accepted so far is done (a request a client abandoned is recorded
+        when the proxy finishes with it, which may be after the client gave up)."""
+        for t in list(self._threads):
+            t.join(timeout=timeout)
+
     def add_rule(self, match: Callable[[ProxyRequest], bool], action: Any, *, times: int = 1, skip: int = 0) -> Rule:
         rule = Rule(match=match, action=action, times=times, skip=skip)
         with self._lock:
