@@ -199,6 +199,7 @@ def test_kill_9_then_the_same_upload_continues_from_the_offset_cloud_storage_rep
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     proxy.rules.clear()
+    proxy.settle()
     before = len(proxy.requests)
 
     with llmfiles.Client("vertex_ai", **vertex_settings) as client:
