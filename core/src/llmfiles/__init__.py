@@ -169,6 +169,8 @@ if TYPE_CHECKING:
     from llmfiles.api import (
         upload_training_files as upload_training_files,
     )
+    from llmfiles.errors import AlreadyUploaded as AlreadyUploaded
+    from llmfiles.errors import AnswerLost as AnswerLost
     from llmfiles.errors import (
         AuthenticationError as AuthenticationError,
     )
@@ -181,6 +183,7 @@ if TYPE_CHECKING:
     from llmfiles.errors import (
         DeadlineExceeded as DeadlineExceeded,
     )
+    from llmfiles.errors import FileChanged as FileChanged
     from llmfiles.errors import (
         FileNotFound as FileNotFound,
     )
@@ -190,18 +193,22 @@ if TYPE_CHECKING:
     from llmfiles.errors import (
         InputError as InputError,
     )
+    from llmfiles.errors import InsecureTransport as InsecureTransport
     from llmfiles.errors import (
         InvalidPurpose as InvalidPurpose,
     )
+    from llmfiles.errors import InvalidSetting as InvalidSetting
     from llmfiles.errors import (
         LLMFilesError as LLMFilesError,
     )
+    from llmfiles.errors import MaybeUploaded as MaybeUploaded
     from llmfiles.errors import (
         MissingCredentials as MissingCredentials,
     )
     from llmfiles.errors import (
         NetworkError as NetworkError,
     )
+    from llmfiles.errors import PluginError as PluginError
     from llmfiles.errors import (
         ProviderError as ProviderError,
     )
@@ -211,18 +218,11 @@ if TYPE_CHECKING:
     from llmfiles.errors import (
         RetriesExhausted as RetriesExhausted,
     )
+    from llmfiles.errors import StallTimeout as StallTimeout
+    from llmfiles.errors import UploadFailed as UploadFailed
     from llmfiles.errors import (
         ValidationError as ValidationError,
     )
-    from llmfiles.errors import AlreadyUploaded as AlreadyUploaded
-    from llmfiles.errors import AnswerLost as AnswerLost
-    from llmfiles.errors import FileChanged as FileChanged
-    from llmfiles.errors import InsecureTransport as InsecureTransport
-    from llmfiles.errors import InvalidSetting as InvalidSetting
-    from llmfiles.errors import MaybeUploaded as MaybeUploaded
-    from llmfiles.errors import PluginError as PluginError
-    from llmfiles.errors import StallTimeout as StallTimeout
-    from llmfiles.errors import UploadFailed as UploadFailed
     from llmfiles.models import FileObject as FileObject
     from llmfiles.models import TrainingFiles as TrainingFiles
     from llmfiles.pluginapi import hookimpl as hookimpl

@@ -294,9 +294,9 @@ class Uploader:
         }
         problems: list[str] = []
         try:
-            plan["credentials"] = self.resolver.credentials(
-                self.resolver.registered(info.name), call.settings, call.policy
-            ).source
+            # the exchange is built with the credentials the upload would use (a provider may sign with them)
+            call = self.resolver.authorize(call)
+            plan["credentials"] = call.credentials.source
         except MissingCredentials as exc:
             plan["credentials"] = "missing"
             problems.append(str(exc))
@@ -305,7 +305,8 @@ class Uploader:
             built = call.exchange(UploadParts(file=facts) if prep.large else Upload(file=facts))
         except LLMFilesError as exc:
             built = None
-            problems.append(str(exc))
+            if plan["credentials"] != "missing":  # without credentials a provider may well fail: reported above
+                problems.append(str(exc))
         plan.update(_destination(built, source.size, call, choose_part_size))
         plan["checks"] = self._dry_checks(prep, built, problems)
         plan["problems"] = problems
