@@ -379,7 +379,7 @@ def test_a_rate_limit_is_not_a_lost_answer(server: FaultServer) -> None:
     server.script(respond(status=429, body=b"slow down"), respond(status=200, body=b"{}"))
     calls: list[str] = []
     with _transport() as transport:
-        sent = transport.send(_create(server), _policy(), lost=lambda why: calls.append(why))
+        sent = transport.send(_create(server), _policy(), lost=calls.append)
     assert calls == [] and sent.attempts == 2
 
 
