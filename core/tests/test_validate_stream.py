@@ -19,8 +19,9 @@ import llmfiles
 from llmfiles import hookimpl
 from llmfiles.cli import main
 from llmfiles.errors import InputError, PluginError
-from llmfiles.models import FileObjSource, PathSource, Problem
+from llmfiles.models import Problem
 from llmfiles.plugins import PluginManager
+from llmfiles.sources import FileObjSource, PathSource
 from llmfiles.validate import ExampleStats, FileFacts, Report, check_jsonl, jsonl, parse
 from llmfiles.validate.convert import Converter, convert_file
 from llmfiles.validate.stats import HashIndex, estimate_tokens, json_chars
@@ -136,8 +137,9 @@ def test_duplicate_lines_are_counted_with_the_first_few_shown() -> None:
 
 
 def test_duplicates_are_confirmed_byte_for_byte(tmp_path: Path) -> None:
-    """Long lines are keyed by samples; lines with the same samples but other bytes elsewhere are not duplicates,
-    identical ones are, wherever they are (after a BOM, across read blocks)."""
+    """v2: duplicates are found by a hash of the whole line, without reading anything again: lines that differ in
+    one byte in their middle are not duplicates, identical ones are, wherever they are (after a BOM, across read
+    blocks)."""
 
     def line(x: str) -> bytes:
         return json.dumps({"t": "a" * 200 + x + "a" * 300}).encode()  # x lies outside the sampled bytes
@@ -147,7 +149,17 @@ def test_duplicates_are_confirmed_byte_for_byte(tmp_path: Path) -> None:
     data = b"\xef\xbb\xbf" + b"\n".join([near[0], near[1], big, near[2], near[0], big, near[1], near[2]]) + b"\n"
     path = tmp_path / "d.jsonl"
     path.write_bytes(data)
-    report = check_jsonl(PathSource(str(path), "d.jsonl", len(data)))
+    source = PathSource(str(path), "d.jsonl")
+    reads: list[tuple[int, int]] = []
+    original = source.pread
+
+    def pread(n: int, offset: int) -> bytes:
+        reads.append((offset, n))
+        return original(n, offset)
+
+    source.pread = pread  # type: ignore[method-assign]
+    report = check_jsonl(source)
+    assert sum(n for _, n in reads) == len(data) and [o for o, _ in reads] == sorted({o for o, _ in reads})
     assert report.has_bom and report.records == 8
     assert report.duplicate_samples == [(5, 1), (6, 3), (7, 2), (8, 4)] and report.duplicate_lines == 4
 
@@ -168,15 +180,24 @@ def test_a_full_index_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_digests_are_computed_on_a_helper_thread_for_large_files(tmp_path: Path) -> None:
+    import threading
+
+    from llmfiles.pipeline import THREADED_DIGESTS_FROM, Inspection
+
     data = b'{"a": "' + b"x" * 100 + b'"}\n'
-    data *= (5 * jsonl.BLOCK) // len(data)
+    data *= THREADED_DIGESTS_FROM // len(data) + 1
     path = tmp_path / "big.jsonl"
     path.write_bytes(data)
-    report = check_jsonl(PathSource(str(path), "big.jsonl", len(data)), digests=("md5", "sha256"))
-    assert report.digests == {
+    source = PathSource(str(path), "big.jsonl")
+    inspection = Inspection(source, digests=("md5", "sha256"))
+    assert any(t.name == "llmfiles-digests" for t in threading.enumerate())
+    for offset in range(0, len(data), jsonl.BLOCK):
+        inspection.feed(offset, data[offset : offset + jsonl.BLOCK])
+    assert inspection.finish().digests == {
         "md5": hashlib.md5(data, usedforsecurity=False).hexdigest(),
         "sha256": hashlib.sha256(data).hexdigest(),
     }
+    source.close()
 
 
 def test_example_stats() -> None:
