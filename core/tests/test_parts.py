@@ -440,3 +440,47 @@ def test_progress_stays_in_order_when_parts_run_in_parallel(tmp_path: Path, blob
             assert done[-1] == blob.stat().st_size
     finally:
         sys.setswitchinterval(previous)
+
+
+def open_files_under(folder: Path) -> list[str]:
+    """The descriptors of this process open on files under ``folder`` (a baseline no other test or thread moves:
+    only this test's files are there)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile (the listing's own descriptor)
+        if target.startswith(str(folder)):
+            found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc (Linux)")
+def test_concurrent_uploads_leave_no_descriptor_open(tmp_path: Path, blob: Path, make_jsonl: Any) -> None:
+    import gc
+
+    client = client_with(tmp_path)
+    small = make_jsonl("small.jsonl")
+    gc.collect()
+    assert open_files_under(tmp_path) == []
+    errors: list[BaseException] = []
+
+    def go(i: int) -> None:
+        try:
+            if i % 2:
+                client.upload(blob, purpose="assistants", max_concurrency=4, **PARTS)
+            else:
+                client.upload(small, purpose="fine-tune", if_exists="reuse")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    client.close()
+    gc.collect()
+    assert open_files_under(tmp_path) == []
