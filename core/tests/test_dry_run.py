@@ -7,15 +7,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
-from echo import EchoPlugin
+from echo import EchoPlugin, EchoProvider
 from echo import echo_client as make_echo_client
 from faultserver import FaultServer
 
 import llmfiles.plugins
-from llmfiles import Client
+from llmfiles import Client, hookimpl
 from llmfiles.cli import main
-from llmfiles.errors import ValidationError
+from llmfiles.errors import FileTooLarge, ValidationError
 from llmfiles.plugins import PluginManager
 
 KiB = 1024
@@ -133,4 +134,28 @@ def test_the_cli_dry_run_exits_2_for_missing_credentials(
     monkeypatch.setenv("ECHO_API_KEY", "sk-echo-test-1234567")
     assert main([*argv, "--dry-run", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["ok"] is True
+    assert server.requests == []
+
+
+class SmallEcho(EchoProvider):
+    info = attrs.evolve(EchoProvider.info, max_file_size=50)
+
+
+class SmallEchoPlugin:
+    @hookimpl
+    def llmfiles_register_providers(self, register: Any) -> None:
+        register(SmallEcho())
+
+
+def test_a_file_too_large_for_the_provider_is_not_ok(server: FaultServer, tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(GOOD)
+    pm = PluginManager(load_entry_points=False, environ={})
+    pm.register(SmallEchoPlugin(), name="echo")
+    client = Client("echo", plugin_manager=pm, environ={"ECHO_API_KEY": "sk-echo-1234567"}, api_base=server.url)
+    plan = client.describe_upload(path, purpose="batch")
+    assert plan["ok"] is False and len(plan["problems"]) == 1
+    assert "50" in plan["problems"][0] and not any("within limits" in c for c in plan["checks"])
+    with pytest.raises(FileTooLarge):  # what the upload does
+        client.upload(path, purpose="batch")
     assert server.requests == []

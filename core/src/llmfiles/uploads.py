@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from attrs import define
+from attrs import define, field
 
 from llmfiles.bookkeeping import Ledger
 from llmfiles.calls import Call, Resolver, plugin_boundary, verify_stored
@@ -51,6 +51,8 @@ class Prepared:
     sha256: str | None = None
     #: a converted file made for this upload (removed once it is uploaded)
     converted: Path | None = None
+    #: why the upload would be refused, for the dry run (which reports these instead of raising them)
+    refusals: list[str] = field(factory=list)
 
 
 def check_purpose(info: ProviderInfo, purpose: Any) -> str:
@@ -91,14 +93,21 @@ class Uploader:
             if converted is not None:
                 source.close()
                 source = open_source(converted, filename=source.name)
-            large = self._sizing(info, call, source, purpose)
+            refusals: list[str] = []
+            try:
+                large = self._sizing(info, call, source, purpose)
+            except (FileTooLarge, InvalidPurpose) as exc:
+                if credentials:  # an upload: refused here; the dry run (no credentials asked) reports it
+                    raise
+                refusals.append(str(exc))
+                large = info.supports_parts
             if credentials:
                 call = self.resolver.authorize(call)
             sha256 = sha256_of(source) if call.settings["if_exists"] != "new" else None
         except BaseException:
             source.close()
             raise
-        return Prepared(call, source, purpose, large, display, sha256, converted)
+        return Prepared(call, source, purpose, large, display, sha256, converted, refusals)
 
     @staticmethod
     def _sizing(info: ProviderInfo, call: Call, source: Source, purpose: str) -> bool:
@@ -292,7 +301,7 @@ class Uploader:
             "bytes": source.size,
             "purpose": prep.purpose,
         }
-        problems: list[str] = []
+        problems: list[str] = list(prep.refusals)
         try:
             # the exchange is built with the credentials the upload would use (a provider may sign with them)
             call = self.resolver.authorize(call)
@@ -315,7 +324,9 @@ class Uploader:
 
     def _dry_checks(self, prep: Prepared, built: Any, problems: list[str]) -> list[str]:
         call, info = prep.call, prep.call.info
-        done = [f"purpose {prep.purpose!r} accepted by {info.name}", f"size {prep.source.size:,} bytes within limits"]
+        done = [f"purpose {prep.purpose!r} accepted by {info.name}"]
+        if not prep.refusals:
+            done.append(f"size {prep.source.size:,} bytes within limits")
         pipeline = self._pipeline(prep, built, None, digests=False)
         if pipeline.inspection.checks is None and not call.settings["validate"]:
             done.append("content not checked (validate=False)")
