@@ -481,3 +481,16 @@ def test_wait_gives_up_after_wait_timeout(echo_client: Client, server: FaultServ
     # polled with a backoff from 0.5 s to 10 s on the client's clock, within the wait timeout
     gets = [r for r in server.requests if r.method == "GET"]
     assert 3 <= len(gets) <= 6
+
+
+def test_an_error_after_retries_says_how_many_attempts_it_took(echo_client: Client, server: FaultServer) -> None:
+    server.default = respond(503, error="overloaded")
+    with pytest.raises(ProviderError) as info:
+        echo_client.retrieve("file-1", max_retries=2)
+    assert info.value.status == 503 and info.value.code == "echoed" and "overloaded" in str(info.value)
+    assert "llmfiles: gave up after 3 attempts" in info.value.__notes__
+    assert len(server.requests) == 3
+    server.script(respond(404, error="no such file"))
+    with pytest.raises(llmfiles.FileNotFound) as missing:  # a 404 about the file asked for
+        echo_client.retrieve("file-1")
+    assert not getattr(missing.value, "__notes__", None)

@@ -282,3 +282,21 @@ def test_a_file_truncated_while_it_is_sent_is_reported_at_once_never_retried(ser
         time.sleep(0.01)
     time.sleep(0.2)
     assert [r.method for r in server.requests] == ["POST"]  # one attempt, never a second
+
+
+def test_a_single_request_is_cut_short_before_its_last_block_when_the_checks_fail(
+    server: FaultServer, jsonl: Path
+) -> None:
+    """v2: the checks run while the request is sent; its last block goes only once they passed, so the provider
+    never gets a whole body of a bad file (and makes no file of it)."""
+    with open(jsonl, "a", encoding="utf-8") as fh:
+        fh.write('{"messages": [')
+    server.default = answer(fo_json(bytes=jsonl.stat().st_size))
+    with pytest.raises(ValidationError):
+        make_echo_client(server.url).upload(jsonl, purpose="fine-tune")
+    deadline = time.monotonic() + 10
+    while not server.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (request,) = server.requests
+    assert int(request.headers["content-length"]) > jsonl.stat().st_size
+    assert not request.complete and len(request.body) < jsonl.stat().st_size
