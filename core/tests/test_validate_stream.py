@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 import llmfiles
 from llmfiles import hookimpl
 from llmfiles.cli import main
-from llmfiles.errors import InputError, PluginError
+from llmfiles.errors import InputError, InvalidSetting, PluginError, ValidationError
 from llmfiles.models import Problem
 from llmfiles.plugins import PluginManager
 from llmfiles.sources import FileObjSource, PathSource
@@ -409,3 +410,32 @@ def test_cli_convert(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeyp
     text = capsys.readouterr().out
     assert "line 2, text: error no_text" in text and "NOT written" in text
     assert out.read_bytes() == b'{"TEXT":"A"}\n{"TEXT":"B"}\n'  # the earlier output is untouched
+
+
+# --- convert= while uploading (v2: a core setting; the converted file is uploaded, then removed) ------------------
+
+
+def test_an_upload_with_convert_sends_the_converted_file(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(lines({"text": "a"}, {"text": "b"}, {"text": "c"}))
+    c = client(tmp_path, ConvPlugin())
+    fo = c.upload(path, purpose="fine-tune", provider="local", convert="upper")
+    back = c.download(fo.id, tmp_path / "back.jsonl").read_bytes()
+    assert [json.loads(line) for line in back.splitlines()] == [{"TEXT": "A"}, {"TEXT": "B"}, {"TEXT": "C"}]
+    assert fo.filename == "in.jsonl" and fo.bytes == len(back)
+    # made in the process's llmfiles folder (as the state database), removed once uploaded
+    assert list((Path(os.environ["LLMFILES_HOME"]) / "converted").iterdir()) == []
+    report = c.validate(path, purpose="fine-tune", provider="local", convert="upper")
+    assert report.ok and any("converted to 'upper'" in n for n in report.notes)
+
+
+def test_records_that_cannot_be_converted_stop_the_upload_naming_their_lines(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(lines({"text": "a"}, {"no": "text"}, {"text": "b"}))
+    c = client(tmp_path, ConvPlugin())
+    with pytest.raises(ValidationError) as info:
+        c.upload(path, purpose="fine-tune", provider="local", convert="upper")
+    assert [p.line for p in info.value.problems] == [2] and str(path) in str(info.value)
+    assert list(c.list_files(provider="local")) == []
+    with pytest.raises(InvalidSetting, match="no usual conversion"):
+        c.upload(path, purpose="fine-tune", provider="local", convert=True)
