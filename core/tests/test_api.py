@@ -494,3 +494,31 @@ def test_an_error_after_retries_says_how_many_attempts_it_took(echo_client: Clie
     with pytest.raises(llmfiles.FileNotFound) as missing:  # a 404 about the file asked for
         echo_client.retrieve("file-1")
     assert not getattr(missing.value, "__notes__", None)
+
+
+def test_the_client_tells_on_retry_and_sleeps_on_its_clock(server: FaultServer) -> None:
+    from llmfiles.transport import RetryNotice
+
+    clock = FakeClock()
+    notices: list[RetryNotice] = []
+    client = make_echo_client(server.url, clock=clock, on_retry=notices.append)
+    server.script(respond(503, headers={"Retry-After": "4"}, error="busy"), respond(500, error="oops"))
+    server.default = answer(fo_json())
+    assert client.retrieve("file-9").id == "file-9"
+    assert [(n.attempt, n.attempts, n.reason) for n in notices] == [(2, 6, "HTTP 503"), (3, 6, "HTTP 500")]
+    assert clock.sleeps[0] == 4.0 and [n.wait for n in notices] == clock.sleeps
+    assert all(n.request == f"GET {server.url}/files/file-9" for n in notices)
+
+
+def test_the_deadline_setting_stops_before_a_wait_that_would_pass_it(server: FaultServer) -> None:
+    from llmfiles.errors import DeadlineExceeded
+
+    clock = FakeClock()
+    client = make_echo_client(server.url, clock=clock)
+    server.default = respond(429, headers={"Retry-After": "30"}, error="slow down")
+    with pytest.raises(DeadlineExceeded, match="deadline"):
+        client.retrieve("file-9", deadline=10)
+    assert clock.sleeps == [] and len(server.requests) == 1
+    with pytest.raises(ProviderError) as info:  # without a deadline: waits (capped), retries, gives up
+        client.retrieve("file-9", max_retries=2, max_retry_wait=5)
+    assert info.value.status == 429 and clock.sleeps == [5.0, 5.0]
