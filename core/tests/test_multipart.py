@@ -16,20 +16,21 @@ from llmfiles.multipart import multipart_body
 from llmfiles.sources import PathSource
 from llmfiles.transport import Policy, _BodyStream
 
-_SOURCE: PathSource | None = None
-
 
 class _Body:
+    def __init__(self, source: PathSource | None) -> None:
+        self.source = source
+
     def stream(self, offset: int, length: int) -> Iterator[bytes]:
-        assert _SOURCE is not None
-        return _SOURCE.read_range(offset, length, 4096)
+        assert self.source is not None
+        return self.source.read_range(offset, length, 4096)
 
 
-def serialize(body: tuple[Segment, ...]) -> bytes:
+def serialize(body: tuple[Segment, ...], source: PathSource | None = None) -> bytes:
     """The bytes the transport would send for ``body`` (through its own body stream, the file's ranges read from
-    the ``source`` fixture's file)."""
+    ``source``)."""
     request = HttpRequest(method="POST", url="http://127.0.0.1/", body=body)
-    return b"".join(bytes(piece) for piece in _BodyStream(request, _Body(), Policy(provider="t")))
+    return b"".join(bytes(piece) for piece in _BodyStream(request, _Body(source), Policy(provider="t")))
 
 
 def parse(content_type: str, data: bytes) -> list[Message]:
@@ -45,18 +46,16 @@ def source(tmp_path: Path) -> Iterator[PathSource]:
     path = tmp_path / "data.bin"
     # random bytes, plus the sequences a careless framing would trip over
     path.write_bytes(os.urandom(100_000) + b"\r\n--llmfiles-\r\n\r\n" + os.urandom(5_000))
-    global _SOURCE
-    _SOURCE = PathSource(str(path), "data.bin")
-    yield _SOURCE
-    _SOURCE.close()
-    _SOURCE = None
+    src = PathSource(str(path), "data.bin")
+    yield src
+    src.close()
 
 
 def test_body_has_exactly_the_declared_length_and_parses_back(source: PathSource) -> None:
     fields = [("purpose", "fine-tune"), ("note", "héllo wörld ✓")]
     segment = FileRange(offset=0, length=source.size)
     ctype, body = multipart_body(fields, [("file", "train.jsonl", "application/jsonl", [segment])])
-    data = serialize(body)
+    data = serialize(body, source)
     assert body_length(body) == len(data)
     assert ctype.startswith("multipart/form-data; boundary=")
 
@@ -72,7 +71,7 @@ def test_body_has_exactly_the_declared_length_and_parses_back(source: PathSource
 def test_a_range_of_the_file_is_sent(source: PathSource) -> None:
     segment = FileRange(offset=1000, length=20_000)
     ctype, body = multipart_body([], [("data", "part", "application/octet-stream", [segment])])
-    data = serialize(body)
+    data = serialize(body, source)
     assert body_length(body) == len(data)
     (part,) = parse(ctype, data)
     assert part.get_payload(decode=True) == Path(source.path or "").read_bytes()[1000:21_000]
