@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from echo import answer, fo_json
 from echo import echo_client as make_echo_client
@@ -21,10 +22,11 @@ from session import Session, session_client
 
 import llmfiles.local
 import llmfiles.uploads
-from llmfiles import Client
+from llmfiles import Client, hookimpl
 from llmfiles.errors import FileChanged, ValidationError
 from llmfiles.models import HttpRequest, HttpResponse, Progress
 from llmfiles.pipeline import HEAD_BYTES
+from llmfiles.plugins import PluginManager
 from llmfiles.sources import Source
 
 KiB = 1024
@@ -300,3 +302,31 @@ def test_a_single_request_is_cut_short_before_its_last_block_when_the_checks_fai
     (request,) = server.requests
     assert int(request.headers["content-length"]) > jsonl.stat().st_size
     assert not request.complete and len(request.body) < jsonl.stat().st_size
+
+
+class Utf8Local(llmfiles.local.LocalProvider):
+    """The local provider, as a provider whose fine-tune files must be UTF-8 even unchecked (Azure's, with a BOM)."""
+
+    info = attrs.evolve(llmfiles.local.INFO, utf8_purposes=("fine-tune",))
+
+
+class Registers:
+    @hookimpl
+    def llmfiles_register_providers(self, register: Callable[[Any], None]) -> None:
+        register(Utf8Local())
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["single", "parts"])
+def test_a_file_that_is_not_utf8_is_refused_for_a_utf8_purpose_even_unchecked(
+    home: Path, jsonl: Path, large: bool
+) -> None:
+    pm = PluginManager(load_entry_points=False, environ={})
+    pm.register(Registers(), name="local")
+    client = Client("local", plugin_manager=pm, environ={}, home=str(home))
+    data = jsonl.read_bytes()
+    jsonl.write_bytes(data[: 2 * MiB] + b'{"text": "caf\xe9"}\n' + data[2 * MiB :])
+    with pytest.raises(ValidationError) as info:
+        client.upload(jsonl, purpose="fine-tune", validate=False, **(PARTS if large else {}))
+    assert info.value.problems[0].code == "not_utf8" and f"byte {2 * MiB + 14:,}" in info.value.problems[0].message
+    assert nothing_stored(home, client)
+    assert client.upload(jsonl, purpose="assistants", validate=False).bytes == jsonl.stat().st_size  # not its rule
