@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import math
 import os
+import shutil
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -484,3 +485,27 @@ def test_concurrent_uploads_leave_no_descriptor_open(tmp_path: Path, blob: Path,
     client.close()
     gc.collect()
     assert open_files_under(tmp_path) == []
+
+
+def test_a_session_the_provider_no_longer_has_is_replaced_by_a_new_one(
+    tmp_path: Path, blob: Path, local_requests: list[tuple[str, str]]
+) -> None:
+    def interrupt(event: Progress) -> None:
+        if event.done > 300 * KiB:
+            raise KeyboardInterrupt
+
+    client = client_with(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        client.upload(blob, purpose="assistants", progress=interrupt, max_concurrency=1, **PARTS)
+    assert len(client.unfinished_uploads()) == 1
+    uploads = tmp_path / "home" / "local" / "uploads"
+    for session in uploads.iterdir():  # the provider forgot it (it expired, someone aborted it)
+        shutil.rmtree(session)
+    local_requests.clear()
+    events: list[Progress] = []
+    fo = client.upload(blob, purpose="assistants", progress=events.append, max_concurrency=2, **PARTS)
+    assert md5(client.download(fo.id, tmp_path / "anew.bin")) == md5(blob)
+    assert events[-1].done == blob.stat().st_size and max(e.done for e in events) == blob.stat().st_size
+    assert events[-1].resumed == 0
+    assert [p for _, p in local_requests if p.startswith("/uploads?")] != []  # a new session was started
+    assert client.unfinished_uploads() == [] and store_contents(tmp_path / "home")["uploads"] == []
