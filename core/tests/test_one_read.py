@@ -330,3 +330,12 @@ def test_a_file_that_is_not_utf8_is_refused_for_a_utf8_purpose_even_unchecked(
     assert info.value.problems[0].code == "not_utf8" and f"byte {2 * MiB + 14:,}" in info.value.problems[0].message
     assert nothing_stored(home, client)
     assert client.upload(jsonl, purpose="assistants", validate=False).bytes == jsonl.stat().st_size  # not its rule
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["single", "parts"])
+def test_check_first_uploads_a_good_file(
+    client: Client, jsonl: Path, large: bool, counted: list[CountingSource]
+) -> None:
+    fo = client.upload(jsonl, purpose="fine-tune", check_first=True, **(PARTS if large else {}))
+    assert fo.bytes == jsonl.stat().st_size
+    assert counted[0].times_read() == {2}  # once for the checks before anything is sent, once to send
