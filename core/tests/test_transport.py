@@ -344,10 +344,10 @@ def test_a_download_may_drip_for_longer_than_the_timeout(
     server: FaultServer, transport: Transport, tmp_path: Path
 ) -> None:
     """A download streams into its sink: only stalls are bounded by ``timeout``, not the whole body."""
-    body = b"0123456789" * 2
-    server.default = drip(interval=0.1, head=False, body=body)  # 2 s in all, never a stall of 0.1 s
+    body = b"0123456789abcdef"
+    server.default = drip(interval=0.3, head=False, body=body)  # 4.8 s in all, never a stall of more than 0.3 s
     with open(tmp_path / "out", "w+b") as sink:
-        sent = transport.send(get(server.url), real(timeout=1.0, max_retries=0), sink=sink)
+        sent = transport.send(get(server.url), real(timeout=2.5, max_retries=0), sink=sink)
     assert answer_of(sent).status == 200
     assert (tmp_path / "out").read_bytes() == body
 
