@@ -19,8 +19,19 @@ import llmfiles
 import llmfiles_example
 from llmfiles import Client, hookimpl
 from llmfiles.errors import PluginError, ProviderNotInstalled
-from llmfiles.models import Credentials, HttpRequest, Operation, ProviderInfo, Secret, Settings, UploadPlan
+from llmfiles.models import (
+    NO_CREDENTIALS,
+    Credentials,
+    HttpRequest,
+    Operation,
+    ProviderInfo,
+    Secret,
+    Settings,
+    UploadFacts,
+    UploadParts,
+)
 from llmfiles.plugins import PluginManager
+from llmfiles.provider import BaseProvider, Exchange, Http, UploadProtocol
 from servers.openai_like import OpenAILikeServer
 
 
@@ -78,16 +89,22 @@ def test_disable_plugins_hides_the_example_provider() -> None:
     pm = PluginManager(environ={"LLMFILES_DISABLE_PLUGINS": " example , other "})
     assert "example" not in pm.providers() and "local" in pm.providers()
     with pytest.raises(ProviderNotInstalled, match="provider 'example' is not installed"):
-        pm.get_provider("example")
+        pm.get("example")
 
 
 def test_the_plugin_manager_loads_the_entry_point() -> None:
     pm = PluginManager(environ={})
-    info = pm.get_provider("example")
-    assert pm.owner("example") == "example"
+    registered = pm.get("example")
+    info = registered.provider.info
+    assert registered.plugin == "example" and registered.server is None
     assert info.name == "example" and info.package == "llmfiles-example-plugin"
     assert info.credential_settings == ("api_key",)
-    assert info.supports_parts and info.upload_digests == ("md5",)
+    assert info.supports_parts
+    # the Uploads API's complete carries the MD5 of the whole file (v2: the protocol declares it)
+    settings = Settings(provider="example", values={"api_base": "https://gateway.invalid/v1"})
+    facts = UploadFacts(purpose="fine-tune", filename="f.jsonl", size=10)
+    protocol = registered.provider.exchange(UploadParts(file=facts), NO_CREDENTIALS, settings)
+    assert isinstance(protocol, UploadProtocol) and protocol.digests == ("md5",)
     assert info.default_multipart_threshold == 512 * 1024 * 1024
     assert info.default_part_size == 64 * 1024 * 1024
     specs = {s.name: s for s in info.settings}
@@ -101,7 +118,7 @@ def test_import_llmfiles_loads_no_plugin() -> None:
         """
         import json, sys
         import llmfiles
-        heavy = ("pluggy", "urllib3", "cattrs", "llmfiles.local")
+        heavy = ("pluggy", "urllib3", "cattrs", "orjson", "llmfiles.local")
         before = sorted(m for m in sys.modules if m.startswith("llmfiles_") or m in heavy)
         from llmfiles.plugins import get_plugin_manager
         names = sorted(get_plugin_manager().providers())
@@ -120,6 +137,14 @@ def test_import_llmfiles_loads_no_plugin() -> None:
 # --- rejected plugins ----------------------------------------------------------------------------------------
 
 
+class _CopycatProvider(BaseProvider):
+    def __init__(self, info: ProviderInfo) -> None:
+        self.info = info
+
+    def exchange(self, op: Operation, credentials: Credentials, settings: Settings) -> Exchange[Any]:
+        raise AssertionError("never called")
+
+
 class _Copycat:
     """A second plugin that claims a name the example plugin already has."""
 
@@ -127,8 +152,8 @@ class _Copycat:
         self.info = ProviderInfo(name=name, aliases=aliases, package="llmfiles-copycat", purposes=("batch",))
 
     @hookimpl
-    def llmfiles_register_providers(self, register: Callable[[ProviderInfo], None]) -> None:
-        register(self.info)
+    def llmfiles_register_providers(self, register: Callable[[Any], None]) -> None:
+        register(_CopycatProvider(self.info))
 
 
 def test_two_plugins_claiming_one_provider_name_are_rejected() -> None:
@@ -154,15 +179,26 @@ def test_one_plugin_per_name_is_fine() -> None:
     pm.register(llmfiles_example, "example")
     pm.register(_Copycat(name="acme", aliases=("acme-ai",)), "acme-plugin")
     assert set(pm.providers()) == {"example", "acme"}
-    assert pm.get_provider("acme-ai").name == "acme"
-    assert pm.owner("acme-ai") == "acme-plugin"
+    assert pm.get("acme-ai").provider.info.name == "acme"
+    assert pm.get("acme-ai").plugin == "acme-plugin"
+
+
+class _NotAProvider:
+    @hookimpl
+    def llmfiles_register_providers(self, register: Callable[[Any], None]) -> None:
+        register(ProviderInfo(name="old", package="old", purposes=("batch",)))  # v1 registered the info
+
+
+def test_registering_something_that_is_not_a_provider_is_rejected() -> None:
+    pm = PluginManager(load_entry_points=False)
+    pm.register(_NotAProvider(), "old-style")
+    with pytest.raises(PluginError, match=r"'old-style' registered .* which is not a provider"):
+        pm.providers()
 
 
 class _Misspelled:
     @hookimpl
-    def llmfiles_build_requests(
-        self, provider: str, operation: Operation, credentials: Credentials, settings: Settings
-    ) -> HttpRequest | UploadPlan | None:
+    def llmfiles_register_provider(self, register: Callable[[Any], None]) -> None:
         return None
 
 
@@ -172,15 +208,28 @@ def test_a_misspelled_hook_is_rejected_by_check_pending() -> None:
     pm.register(_Misspelled(), "typo-plugin")
     with pytest.raises(PluginError) as info:
         pm.providers()
-    assert "llmfiles_build_requests" in str(info.value)
+    assert "llmfiles_register_provider" in str(info.value)
     assert "typo-plugin" in str(info.value)
+
+
+class _RemovedHook:
+    @hookimpl
+    def llmfiles_build_request(self, provider: str, operation: Any, credentials: Any, settings: Any) -> None:
+        return None
+
+
+def test_a_hook_v2_removed_is_rejected() -> None:
+    pm = PluginManager(load_entry_points=False)
+    pm.register(_RemovedHook(), "v1-plugin")
+    with pytest.raises(PluginError, match="llmfiles_build_request"):
+        pm.providers()
 
 
 def test_a_misspelled_hook_registered_after_loading_is_rejected_too() -> None:
     pm = PluginManager(load_entry_points=False)
     pm.register(llmfiles_example, "example")
     assert "example" in pm.providers()
-    with pytest.raises(PluginError, match="llmfiles_build_requests"):
+    with pytest.raises(PluginError, match="llmfiles_register_provider"):
         pm.register(_Misspelled(), "late-typo")
     assert pm.pm.get_plugin("late-typo") is None  # not left half-registered
     assert "example" in pm.providers()
@@ -188,7 +237,7 @@ def test_a_misspelled_hook_registered_after_loading_is_rejected_too() -> None:
 
 class _WrongArguments:
     @hookimpl
-    def llmfiles_build_request(self, provider: str, request: Any) -> None:
+    def llmfiles_request(self, provider: str, request: Any, extra: Any) -> None:
         return None
 
 
@@ -201,7 +250,7 @@ def test_a_hook_with_unknown_arguments_is_rejected() -> None:
 
 class _RaisesOnRegister:
     @hookimpl
-    def llmfiles_register_providers(self, register: Callable[[ProviderInfo], None]) -> None:
+    def llmfiles_register_providers(self, register: Callable[[Any], None]) -> None:
         raise RuntimeError("no config file")
 
 
@@ -214,19 +263,15 @@ def test_a_plugin_that_fails_to_register_is_named() -> None:
 
 @pytest.fixture
 def broken_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """An extra entry point in group ``llmfiles`` whose module raises when it is imported."""
+    """An installed distribution with an entry point in group ``llmfiles`` whose module raises when it is imported
+    (a ``.dist-info`` folder on ``sys.path``, as pip would leave it)."""
     module = "llmfiles_broken_test_plugin"
     (tmp_path / f"{module}.py").write_text('raise RuntimeError("the plugin is broken on purpose")\n')
+    info = tmp_path / "llmfiles_broken_test_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: llmfiles-broken-test-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[llmfiles]\nbroken = {module}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    real = metadata.entry_points
-
-    def entry_points(**params: Any) -> Any:
-        found = list(real(**params))
-        if params.get("group") == "llmfiles":
-            found.append(metadata.EntryPoint(name="broken", value=module, group="llmfiles"))
-        return found
-
-    monkeypatch.setattr(metadata, "entry_points", entry_points)
     return "broken"
 
 
@@ -236,6 +281,7 @@ def test_a_plugin_that_raises_while_loading_is_named(broken_entry_point: str) ->
     message = str(info.value)
     assert f"plugin {broken_entry_point!r}" in message
     assert "llmfiles_broken_test_plugin" in message and "broken on purpose" in message
+    assert "llmfiles-broken-test-plugin" in message  # the distribution to fix or uninstall
     assert f"LLMFILES_DISABLE_PLUGINS={broken_entry_point}" in message
 
     # the hint works: skip the broken plugin and the others load
@@ -247,31 +293,28 @@ def test_a_plugin_that_raises_while_loading_is_named(broken_entry_point: str) ->
 
 
 class _ProxyHeader:
-    """``@hookimpl(wrapper=True)`` on ``llmfiles_build_request``: a header on every one-shot request."""
+    """``@hookimpl(wrapper=True)`` on ``llmfiles_request``: a header on every request."""
 
     @hookimpl(wrapper=True)
-    def llmfiles_build_request(
-        self, provider: str, operation: Operation, credentials: Credentials, settings: Settings
-    ) -> Any:
+    def llmfiles_request(self, provider: str, request: HttpRequest) -> Any:
         result = yield
-        if isinstance(result, HttpRequest):
-            return attrs.evolve(result, headers={**result.headers, "X-Proxy-Route": "inhouse"})
-        return result
+        return attrs.evolve(result, headers={**result.headers, "X-Proxy-Route": "inhouse"})
 
 
 class _Vault:
-    """``@hookimpl(tryfirst=True)`` on ``llmfiles_resolve_credentials``: keys from a vault, not from settings."""
+    """``@hookimpl(tryfirst=True)`` on ``llmfiles_credentials``: keys from a vault, not from settings."""
 
-    def __init__(self, key: str) -> None:
-        self._key = key
+    def __init__(self, keys: Mapping[str, str]) -> None:
+        self._keys = keys
 
     @hookimpl(tryfirst=True)
-    def llmfiles_resolve_credentials(
-        self, provider: str, settings: Settings, environ: Mapping[str, str]
+    def llmfiles_credentials(
+        self, provider: str, settings: Settings, environ: Mapping[str, str], http: Http
     ) -> Credentials | None:
-        if provider != "example":
-            return None
-        return Credentials(kind="api_key", source="vault secret/example", secret=Secret(self._key))
+        key = self._keys.get(provider)
+        if key is None:
+            return None  # the provider finds its own
+        return Credentials(kind="api_key", source=f"vault secret/{provider}", secret=Secret(key))
 
 
 def test_a_wrapper_plugin_adds_a_header_to_every_request(
@@ -291,13 +334,13 @@ def test_a_vault_plugin_answers_credentials_first(
     openai_server: OpenAILikeServer, make_jsonl: Callable[..., Path]
 ) -> None:
     pm = PluginManager(environ={})
-    pm.register(_Vault(openai_server.api_key), "vault")
+    pm.register(_Vault({"example": openai_server.api_key}), "vault")
     with Client("example", plugin_manager=pm, environ={}, api_base=openai_server.url) as client:
         fo = client.upload(make_jsonl(), purpose="fine-tune")  # no api_key anywhere but in the vault
     assert fo.id in openai_server.files
 
     pm = PluginManager(environ={})
-    pm.register(_Vault("sk-vault-has-a-stale-key"), "vault")
+    pm.register(_Vault({"example": "sk-vault-has-a-stale-key"}), "vault")
     with (
         Client("example", plugin_manager=pm, environ={}, api_base=openai_server.url) as client,
         pytest.raises(llmfiles.AuthenticationError) as info,

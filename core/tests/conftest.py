@@ -46,6 +46,46 @@ def small_send_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def black_hole() -> Iterator[str]:
+    """``http://127.0.0.1:PORT`` where a connection can never be opened: the listening socket's queue is full and
+    never accepted from, so a new connection's SYN goes unanswered (as with a firewalled address)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    port = srv.getsockname()[1]
+    held: list[socket.socket] = []
+    try:
+        for _ in range(4):  # fill the accept queue
+            c = socket.socket()
+            c.settimeout(0.2)
+            try:
+                c.connect(("127.0.0.1", port))
+            except OSError:
+                c.close()
+                break
+            held.append(c)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for c in held:
+            c.close()
+        srv.close()
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test never looks up (so never reaches) a host that is not loopback: the lookup fails at once instead."""
+    original = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kw: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        if name not in {"127.0.0.1", "::1", "localhost"} and not name.startswith("127."):
+            raise socket.gaierror(socket.EAI_NONAME, f"the tests refuse to look up {name!r} (not loopback)")
+        return original(host, *args, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.fixture
 def transport() -> Iterator[Transport]:
     t = Transport()
     yield t

@@ -231,6 +231,32 @@ def big_body(size: int) -> Behaviour:
     return run
 
 
+def drip(*, interval: float, head: bool, body: bytes = b'{"ok": true}') -> Behaviour:
+    """Read the request, then send the answer one byte every ``interval`` seconds: the whole of it from its status
+    line (``head=True``: its headers never finish arriving in time), or only its body after the headers."""
+
+    def run(ex: Exchange) -> None:
+        ex.read_body()
+        top = (
+            "HTTP/1.1 200 Dripped\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode("latin-1")
+        data = top + body
+        if not head:
+            ex.conn.sendall(top)
+            data = body
+        for i in range(len(data)):
+            if ex.server.stopping.wait(interval):
+                return
+            try:
+                ex.conn.sendall(data[i : i + 1])
+            except OSError:  # the client cut the connection: what the test wanted
+                ex.server.cut.append(ex.request)
+                return
+
+    return run
+
+
 # --- the server ----------------------------------------------------------------------------------------------
 
 
@@ -241,6 +267,8 @@ class FaultServer:
         self.stopping = threading.Event()
         self.requests: list[Request] = []
         self.errors: list[BaseException] = []
+        #: requests whose connection the client cut while the server was still answering
+        self.cut: list[Request] = []
         self.default: Behaviour = respond(200)
         self._script: deque[Behaviour] = deque()
         self._lock = threading.Lock()

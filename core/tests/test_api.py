@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from echo import SECRET, answer, fo_json
+from echo import echo_client as make_echo_client
 from faultserver import FaultServer, respond
 
 import llmfiles
 import llmfiles.local
-from llmfiles import Client, hookimpl
+from llmfiles import Client
+from llmfiles.clock import FakeClock
 from llmfiles.converter import from_dict, to_dict
 from llmfiles.errors import (
     AuthenticationError,
@@ -31,18 +34,13 @@ from llmfiles.models import (
     HttpRequest,
     Problem,
     Progress,
-    ProviderInfo,
     Secret,
     Settings,
-    SettingSpec,
-    SourceRange,
     TrainingFiles,
 )
-from llmfiles.multipart import multipart_body
 from llmfiles.plugins import PluginManager
 
 MiB = 1024 * 1024
-SECRET = "sk-api-Qw3rtySECRET987"
 
 
 @pytest.fixture
@@ -327,7 +325,7 @@ def file_object(**over: Any) -> FileObject:
 
 
 def test_file_object_json_omits_raw_and_round_trips() -> None:
-    fo = file_object(expires_at=1800000000, status_details="fine")
+    fo = file_object(expires_at=1800000000, status_details="fine", checksums={"md5": "0" * 32})
     data = to_dict(fo)
     assert "raw" not in data
     assert data == {
@@ -341,9 +339,10 @@ def test_file_object_json_omits_raw_and_round_trips() -> None:
         "object": "file",
         "expires_at": 1800000000,
         "status_details": "fine",
+        "checksums": {"md5": "0" * 32},  # v2: what the provider reports for the stored bytes
     }
     back = from_dict(json.loads(json.dumps(data)), FileObject)
-    assert back == fo and back.raw == {}
+    assert back == fo and back.raw == {} and back.checksums == {"md5": "0" * 32}
 
 
 def test_file_object_equality_and_repr_ignore_raw() -> None:
@@ -382,96 +381,9 @@ def test_reprs_never_show_secrets() -> None:
 # --- secrets in provider errors ------------------------------------------------------------------------------
 
 
-class EchoProvider:
-    """A provider over HTTP (the fault server plays it).  Its errors may quote the key back, as a careless provider's
-    might; the ``mode`` setting makes its plugin misbehave in the ways a buggy plugin could."""
-
-    @hookimpl
-    def llmfiles_register_providers(self, register: Any) -> None:
-        register(
-            ProviderInfo(
-                name="echo",
-                package="llmfiles-echo",
-                purposes=("batch", "assistants"),
-                settings=(
-                    SettingSpec(name="api_key", kind="secret", env=("ECHO_API_KEY",)),
-                    SettingSpec(name="api_base", kind="str"),
-                    SettingSpec(name="mode", kind="str", default="ok"),
-                ),
-                credential_settings=("api_key",),
-            )
-        )
-
-    @hookimpl
-    def llmfiles_resolve_credentials(self, provider: str, settings: Any, environ: Any) -> Credentials | None:
-        if provider != "echo" or settings.get("api_key") is None:
-            return None
-        return Credentials(kind="api_key", source=settings.source("api_key"), secret=settings["api_key"])
-
-    @hookimpl
-    def llmfiles_build_request(self, provider: str, operation: Any, credentials: Any, settings: Any) -> Any:
-        if provider != "echo":
-            return None
-        key = credentials.secret.reveal()
-        if settings["mode"] == "explode":
-            raise RuntimeError(f"plugin bug while holding {key}")
-        if settings["mode"] == "decline":
-            return None
-        if settings["mode"] == "wrong-type":
-            return {"not": "a request"}
-        headers = {"Authorization": f"Bearer {key}"}
-        base = settings["api_base"]
-        if operation.name == "upload":
-            src = operation.source
-            ctype, body = multipart_body(
-                [("purpose", operation.purpose)],
-                [
-                    (
-                        "file",
-                        operation.filename,
-                        "application/octet-stream",
-                        [SourceRange(source=src, offset=0, length=src.size)],
-                    )
-                ],
-            )
-            return HttpRequest(
-                method="POST", url=f"{base}/files", headers={**headers, "Content-Type": ctype}, body=body
-            )
-        method = "DELETE" if operation.name == "delete" else "GET"
-        return HttpRequest(method=method, url=f"{base}/files/{operation.file_id}", headers=headers)
-
-    @hookimpl
-    def llmfiles_normalize_response(self, provider: str, operation: Any, response: Any) -> Any:
-        if provider != "echo":
-            return None
-        data = response.json()  # raises on a body that is not JSON: the core must cope
-        if response.status >= 400:
-            return ProviderError(data["error"], provider="echo", code="echoed")
-        if operation.name in ("upload", "retrieve"):
-            return FileObject(provider="echo", **data)
-        return True
-
-
-def answer(data: dict[str, Any]) -> Any:
-    return respond(200, body=json.dumps(data).encode())
-
-
-def fo_json(status: str = "processed", **over: Any) -> dict[str, Any]:
-    return {
-        "id": "file-9",
-        "filename": "t.jsonl",
-        "purpose": "batch",
-        "bytes": 10,
-        "created_at": 1,
-        "status": status,
-    } | over
-
-
 @pytest.fixture
 def echo_client(server: FaultServer) -> Client:
-    pm = PluginManager(load_entry_points=False, environ={})
-    pm.register(EchoProvider(), name="echo")
-    return Client("echo", plugin_manager=pm, environ={"ECHO_API_KEY": SECRET}, api_base=server.url)
+    return make_echo_client(server.url, clock=FakeClock())
 
 
 @pytest.mark.parametrize("status", [400, 401, 404])
@@ -501,12 +413,13 @@ def test_secrets_in_unreadable_error_answers_are_redacted(echo_client: Client, s
     server.script(respond(502, body=f"<html>bad gateway {SECRET}</html>".encode()))
     with pytest.raises(ProviderError) as info:
         echo_client.retrieve("file-1", max_retries=0)
-    assert info.value.status == 502
-    assert SECRET not in str(info.value) and "llmfiles_normalize_response" in str(info.value)
+    # the error reader could not read it: the body is the message, redacted
+    assert info.value.status == 502 and "bad gateway ***" in str(info.value)
+    assert SECRET not in str(info.value)
 
 
 @pytest.mark.parametrize(
-    ("mode", "needle"), [("explode", "RuntimeError"), ("decline", "does not support"), ("wrong-type", "dict")]
+    ("mode", "needle"), [("explode", "RuntimeError"), ("decline", "NoneType"), ("wrong-type", "dict")]
 )
 def test_plugin_bugs_become_plugin_errors(echo_client: Client, server: FaultServer, mode: str, needle: str) -> None:
     from llmfiles.errors import PluginError
@@ -561,6 +474,51 @@ def test_wait_gives_up_after_wait_timeout(echo_client: Client, server: FaultServ
     path = tmp_path / "a.bin"
     path.write_bytes(b"abc")
     server.script(answer(fo_json("pending")))
+    server.default = answer(fo_json("pending"))
     with pytest.raises(ProviderError) as info:
-        echo_client.upload(path, purpose="assistants", wait=True, wait_timeout=0.1)
+        echo_client.upload(path, purpose="assistants", wait=True, wait_timeout=30)
     assert "still 'pending'" in str(info.value)
+    # polled with a backoff from 0.5 s to 10 s on the client's clock, within the wait timeout
+    gets = [r for r in server.requests if r.method == "GET"]
+    assert 3 <= len(gets) <= 6
+
+
+def test_an_error_after_retries_says_how_many_attempts_it_took(echo_client: Client, server: FaultServer) -> None:
+    server.default = respond(503, error="overloaded")
+    with pytest.raises(ProviderError) as info:
+        echo_client.retrieve("file-1", max_retries=2)
+    assert info.value.status == 503 and info.value.code == "echoed" and "overloaded" in str(info.value)
+    assert "llmfiles: gave up after 3 attempts" in info.value.__notes__
+    assert len(server.requests) == 3
+    server.script(respond(404, error="no such file"))
+    with pytest.raises(llmfiles.FileNotFound) as missing:  # a 404 about the file asked for
+        echo_client.retrieve("file-1")
+    assert not getattr(missing.value, "__notes__", None)
+
+
+def test_the_client_tells_on_retry_and_sleeps_on_its_clock(server: FaultServer) -> None:
+    from llmfiles.transport import RetryNotice
+
+    clock = FakeClock()
+    notices: list[RetryNotice] = []
+    client = make_echo_client(server.url, clock=clock, on_retry=notices.append)
+    server.script(respond(503, headers={"Retry-After": "4"}, error="busy"), respond(500, error="oops"))
+    server.default = answer(fo_json())
+    assert client.retrieve("file-9").id == "file-9"
+    assert [(n.attempt, n.attempts, n.reason) for n in notices] == [(2, 6, "HTTP 503"), (3, 6, "HTTP 500")]
+    assert clock.sleeps[0] == 4.0 and [n.wait for n in notices] == clock.sleeps
+    assert all(n.request == f"GET {server.url}/files/file-9" for n in notices)
+
+
+def test_the_deadline_setting_stops_before_a_wait_that_would_pass_it(server: FaultServer) -> None:
+    from llmfiles.errors import DeadlineExceeded
+
+    clock = FakeClock()
+    client = make_echo_client(server.url, clock=clock)
+    server.default = respond(429, headers={"Retry-After": "30"}, error="slow down")
+    with pytest.raises(DeadlineExceeded, match="deadline"):
+        client.retrieve("file-9", deadline=10)
+    assert clock.sleeps == [] and len(server.requests) == 1
+    with pytest.raises(ProviderError) as info:  # without a deadline: waits (capped), retries, gives up
+        client.retrieve("file-9", max_retries=2, max_retry_wait=5)
+    assert info.value.status == 429 and clock.sleeps == [5.0, 5.0]

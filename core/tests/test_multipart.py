@@ -5,19 +5,32 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import os
+from collections.abc import Iterator
 from email.message import Message
 from pathlib import Path
 
 import pytest
 
-from llmfiles.models import PathSource, Segment, SourceRange, body_length
+from llmfiles.models import FileRange, HttpRequest, Segment, body_length
 from llmfiles.multipart import multipart_body
-from llmfiles.transport import _BodyStream
+from llmfiles.sources import PathSource
+from llmfiles.transport import Policy, _BodyStream
 
 
-def serialize(body: tuple[Segment, ...]) -> bytes:
-    """The bytes the transport would send for ``body`` (through its own body stream)."""
-    return b"".join(_BodyStream(body, None, None, 4096))
+class _Body:
+    def __init__(self, source: PathSource | None) -> None:
+        self.source = source
+
+    def stream(self, offset: int, length: int) -> Iterator[bytes]:
+        assert self.source is not None
+        return self.source.read_range(offset, length, 4096)
+
+
+def serialize(body: tuple[Segment, ...], source: PathSource | None = None) -> bytes:
+    """The bytes the transport would send for ``body`` (through its own body stream, the file's ranges read from
+    ``source``)."""
+    request = HttpRequest(method="POST", url="http://127.0.0.1/", body=body)
+    return b"".join(bytes(piece) for piece in _BodyStream(request, _Body(source), Policy(provider="t")))
 
 
 def parse(content_type: str, data: bytes) -> list[Message]:
@@ -29,18 +42,20 @@ def parse(content_type: str, data: bytes) -> list[Message]:
 
 
 @pytest.fixture
-def source(tmp_path: Path) -> PathSource:
+def source(tmp_path: Path) -> Iterator[PathSource]:
     path = tmp_path / "data.bin"
     # random bytes, plus the sequences a careless framing would trip over
     path.write_bytes(os.urandom(100_000) + b"\r\n--llmfiles-\r\n\r\n" + os.urandom(5_000))
-    return PathSource(str(path), "data.bin", path.stat().st_size)
+    src = PathSource(str(path), "data.bin")
+    yield src
+    src.close()
 
 
 def test_body_has_exactly_the_declared_length_and_parses_back(source: PathSource) -> None:
     fields = [("purpose", "fine-tune"), ("note", "héllo wörld ✓")]
-    segment = SourceRange(source=source, offset=0, length=source.size)
+    segment = FileRange(offset=0, length=source.size)
     ctype, body = multipart_body(fields, [("file", "train.jsonl", "application/jsonl", [segment])])
-    data = serialize(body)
+    data = serialize(body, source)
     assert body_length(body) == len(data)
     assert ctype.startswith("multipart/form-data; boundary=")
 
@@ -54,16 +69,16 @@ def test_body_has_exactly_the_declared_length_and_parses_back(source: PathSource
 
 
 def test_a_range_of_the_file_is_sent(source: PathSource) -> None:
-    segment = SourceRange(source=source, offset=1000, length=20_000)
+    segment = FileRange(offset=1000, length=20_000)
     ctype, body = multipart_body([], [("data", "part", "application/octet-stream", [segment])])
-    data = serialize(body)
+    data = serialize(body, source)
     assert body_length(body) == len(data)
     (part,) = parse(ctype, data)
     assert part.get_payload(decode=True) == Path(source.path or "").read_bytes()[1000:21_000]
 
 
 def test_the_file_is_not_copied_into_the_body(source: PathSource) -> None:
-    segment = SourceRange(source=source, offset=0, length=source.size)
+    segment = FileRange(offset=0, length=source.size)
     _, body = multipart_body([("a", "b")], [("file", "f", "application/octet-stream", [segment])])
     assert segment in body
     assert sum(len(s) for s in body if isinstance(s, bytes)) < 1000

@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import math
 import os
+import shutil
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -20,32 +21,18 @@ from hypothesis import strategies as st
 import llmfiles.local
 from llmfiles import Client, hookimpl
 from llmfiles.errors import FileTooLarge, InvalidSetting, ProviderError
-from llmfiles.models import HttpRequest, HttpResponse, Progress, UploadPlan
+from llmfiles.local import LocalParts, LocalProvider
+from llmfiles.models import Credentials, HttpRequest, HttpResponse, Operation, Progress, Settings
 from llmfiles.parts import choose_part_size, split
 from llmfiles.plugins import PluginManager
+from llmfiles.provider import Exchange, PartLimits, PartsUpload
 
 KiB = 1024
 MiB = 1024 * 1024
 
 
-def make_plan(**constraints: Any) -> UploadPlan:
-    def never(*_: Any) -> Any:
-        raise AssertionError("not called")
-
-    return UploadPlan(
-        destination="nowhere",
-        start=None,
-        read_start=never,
-        part=never,
-        read_part=never,
-        complete=None,
-        read_complete=never,
-        **constraints,
-    )
-
-
-def choose(size: int, requested: int, **constraints: Any) -> int:
-    return choose_part_size(size, make_plan(**constraints), requested, provider="p", path="f")
+def choose(size: int, requested: int, **limits: Any) -> int:
+    return choose_part_size(size, PartLimits(**limits), requested, provider="p", path="f")
 
 
 # --- choosing the part size ----------------------------------------------------------------------------------
@@ -62,8 +49,8 @@ def test_part_size_grows_until_the_parts_fit_the_limit() -> None:
 
 
 def test_part_size_respects_min_and_max() -> None:
-    assert choose(1000, 10, min_part_size=100) == 100
-    assert choose(10_000, 5000, max_part_size=1000) == 1000
+    assert choose(1000, 10, minimum=100) == 100
+    assert choose(10_000, 5000, maximum=1000) == 1000
 
 
 def test_part_size_is_aligned() -> None:
@@ -74,7 +61,7 @@ def test_part_size_is_aligned() -> None:
 
 def test_a_file_beyond_the_part_limits_is_too_large() -> None:
     with pytest.raises(FileTooLarge) as info:
-        choose(10_000, 100, max_parts=10, max_part_size=500)
+        choose(10_000, 100, max_parts=10, maximum=500)
     assert "5,000" in str(info.value)  # the most the plan can carry
 
 
@@ -96,7 +83,7 @@ def test_part_size_must_be_positive(requested: int) -> None:
 def test_chosen_part_sizes_obey_every_constraint(
     size: int, requested: int, max_parts: int, alignment: int, min_part: int, max_part: int | None
 ) -> None:
-    constraints = dict(max_parts=max_parts, alignment=alignment, min_part_size=min_part, max_part_size=max_part)
+    constraints = dict(max_parts=max_parts, alignment=alignment, minimum=min_part, maximum=max_part)
     try:
         part = choose(size, requested, **constraints)
     except FileTooLarge:
@@ -157,27 +144,33 @@ def store_contents(home: Path) -> dict[str, list[str]]:
 PARTS = {"multipart_threshold": 64 * KiB, "part_size": 64 * KiB}
 
 
-class PlanWrapper:
-    """A test plugin that changes the local provider's upload plan (as an in-house wrapper plugin would)."""
+class LocalWith(LocalProvider):
+    """The local provider with its parts protocol changed (as an in-house provider built on it would)."""
 
-    def __init__(self, change: Callable[[UploadPlan], UploadPlan]) -> None:
+    def __init__(self, change: Callable[[LocalParts], None]) -> None:
         self.change = change
-        self.plans: list[UploadPlan] = []
+        self.protocols: list[LocalParts] = []
 
-    @hookimpl(wrapper=True)
-    def llmfiles_build_request(self, provider: str, operation: Any, credentials: Any, settings: Any) -> Any:
-        result = yield
-        if isinstance(result, UploadPlan):
-            result = self.change(result)
-            self.plans.append(result)
-        return result
+    def exchange(self, op: Operation, credentials: Credentials, settings: Settings) -> Exchange[Any] | PartsUpload:
+        built = super().exchange(op, credentials, settings)
+        if isinstance(built, LocalParts):
+            self.change(built)
+            self.protocols.append(built)
+        return built
 
 
-def client_with(tmp_path: Path, *plugins: object) -> Client:
+class Registers:
+    def __init__(self, provider: LocalProvider) -> None:
+        self.provider = provider
+
+    @hookimpl
+    def llmfiles_register_providers(self, register: Callable[[Any], None]) -> None:
+        register(self.provider)
+
+
+def client_with(tmp_path: Path, change: Callable[[LocalParts], None] | None = None) -> Client:
     pm = PluginManager(load_entry_points=False, environ={})
-    pm.register(llmfiles.local, name="local")
-    for i, plugin in enumerate(plugins):
-        pm.register(plugin, name=f"test-plugin-{i}")
+    pm.register(llmfiles.local if change is None else Registers(LocalWith(change)), name="local")
     return Client("local", plugin_manager=pm, environ={}, home=str(tmp_path / "home"))
 
 
@@ -236,32 +229,35 @@ def test_below_the_threshold_one_request_is_sent(
     assert [m for m, _ in local_requests] == ["POST"]
 
 
-def test_a_sequential_plan_sends_parts_in_order(
+def test_a_protocol_that_is_not_parallel_sends_parts_in_order(
     tmp_path: Path, blob: Path, local_requests: list[tuple[str, str]]
 ) -> None:
-    wrapper = PlanWrapper(lambda plan: attrs.evolve(plan, sequential=True))
-    client = client_with(tmp_path, wrapper)
+    def sequential(protocol: LocalParts) -> None:
+        protocol.parallel = False
+
+    client = client_with(tmp_path, sequential)
     fo = client.upload(blob, purpose="assistants", max_concurrency=8, **PARTS)
     offsets = [int(p.rsplit("offset=", 1)[1].split("&")[0]) for m, p in local_requests if "/parts" in p]
     assert offsets == [i * 64 * KiB for i in range(17)]
     assert md5(client.download(fo.id, tmp_path / "seq.bin")) == md5(blob)
 
 
-@pytest.mark.parametrize("sequential", [False, True])
-def test_whole_file_digests_reach_complete(tmp_path: Path, blob: Path, sequential: bool) -> None:
+@pytest.mark.parametrize("parallel", [False, True])
+def test_whole_file_digests_reach_complete(tmp_path: Path, blob: Path, parallel: bool) -> None:
     seen: list[dict[str, str]] = []
 
-    def change(plan: UploadPlan) -> UploadPlan:
-        assert plan.complete is not None
-        complete = plan.complete
+    def change(protocol: LocalParts) -> None:
+        complete = protocol.complete
 
-        def recording_complete(state: Any, receipts: Any, digests: Any) -> HttpRequest:
+        def recording_complete(state: Any, receipts: Any, digests: Any) -> Exchange[Any]:
             seen.append(dict(digests))
             return complete(state, receipts, digests)
 
-        return attrs.evolve(plan, digests=("sha256", "md5"), sequential=sequential, complete=recording_complete)
+        protocol.digests = ("sha256", "md5")
+        protocol.parallel = parallel
+        protocol.complete = recording_complete  # type: ignore[method-assign]
 
-    client = client_with(tmp_path, PlanWrapper(change))
+    client = client_with(tmp_path, change)
     client.upload(blob, purpose="assistants", **PARTS)
     data = blob.read_bytes()
     assert seen == [
@@ -269,26 +265,44 @@ def test_whole_file_digests_reach_complete(tmp_path: Path, blob: Path, sequentia
     ]
 
 
+def test_without_the_checksum_setting_no_digest_is_computed(tmp_path: Path, blob: Path) -> None:
+    seen: list[dict[str, str]] = []
+
+    def change(protocol: LocalParts) -> None:
+        complete = protocol.complete
+        protocol.digests = ("sha256",)
+        protocol.complete = lambda state, receipts, digests: (
+            seen.append(dict(digests))
+            or complete(  # type: ignore[method-assign]
+                state, receipts, digests
+            )
+        )
+
+    client_with(tmp_path, change).upload(blob, purpose="assistants", checksum=False, **PARTS)
+    assert seen == [{}]
+
+
 def test_a_failing_part_aborts_the_upload_and_leaves_nothing(tmp_path: Path, blob: Path) -> None:
     aborted: list[Any] = []
 
-    def change(plan: UploadPlan) -> UploadPlan:
-        part, abort = plan.part, plan.abort
-        assert abort is not None
+    def change(protocol: LocalParts) -> None:
+        part, abort = protocol.part, protocol.abort
 
-        def broken_part(state: Any, p: Any) -> HttpRequest:
-            request = part(state, p)
+        def broken_part(state: Any, p: Any) -> Exchange[Any]:
+            exchange = part(state, p)
             if p.index == 5:  # the store has no such route: 404, not retried
-                return attrs.evolve(request, url=request.url.replace("/parts", "/broken"))
-            return request
+                request = attrs.evolve(exchange.request, url=exchange.request.url.replace("/parts", "/broken"))
+                return attrs.evolve(exchange, request=request)
+            return exchange
 
-        def recording_abort(state: Any) -> HttpRequest:
+        def recording_abort(state: Any) -> Exchange[Any]:
             aborted.append(state)
             return abort(state)
 
-        return attrs.evolve(plan, part=broken_part, abort=recording_abort)
+        protocol.part = broken_part  # type: ignore[method-assign]
+        protocol.abort = recording_abort  # type: ignore[method-assign]
 
-    client = client_with(tmp_path, PlanWrapper(change))
+    client = client_with(tmp_path, change)
     with pytest.raises(ProviderError) as info:
         client.upload(blob, purpose="assistants", max_concurrency=4, **PARTS)
     assert info.value.status == 404
@@ -396,7 +410,10 @@ def test_a_part_failing_every_time_gives_up_and_keeps_the_session_for_the_next_r
 
 
 def test_too_many_parts_for_the_plan_is_file_too_large(tmp_path: Path, blob: Path) -> None:
-    client = client_with(tmp_path, PlanWrapper(lambda plan: attrs.evolve(plan, max_parts=4, max_part_size=64 * KiB)))
+    def few_parts(protocol: LocalParts) -> None:
+        protocol.limits = PartLimits(max_parts=4, maximum=64 * KiB)
+
+    client = client_with(tmp_path, few_parts)
     with pytest.raises(FileTooLarge):
         client.upload(blob, purpose="assistants", **PARTS)
     assert store_contents(tmp_path / "home")["files"] == []
@@ -424,3 +441,71 @@ def test_progress_stays_in_order_when_parts_run_in_parallel(tmp_path: Path, blob
             assert done[-1] == blob.stat().st_size
     finally:
         sys.setswitchinterval(previous)
+
+
+def open_files_under(folder: Path) -> list[str]:
+    """The descriptors of this process open on files under ``folder`` (a baseline no other test or thread moves:
+    only this test's files are there)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile (the listing's own descriptor)
+        if target.startswith(str(folder)):
+            found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc (Linux)")
+def test_concurrent_uploads_leave_no_descriptor_open(tmp_path: Path, blob: Path, make_jsonl: Any) -> None:
+    import gc
+
+    client = client_with(tmp_path)
+    small = make_jsonl("small.jsonl")
+    gc.collect()
+    assert open_files_under(tmp_path) == []
+    errors: list[BaseException] = []
+
+    def go(i: int) -> None:
+        try:
+            if i % 2:
+                client.upload(blob, purpose="assistants", max_concurrency=4, **PARTS)
+            else:
+                client.upload(small, purpose="fine-tune", if_exists="reuse")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    client.close()
+    gc.collect()
+    assert open_files_under(tmp_path) == []
+
+
+def test_a_session_the_provider_no_longer_has_is_replaced_by_a_new_one(
+    tmp_path: Path, blob: Path, local_requests: list[tuple[str, str]]
+) -> None:
+    def interrupt(event: Progress) -> None:
+        if event.done > 300 * KiB:
+            raise KeyboardInterrupt
+
+    client = client_with(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        client.upload(blob, purpose="assistants", progress=interrupt, max_concurrency=1, **PARTS)
+    assert len(client.unfinished_uploads()) == 1
+    uploads = tmp_path / "home" / "local" / "uploads"
+    for session in uploads.iterdir():  # the provider forgot it (it expired, someone aborted it)
+        shutil.rmtree(session)
+    local_requests.clear()
+    events: list[Progress] = []
+    fo = client.upload(blob, purpose="assistants", progress=events.append, max_concurrency=2, **PARTS)
+    assert md5(client.download(fo.id, tmp_path / "anew.bin")) == md5(blob)
+    assert events[-1].done == blob.stat().st_size and max(e.done for e in events) == blob.stat().st_size
+    assert events[-1].resumed == 0
+    assert [p for _, p in local_requests if p.startswith("/uploads?")] != []  # a new session was started
+    assert client.unfinished_uploads() == [] and store_contents(tmp_path / "home")["uploads"] == []

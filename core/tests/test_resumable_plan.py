@@ -1,137 +1,28 @@
-"""The engine's path for resumable, strictly sequential plans (``read_progress``, ``query_progress``), the
-comparison of provider-reported digests (``reported_digests``) and plans that upload their own ``source``.
+"""The engine's path for a :class:`~llmfiles.provider.ResumableUpload` (one session filled in order, as Cloud
+Storage's resumable uploads): continuing from what the provider kept, asking after an interrupted chunk instead of
+resending it, the provider's checksum compared with the bytes sent, giving up, resuming in a later run, and the
+final chunk held back until the checks of the whole file passed.
 
-A scripted in-memory "session" stands in for the provider (Cloud Storage resumable uploads, tus): it keeps what
-it is told to keep, answers 308 with how much it has, and 200 once it has everything.
+The provider is ``sess`` (``session.py``), played by the fault server on 127.0.0.1.
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from faultserver import FaultServer
+from session import PART, Session, session_client
 
-from llmfiles import parts
-from llmfiles.errors import UploadFailed
-from llmfiles.models import FileObject, HttpRequest, HttpResponse, Part, PathSource, Source, SourceRange, UploadPlan
+from llmfiles import Client, parts
+from llmfiles.clock import FakeClock
+from llmfiles.errors import RetriesExhausted, UploadFailed, ValidationError
+from llmfiles.models import Progress
 
 SIZE = 1_000_003
-PART = 100_000
-
-
-class Session:
-    """The provider side: ``keep(part_index, sent)`` says how many bytes of a part it keeps; ``cut(part_index)``
-    how many it receives before the connection breaks (``None``: it does not break)."""
-
-    def __init__(self) -> None:
-        self.stored = bytearray()
-        self.keep: Callable[[int, int], int] = lambda index, sent: sent
-        self.cut: Callable[[int], int | None] = lambda index: None
-        self.log: list[str] = []
-        self.corrupt = False
-
-    def exchange(
-        self,
-        request: HttpRequest,
-        *,
-        on_chunk: Callable[[bytes], None] | None = None,
-        on_restart: Callable[[], None] | None = None,
-    ) -> HttpResponse:
-        if request.url == "start":
-            self.log.append("start")
-            return HttpResponse(status=200, headers={"location": "session"})
-        if request.url == "query":
-            self.log.append(f"query {len(self.stored)}")
-            return self._answer()
-        index = int(request.headers["x-index"])
-        offset = int(request.headers["x-offset"])
-        assert offset == len(self.stored), f"part {index} starts at {offset}, the session has {len(self.stored)}"
-        while True:
-            data = self._read(request, on_chunk)
-            cut = self.cut(index)
-            if cut is None:
-                break
-            self.stored += data[:cut]
-            self.log.append(f"part {index} cut after {cut}")
-            assert on_restart is not None
-            on_restart()  # what the transport does before it would resend the body
-            self.log.append(f"part {index} sent again")
-            self.cut = lambda i, _old=self.cut, _idx=index: None if i == _idx else _old(i)
-        kept = self.keep(index, len(data))
-        self.stored += data[:kept]
-        self.log.append(f"part {index} kept {kept} of {len(data)}")
-        return self._answer()
-
-    @staticmethod
-    def _read(request: HttpRequest, on_chunk: Callable[[bytes], None] | None) -> bytes:
-        out = bytearray()
-        assert isinstance(request.body, tuple)
-        for seg in request.body:
-            assert isinstance(seg, SourceRange)
-            for chunk in seg.source.read_range(seg.offset, seg.length, 65536):
-                if on_chunk is not None:
-                    on_chunk(chunk)
-                out += chunk
-        return bytes(out)
-
-    def _answer(self) -> HttpResponse:
-        if len(self.stored) >= self.total:
-            return HttpResponse(status=200, headers={"x-stored": str(len(self.stored))})
-        return HttpResponse(status=308, headers={"x-stored": str(len(self.stored))})
-
-    total = SIZE
-
-
-def make_plan(session: Session, *, query: bool = True, **kw: Any) -> UploadPlan:
-    def part(state: Mapping[str, Any], p: Part) -> HttpRequest:
-        return HttpRequest(
-            method="PUT",
-            url=state["session"],
-            headers={"x-index": str(p.index), "x-offset": str(p.offset)},
-            body=(p.body,),
-        )
-
-    def read_complete(state: Mapping[str, Any], resp: HttpResponse) -> FileObject:
-        assert resp.status == 200
-        return FileObject(
-            id="f",
-            provider="t",
-            filename="f",
-            purpose="fine-tune",
-            bytes=len(session.stored),
-            created_at=1,
-            status="processed",
-        )
-
-    def reported(state: Mapping[str, Any], resp: HttpResponse) -> Mapping[str, str]:
-        data = bytes(session.stored)
-        if session.corrupt:
-            data = b"x" + data[1:]
-        return {"md5": hashlib.md5(data).hexdigest()}
-
-    def read_progress(state: Mapping[str, Any], resp: HttpResponse) -> int:
-        return int(resp.headers["x-stored"])
-
-    defaults: dict[str, Any] = dict(
-        destination="test",
-        start=HttpRequest(method="POST", url="start"),
-        read_start=lambda resp: {"session": resp.headers["location"]},
-        part=part,
-        read_part=lambda state, p, resp, digests: {"status": resp.status},
-        complete=None,
-        read_complete=read_complete,
-        query_progress=(lambda state: HttpRequest(method="PUT", url="query")) if query else None,
-        read_progress=read_progress,
-        reported_digests=reported,
-        sequential=True,
-        digests=("md5",),
-    )
-    defaults.update(kw)
-    return UploadPlan(**defaults)
 
 
 @pytest.fixture
@@ -141,108 +32,115 @@ def blob(tmp_path: Path) -> Path:
     return path
 
 
-def run(
-    session: Session, plan: UploadPlan, source: Source, known: Mapping[str, str] | None = None
-) -> tuple[FileObject, list[int]]:
-    events: list[int] = []
-    fo = parts.run_plan(
-        plan,
-        source,
-        exchange=session.exchange,  # type: ignore[arg-type]
-        part_size=PART,
-        max_concurrency=4,
-        provider="t",
-        known_digests=known,
-        report=lambda done, total: events.append(done),
-    )
-    return fo, events
+@pytest.fixture
+def session(server: FaultServer) -> Session:
+    s = Session()
+    server.default = s
+    return s
 
 
-def source_of(path: Path) -> PathSource:
-    return PathSource(str(path), path.name, path.stat().st_size)
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
-def test_parts_continue_from_what_the_provider_kept(blob: Path) -> None:
-    session = Session()
-    session.keep = lambda index, sent: sent - 12_345 if index % 3 == 1 else sent
-    fo, events = run(session, make_plan(session), source_of(blob))
-    assert bytes(session.stored) == blob.read_bytes() and fo.bytes == SIZE
-    assert "query" not in " ".join(session.log)
-    assert events[-1] == SIZE
+@pytest.fixture
+def client(server: FaultServer, clock: FakeClock, tmp_path: Path) -> Iterator[Client]:
+    c = session_client(server.url, clock=clock, home=str(tmp_path / "home"))
+    yield c
+    c.close()
 
 
-def test_a_broken_part_is_continued_after_asking_not_resent(blob: Path) -> None:
-    session = Session()
-    session.cut = lambda index: 40_000 if index in (2, 5) else None
-    _, events = run(session, make_plan(session), source_of(blob))
+def test_chunks_continue_from_what_the_provider_kept(client: Client, session: Session, blob: Path) -> None:
+    session.keep = lambda n, sent: sent - 12_345 if n % 3 == 1 else sent
+    events: list[Progress] = []
+    fo = client.upload(blob, purpose="assistants", progress=events.append)
+    assert bytes(session.stored) == blob.read_bytes() and fo.bytes == SIZE and fo.id == "file-s1"
+    assert not any(e.startswith("query") for e in session.log)
+    assert any(e == f"chunk 1 kept {PART - 12_345} of {PART}" for e in session.log)
+    assert session.log[2].startswith("chunk 1 kept") and events[-1].done == SIZE
+    assert not session.aborted and client.unfinished_uploads() == []
+
+
+def test_a_broken_chunk_is_continued_after_asking_not_resent(
+    client: Client, session: Session, blob: Path, clock: FakeClock
+) -> None:
+    session.cut = lambda n: 40_000 if n in (2, 5) else None
+    events: list[Progress] = []
+    client.upload(blob, purpose="assistants", progress=events.append)
     assert bytes(session.stored) == blob.read_bytes()
-    assert "part 2 cut after 40000" in session.log and "query 240000" in session.log
-    assert "part 2 sent again" not in session.log
-    assert events[-1] == SIZE
+    assert "chunk 2 cut after 40000" in session.log and "query 240000" in session.log
+    # the next chunk starts where the provider's answer says, not at the start of the broken one
+    assert session.log[session.log.index("query 240000") + 1] == f"chunk 3 kept {PART} of {PART}"
+    assert len(clock.sleeps) == 2  # one pause (urllib3's backoff, on the client's clock) before each question
+    assert events[-1].done == SIZE
 
 
-def test_without_query_progress_a_broken_part_is_sent_again_from_its_start(blob: Path) -> None:
-    session = Session()
-    session.cut = lambda index: 0 if index == 3 else None  # nothing kept of the broken attempt
-    run(session, make_plan(session, query=False), source_of(blob))
-    assert "part 3 sent again" in session.log and not any(e.startswith("query") for e in session.log)
-    assert bytes(session.stored) == blob.read_bytes()
+def test_the_reported_checksum_is_compared_with_the_bytes_sent(
+    server: FaultServer, client: Client, session: Session, blob: Path
+) -> None:
+    session.keep = lambda n, sent: sent // 2 if n == 1 else sent
+    session.cut = lambda n: 77 if n == 4 else None
+    assert client.upload(blob, purpose="assistants").checksums["md5"] == session.file["md5"]  # type: ignore[index]
+
+    again = Session()
+    again.corrupt = True
+    server.default = again
+    with pytest.raises(UploadFailed, match="md5") as info:
+        client.upload(blob, purpose="assistants")
+    assert again.deleted == ["file-s1"]  # what the provider stored wrongly is deleted again
+    assert any("deleted again" in note for note in info.value.__notes__)
 
 
-@pytest.mark.parametrize("known", [False, True])
-def test_the_reported_digest_is_compared_with_the_bytes_sent(blob: Path, known: bool) -> None:
-    digests = {"md5": hashlib.md5(blob.read_bytes()).hexdigest()} if known else None
-    session = Session()
-    session.keep = lambda index, sent: sent // 2 if index == 1 else sent
-    session.cut = lambda index: 77 if index == 4 else None
-    run(session, make_plan(session), source_of(blob), digests)  # in-stream digests rewound to what was kept
-
-    session = Session()
-    session.corrupt = True
-    with pytest.raises(UploadFailed, match="md5"):
-        run(session, make_plan(session), source_of(blob), digests)
-
-
-def test_a_provider_that_keeps_nothing_more_is_given_up(blob: Path) -> None:
-    session = Session()
-    session.keep = lambda index, sent: 0 if index >= 2 else sent
+def test_a_provider_that_keeps_nothing_more_is_given_up(client: Client, session: Session, blob: Path) -> None:
+    session.keep = lambda n, sent: 0 if n >= 2 else sent
     with pytest.raises(UploadFailed, match="kept no more"):
-        run(session, make_plan(session), source_of(blob))
+        client.upload(blob, purpose="assistants")
     assert sum(1 for e in session.log if e.endswith(f"kept 0 of {PART}")) == parts.MAX_RESUMES_WITHOUT_PROGRESS
+    assert session.aborted and client.unfinished_uploads() == []
 
 
-class Doubled(Source):
-    """A derived stream (as a format conversion would be): every byte of the file twice."""
+def test_a_connection_that_breaks_every_time_keeps_the_session_for_the_next_run(
+    client: Client, session: Session, blob: Path
+) -> None:
+    session.cut = lambda n: 0 if n >= 3 else None
+    with pytest.raises(RetriesExhausted) as info:
+        client.upload(blob, purpose="assistants")
+    assert any("session was kept" in note for note in info.value.__notes__)
+    assert not session.aborted and len(client.unfinished_uploads()) == 1
+    assert len(session.stored) == 3 * PART
 
-    def __init__(self, inner: PathSource) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.size = inner.size * 2
-        self.display = "doubled"
-
-    def read_range(self, offset: int, length: int, blocksize: int) -> Iterator[bytes]:
-        data = bytes(b for block in self.inner.read_range(0, self.inner.size, 1 << 20) for b in block for _ in (0, 1))
-        for i in range(offset, offset + length, blocksize):
-            yield data[i : min(i + blocksize, offset + length)]
-
-
-def test_a_plan_with_its_own_source_uploads_that(tmp_path: Path) -> None:
-    path = tmp_path / "small.bin"
-    path.write_bytes(os.urandom(30_000))
-    doubled = Doubled(source_of(path))
-    session = Session()
-    session.total = doubled.size
-    wrong = {"md5": "0" * 32}  # digests of the caller's file do not describe what the plan sends
-    fo, events = run(session, make_plan(session, source=doubled), source_of(path), wrong)
-    assert bytes(session.stored) == b"".join(doubled.read_range(0, doubled.size, 4096)) and fo.bytes == 60_000
-    assert events[-1] == 60_000
+    session.cut = lambda n: None
+    session.log.clear()
+    fo = client.upload(blob, purpose="assistants")
+    assert session.log[0] == f"query {3 * PART}" and "start" not in session.log  # the same session, continued
+    assert bytes(session.stored) == blob.read_bytes() and fo.bytes == SIZE
+    assert client.unfinished_uploads() == []
 
 
-def test_plans_without_read_progress_are_unchanged(blob: Path) -> None:
-    session = Session()
-    plan = make_plan(session, read_progress=None, query_progress=None, reported_digests=None)
-    run(session, plan, source_of(blob))
-    assert bytes(session.stored) == blob.read_bytes()
-    assert session.log[1:] == [
-        f"part {i} kept {min(PART, SIZE - i * PART)} of {min(PART, SIZE - i * PART)}" for i in range(11)
-    ]
+GOOD = json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}]}) + "\n"
+
+
+@pytest.mark.parametrize("where", ["last", "first"])
+def test_nothing_is_committed_when_the_checks_fail(
+    client: Client, session: Session, tmp_path: Path, where: str
+) -> None:
+    """v2: the chunk that ends the file goes only once the checks of the whole file passed."""
+    path = tmp_path / "train.jsonl"
+    lines = GOOD * (3 * PART // len(GOOD))
+    path.write_text(lines + '{"messages": [' if where == "last" else "not json\n" + lines, encoding="utf-8")
+    with pytest.raises(ValidationError):
+        client.upload(path, purpose="fine-tune")
+    assert session.file is None and session.aborted
+    assert len(session.stored) < path.stat().st_size
+    assert client.unfinished_uploads() == []
+
+
+def test_check_first_sends_nothing_of_a_bad_file(
+    server: FaultServer, client: Client, session: Session, tmp_path: Path
+) -> None:
+    path = tmp_path / "train.jsonl"
+    path.write_text(GOOD * 2000 + "not json\n", encoding="utf-8")
+    with pytest.raises(ValidationError):
+        client.upload(path, purpose="fine-tune", check_first=True)
+    assert server.requests == []

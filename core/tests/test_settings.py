@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +10,9 @@ import pytest
 
 from llmfiles import Client, hookimpl
 from llmfiles.errors import InvalidSetting, MissingCredentials
-from llmfiles.models import Credentials, ProviderInfo, Secret, SettingSpec
+from llmfiles.models import Credentials, Operation, ProviderInfo, Secret, Settings, SettingSpec
 from llmfiles.plugins import PluginManager
+from llmfiles.provider import BaseProvider, Exchange, Http
 from llmfiles.settings import CORE_SETTINGS, parse_size, resolve_settings
 
 ARG_KEY = "sk-from-argument-1111"
@@ -19,37 +21,39 @@ ENV_KEY = "sk-from-env-3333"
 VAULT_KEY = "sk-from-vault-4444"
 
 
-class FakeProvider:
+class FakeProvider(BaseProvider):
     """A provider that needs an API key and records the settings of each call."""
+
+    info = ProviderInfo(
+        name="fake",
+        package="llmfiles-fake",
+        purposes=("fine-tune", "assistants"),
+        settings=(
+            SettingSpec(name="api_key", kind="secret", env=("FAKE_API_KEY", "FAKE_KEY_OLD")),
+            SettingSpec(name="org", kind="str", env=("FAKE_ORG",)),
+            SettingSpec(name="token", kind="secret", env=("FAKE_TOKEN",), secret_names=("fake/token",)),
+        ),
+        credential_settings=("api_key", "token"),
+    )
 
     def __init__(self) -> None:
         self.seen: list[Any] = []
 
-    @hookimpl
-    def llmfiles_register_providers(self, register: Any) -> None:
-        register(
-            ProviderInfo(
-                name="fake",
-                package="llmfiles-fake",
-                purposes=("fine-tune", "assistants"),
-                settings=(
-                    SettingSpec(name="api_key", kind="secret", env=("FAKE_API_KEY", "FAKE_KEY_OLD")),
-                    SettingSpec(name="org", kind="str", env=("FAKE_ORG",)),
-                    SettingSpec(name="token", kind="secret", env=("FAKE_TOKEN",), secret_names=("fake/token",)),
-                ),
-                credential_settings=("api_key", "token"),
-            )
-        )
+    def credentials(self, settings: Settings, environ: Mapping[str, str], http: Http) -> Credentials:
+        self.seen.append(settings)
+        return super().credentials(settings, environ, http)
+
+    def exchange(self, op: Operation, credentials: Credentials, settings: Settings) -> Exchange[Any]:
+        raise AssertionError("these tests send nothing")
+
+
+class FakePlugin:
+    def __init__(self, provider: FakeProvider) -> None:
+        self.provider = provider
 
     @hookimpl
-    def llmfiles_resolve_credentials(self, provider: str, settings: Any, environ: Any) -> Credentials | None:
-        if provider != "fake":
-            return None
-        self.seen.append(settings)
-        for name in ("api_key", "token"):
-            if settings.get(name) is not None:
-                return Credentials(kind="api_key", source=settings.source(name), secret=settings[name])
-        return None
+    def llmfiles_register_providers(self, register: Any) -> None:
+        register(self.provider)
 
 
 class Vault:
@@ -60,7 +64,7 @@ class Vault:
         self.asked: list[tuple[str, str]] = []
 
     @hookimpl
-    def llmfiles_get_secret(self, name: str, provider: str) -> str | None:
+    def llmfiles_get_secret(self, name: str, provider: str, http: Any) -> str | None:
         self.asked.append((name, provider))
         return self.secrets.get(name)
 
@@ -68,7 +72,7 @@ class Vault:
 def make_client(vault: dict[str, str] | None = None, environ: dict[str, str] | None = None, **settings: Any) -> Any:
     pm = PluginManager(load_entry_points=False, environ={})
     fake, v = FakeProvider(), Vault(vault or {})
-    pm.register(fake, name="fake")
+    pm.register(FakePlugin(fake), name="fake")
     pm.register(v, name="vault")
     client = Client("fake", plugin_manager=pm, environ=environ or {}, **settings)
     return client, fake, v
@@ -153,7 +157,7 @@ def test_the_process_environment_is_the_default(train: Path, monkeypatch: pytest
     monkeypatch.setenv("FAKE_API_KEY", ENV_KEY)
     pm = PluginManager(load_entry_points=False, environ={})
     fake = FakeProvider()
-    pm.register(fake, name="fake")
+    pm.register(FakePlugin(fake), name="fake")
     client = Client("fake", plugin_manager=pm)
     assert credentials_source(client, train) == "env FAKE_API_KEY"
 
@@ -279,3 +283,47 @@ def test_parse_size_refuses(value: Any) -> None:
     with pytest.raises(InvalidSetting) as info:
         parse_size(value, name="part_size")
     assert "part_size" in str(info.value)
+
+
+# --- v2: time settings and the new core settings -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["timeout", "connect_timeout", "deadline"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-1", float("nan"), float("inf"), 0, -2.5])
+def test_time_settings_that_make_no_sense_are_configuration_errors(name: str, value: Any) -> None:
+    info = ProviderInfo(name="p", package="p", purposes=("batch",))
+    with pytest.raises(InvalidSetting) as info_exc:
+        resolve_settings(info, {name: value}, {}, {})
+    assert name in str(info_exc.value) and "argument" in str(info_exc.value)
+    assert info_exc.value.exit_code == 2
+    env = {f"LLMFILES_{name.upper()}": str(value)}
+    with pytest.raises(InvalidSetting) as info_exc:
+        resolve_settings(info, {}, {}, env)
+    assert f"env LLMFILES_{name.upper()}" in str(info_exc.value)
+
+
+@pytest.mark.parametrize("name", ["timeout", "connect_timeout", "deadline"])
+def test_time_settings_accept_positive_numbers(name: str) -> None:
+    info = ProviderInfo(name="p", package="p", purposes=("batch",))
+    assert resolve_settings(info, {name: "0.5"}, {}, {})[name] == 0.5
+
+
+def test_a_bad_time_setting_stops_an_upload_before_anything_is_read(train: Path) -> None:
+    client, fake, _ = make_client(api_key=CLIENT_KEY)
+    with pytest.raises(InvalidSetting):
+        client.upload(train, purpose="fine-tune", deadline=float("nan"))
+    assert fake.seen == []  # refused before credentials were even looked for
+
+
+def test_check_first_check_worker_and_convert_are_core_settings() -> None:
+    names = {s.name: s for s in CORE_SETTINGS}
+    assert names["check_first"].kind == "bool" and names["check_first"].default is False
+    assert names["check_first"].env == ("LLMFILES_CHECK_FIRST",)
+    assert names["check_worker"].kind == "bool" and names["check_worker"].default is True
+    assert names["check_worker"].env == ("LLMFILES_CHECK_WORKER",)
+    assert names["convert"].env == ("LLMFILES_CONVERT",) and names["convert"].default is None
+    info = ProviderInfo(name="p", package="p", purposes=("batch",))
+    s = resolve_settings(info, {}, {}, {"LLMFILES_CHECK_FIRST": "yes", "LLMFILES_CHECK_WORKER": "0"})
+    assert s["check_first"] is True and s["check_worker"] is False and s["convert"] is None
+    assert resolve_settings(info, {"convert": "gemini"}, {}, {})["convert"] == "gemini"
+    assert resolve_settings(info, {}, {}, {"LLMFILES_CONVERT": "true"})["convert"] is True

@@ -22,11 +22,13 @@ import pytest
 from faultserver import FaultServer, respond
 
 import llmfiles
+import llmfiles.sources
 from llmfiles import Client
+from llmfiles.clock import FakeClock
 from llmfiles.errors import AlreadyUploaded, AnswerLost, InvalidSetting, ProviderError
-from llmfiles.models import HttpRequest, HttpResponse, Progress, ProviderInfo, Secret, Settings, SettingSpec
+from llmfiles.models import HttpRequest, Progress, ProviderInfo, Secret, Settings, SettingSpec
 from llmfiles.state import FileIdentity, Journal, StateDB, UploadedFile, account_fingerprint
-from llmfiles.transport import Transport
+from llmfiles.transport import Policy, Transport
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -60,7 +62,7 @@ def test_by_default_every_upload_is_a_new_file(client: Client, make_jsonl: Calla
 
 def test_reuse_returns_the_file_already_uploaded(client: Client, make_jsonl: Callable[..., Path], home: Path) -> None:
     path = make_jsonl()
-    first = client.upload(path, purpose="fine-tune")  # if_exists="new" records the content too (from the checks)
+    first = client.upload(path, purpose="fine-tune", if_exists="reuse")  # nothing recorded yet: uploaded, recorded
     again = client.upload(path, purpose="fine-tune", if_exists="reuse")
     assert again == first and len(files_in_store(home)) == 1
     # other content is another file
@@ -68,9 +70,33 @@ def test_reuse_returns_the_file_already_uploaded(client: Client, make_jsonl: Cal
     assert client.upload(other, purpose="fine-tune", if_exists="reuse").id != first.id
 
 
-def test_error_refuses_a_second_copy(client: Client, make_jsonl: Callable[..., Path], home: Path) -> None:
+def test_an_upload_with_if_exists_new_is_not_recorded(
+    client: Client, make_jsonl: Callable[..., Path], home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """v2: if_exists="new" reads the file once and computes no SHA-256, so it records nothing for a later reuse
+    (v1 recorded the hash its separate check pass had computed)."""
+    import hashlib
+
+    hashed: list[str] = []
+    original = hashlib.new
+
+    def spy(name: str, *args: Any, **kw: Any) -> Any:
+        hashed.append(name)
+        return original(name, *args, **kw)
+
+    monkeypatch.setattr(hashlib, "new", spy)
     path = make_jsonl()
     first = client.upload(path, purpose="fine-tune")
+    assert "sha256" not in hashed
+    assert not (home / "state.db").exists()
+    second = client.upload(path, purpose="fine-tune", if_exists="reuse")
+    assert second.id != first.id and len(files_in_store(home)) == 2
+    assert client.upload(path, purpose="fine-tune", if_exists="reuse") == second
+
+
+def test_error_refuses_a_second_copy(client: Client, make_jsonl: Callable[..., Path], home: Path) -> None:
+    path = make_jsonl()
+    first = client.upload(path, purpose="fine-tune", if_exists="reuse")
     with pytest.raises(AlreadyUploaded) as info:
         client.upload(path, purpose="fine-tune", if_exists="error")
     assert info.value.file == first and first.id in str(info.value) and "reuse" in str(info.value)
@@ -80,7 +106,7 @@ def test_error_refuses_a_second_copy(client: Client, make_jsonl: Callable[..., P
 
 def test_the_setting_comes_from_the_client_and_the_environment(make_jsonl: Callable[..., Path], home: Path) -> None:
     path = make_jsonl()
-    Client("local", environ={}, home=str(home)).upload(path, purpose="fine-tune")
+    Client("local", environ={}, home=str(home), if_exists="reuse").upload(path, purpose="fine-tune")
     assert Client("local", environ={}, home=str(home), if_exists="reuse").upload(path, purpose="fine-tune")
     env = Client("local", environ={"LLMFILES_IF_EXISTS": "error"}, home=str(home))
     with pytest.raises(AlreadyUploaded):
@@ -93,7 +119,7 @@ def test_a_file_gone_at_the_provider_is_uploaded_again(
     client: Client, make_jsonl: Callable[..., Path], home: Path
 ) -> None:
     path = make_jsonl()
-    first = client.upload(path, purpose="fine-tune")
+    first = client.upload(path, purpose="fine-tune", if_exists="reuse")
     # deleted behind llmfiles' back: the record is found, the provider says it is gone, a new file is made
     (home / "local" / "files" / f"{first.id}.json").unlink()
     (home / "local" / "files" / f"{first.id}.data").unlink()
@@ -112,13 +138,13 @@ def test_without_a_check_pass_the_file_is_hashed_only_for_if_exists(
     path = tmp_path / "image.bin"
     path.write_bytes(os.urandom(100 * KiB))
     reads: list[tuple[int, int]] = []
-    original = llmfiles.models.PathSource.read_range
+    original = llmfiles.sources.PathSource.read_range
 
     def counting(self: Any, offset: int, length: int, blocksize: int) -> Any:
         reads.append((offset, length))
         return original(self, offset, length, blocksize)
 
-    monkeypatch.setattr(llmfiles.models.PathSource, "read_range", counting)
+    monkeypatch.setattr(llmfiles.sources.PathSource, "read_range", counting)
     first = client.upload(path, purpose="assistants")
     assert len(reads) == 1  # only the upload: no hash for if_exists="new"
     reads.clear()
@@ -155,7 +181,7 @@ def test_a_reused_training_file_is_not_deleted_when_the_validation_file_fails(
     client: Client, make_jsonl: Callable[..., Path], home: Path, tmp_path: Path
 ) -> None:
     train = make_jsonl()
-    first = client.upload(train, purpose="fine-tune")
+    first = client.upload(train, purpose="fine-tune", if_exists="reuse")
     validation = make_jsonl("validation.jsonl", records=11)
 
     def broken(event: Progress) -> None:
@@ -176,7 +202,7 @@ def test_the_database_is_owner_only_and_never_holds_a_secret(
 ) -> None:
     old = os.umask(0o022)
     try:
-        client.upload(make_jsonl(), purpose="fine-tune")
+        client.upload(make_jsonl(), purpose="fine-tune", if_exists="reuse")
         db = home / "state.db"
         assert stat.S_IMODE(db.stat().st_mode) == 0o600
         assert stat.S_IMODE(home.stat().st_mode) == 0o700
@@ -190,7 +216,7 @@ def test_an_existing_home_folder_is_not_changed(tmp_path: Path, make_jsonl: Call
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o755)
     shared.chmod(0o755)
-    Client("local", environ={}, home=str(shared)).upload(make_jsonl(), purpose="fine-tune")
+    Client("local", environ={}, home=str(shared)).upload(make_jsonl(), purpose="fine-tune", if_exists="reuse")
     assert stat.S_IMODE(shared.stat().st_mode) == 0o755  # the user's folder: left as it is
     assert stat.S_IMODE((shared / "state.db").stat().st_mode) == 0o600
     assert stat.S_IMODE((shared / "local").stat().st_mode) == 0o700
@@ -320,42 +346,51 @@ def local_blob(tmp_path: Path) -> Path:
 # --- the lost-answer check in the transport -------------------------------------------------------------------
 
 
-def _probing(server: FaultServer, found: bool, calls: list[str]) -> HttpRequest:
-    def probe() -> HttpRequest:
-        calls.append("probe")
-        return HttpRequest(method="GET", url=server.url + "/check")
+def _create(server: FaultServer) -> HttpRequest:
+    return HttpRequest(method="POST", url=server.url + "/create", body=b"x" * 1000)
 
-    def read_probe(response: HttpResponse) -> HttpResponse | None:
-        calls.append(f"read {response.status}")
-        if response.status != 200:
-            raise ProviderError(f"the check answered {response.status}", provider="p", status=response.status)
-        return HttpResponse(status=200, body=b'{"found": true}') if found else None
 
-    return HttpRequest(method="POST", url=server.url + "/create", body=b"x" * 1000, probe=probe, read_probe=read_probe)
+def _policy(**kw: Any) -> Policy:
+    return Policy(provider="p", max_retry_wait=0.01, clock=FakeClock(), **kw)
 
 
 @pytest.mark.parametrize("found", [True, False])
 def test_a_lost_answer_is_checked_before_the_request_is_sent_again(server: FaultServer, found: bool) -> None:
     server.script(respond(status=502, body=b"bad gateway"), respond(status=200, body=b"{}"))
-    server.default = respond(status=200, body=b'{"checked": true}')
     calls: list[str] = []
+
+    def lost(why: str) -> str | None:
+        calls.append(why)
+        return "file-found" if found else None
+
     with _transport() as transport:
-        response = transport.send(_probing(server, found, calls), provider="p", max_retry_wait=0.01)
-    assert calls == ["probe", "read 200"]
+        sent = transport.send(_create(server), _policy(), lost=lost)
+    assert calls == ["HTTP 502"]
     posts = [r for r in server.requests if r.method == "POST"]
     if found:
-        assert len(posts) == 1 and response.body == b'{"found": true}'
-        assert response.header("x-llmfiles-found-by-probe") == "1"
+        assert len(posts) == 1 and sent.found == "file-found" and sent.found_by_probe
+        assert sent.response is None and sent.attempts == 1
     else:
-        assert len(posts) == 2
+        assert len(posts) == 2 and sent.found is None and sent.attempts == 2
+        assert sent.response is not None and sent.response.body == b"{}"
+
+
+def test_a_rate_limit_is_not_a_lost_answer(server: FaultServer) -> None:
+    server.script(respond(status=429, body=b"slow down"), respond(status=200, body=b"{}"))
+    calls: list[str] = []
+    with _transport() as transport:
+        sent = transport.send(_create(server), _policy(), lost=calls.append)
+    assert calls == [] and sent.attempts == 2
 
 
 def test_when_the_check_fails_the_request_is_not_sent_again(server: FaultServer) -> None:
     server.script(respond(status=502, body=b"bad gateway"))
-    server.default = respond(status=503, body=b"down")
-    calls: list[str] = []
+
+    def lost(why: str) -> None:
+        raise ProviderError("the check answered 503", provider="p", status=503)
+
     with _transport() as transport, pytest.raises(AnswerLost, match="not sent again"):
-        transport.send(_probing(server, True, calls), provider="p", max_retries=1, max_retry_wait=0.01)
+        transport.send(_create(server), _policy(max_retries=1), lost=lost)
     assert len([r for r in server.requests if r.method == "POST"]) == 1
 
 
@@ -397,7 +432,7 @@ def test_cli_if_exists_uploads_and_abort(
     run: Callable[..., subprocess.CompletedProcess[str]], make_jsonl: Callable[..., Path], local_blob: Path, home: Path
 ) -> None:
     path = str(make_jsonl())
-    first = json.loads(run("upload", path, "--json").stdout)
+    first = json.loads(run("upload", path, "--if-exists", "reuse", "--json").stdout)
     again = json.loads(run("upload", path, "--if-exists", "reuse", "--json").stdout)
     assert again["id"] == first["id"]
     refused = run("upload", path, "--if-exists", "error")

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llmfiles import Client
-from llmfiles.models import FileObjSource, PathSource, Problem
+from llmfiles.models import Problem
+from llmfiles.sources import FileObjSource, PathSource
 from llmfiles.validate import Report, check_jsonl
 from llmfiles.validate.jsonl import BLOCK
 
@@ -122,11 +123,20 @@ def test_lines_across_read_blocks(tmp_path: Path) -> None:
 
 
 def test_digests_are_computed_in_the_same_pass() -> None:
+    """v2: the digests come from the upload's one read (the pipeline's Inspection), beside the checks."""
     import hashlib
 
+    from llmfiles.pipeline import Inspection, make_checks
+
     data = b'{"a": 1}\n' * 1000
-    report = check(data, digests=("md5", "sha256"))
-    assert report.digests == {
+    source = FileObjSource(io.BytesIO(data), "t.jsonl", 0, len(data))
+    inspection = Inspection(source, checks=make_checks(source, None), digests=("md5", "sha256"))
+    for offset in range(0, len(data), 4096):
+        inspection.feed(offset, data[offset : offset + 4096])
+    inspection.feed(0, data[:100])  # bytes fed again (a retried request) are not counted twice
+    result = inspection.finish()
+    assert result.report is not None and result.report.records == 1000 and result.report.duplicate_lines == 999
+    assert result.digests == {
         "md5": hashlib.md5(data, usedforsecurity=False).hexdigest(),
         "sha256": hashlib.sha256(data).hexdigest(),
     }
@@ -184,7 +194,7 @@ def test_client_validate(tmp_path: Path) -> None:
     )
 )
 def test_arbitrary_bytes_never_raise(data: bytes) -> None:
-    report = check(data, digests=("md5",))
+    report = check(data)
     assert report.errors + report.warnings == report.total
     assert len(report.problems) <= report.total
     assert all(p.line is None or p.line >= 1 for p in report.problems)

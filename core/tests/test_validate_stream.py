@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,10 @@ from hypothesis import strategies as st
 import llmfiles
 from llmfiles import hookimpl
 from llmfiles.cli import main
-from llmfiles.errors import InputError, PluginError
-from llmfiles.models import FileObjSource, PathSource, Problem
+from llmfiles.errors import InputError, InvalidSetting, PluginError, ValidationError
+from llmfiles.models import Problem
 from llmfiles.plugins import PluginManager
+from llmfiles.sources import FileObjSource, PathSource
 from llmfiles.validate import ExampleStats, FileFacts, Report, check_jsonl, jsonl, parse
 from llmfiles.validate.convert import Converter, convert_file
 from llmfiles.validate.stats import HashIndex, estimate_tokens, json_chars
@@ -136,8 +138,9 @@ def test_duplicate_lines_are_counted_with_the_first_few_shown() -> None:
 
 
 def test_duplicates_are_confirmed_byte_for_byte(tmp_path: Path) -> None:
-    """Long lines are keyed by samples; lines with the same samples but other bytes elsewhere are not duplicates,
-    identical ones are, wherever they are (after a BOM, across read blocks)."""
+    """v2: duplicates are found by a hash of the whole line, without reading anything again: lines that differ in
+    one byte in their middle are not duplicates, identical ones are, wherever they are (after a BOM, across read
+    blocks)."""
 
     def line(x: str) -> bytes:
         return json.dumps({"t": "a" * 200 + x + "a" * 300}).encode()  # x lies outside the sampled bytes
@@ -147,7 +150,17 @@ def test_duplicates_are_confirmed_byte_for_byte(tmp_path: Path) -> None:
     data = b"\xef\xbb\xbf" + b"\n".join([near[0], near[1], big, near[2], near[0], big, near[1], near[2]]) + b"\n"
     path = tmp_path / "d.jsonl"
     path.write_bytes(data)
-    report = check_jsonl(PathSource(str(path), "d.jsonl", len(data)))
+    source = PathSource(str(path), "d.jsonl")
+    reads: list[tuple[int, int]] = []
+    original = source.pread
+
+    def pread(n: int, offset: int) -> bytes:
+        reads.append((offset, n))
+        return original(n, offset)
+
+    source.pread = pread  # type: ignore[method-assign]
+    report = check_jsonl(source)
+    assert sum(n for _, n in reads) == len(data) and [o for o, _ in reads] == sorted({o for o, _ in reads})
     assert report.has_bom and report.records == 8
     assert report.duplicate_samples == [(5, 1), (6, 3), (7, 2), (8, 4)] and report.duplicate_lines == 4
 
@@ -168,15 +181,24 @@ def test_a_full_index_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_digests_are_computed_on_a_helper_thread_for_large_files(tmp_path: Path) -> None:
+    import threading
+
+    from llmfiles.pipeline import THREADED_DIGESTS_FROM, Inspection
+
     data = b'{"a": "' + b"x" * 100 + b'"}\n'
-    data *= (5 * jsonl.BLOCK) // len(data)
+    data *= THREADED_DIGESTS_FROM // len(data) + 1
     path = tmp_path / "big.jsonl"
     path.write_bytes(data)
-    report = check_jsonl(PathSource(str(path), "big.jsonl", len(data)), digests=("md5", "sha256"))
-    assert report.digests == {
+    source = PathSource(str(path), "big.jsonl")
+    inspection = Inspection(source, digests=("md5", "sha256"))
+    assert any(t.name == "llmfiles-digests" for t in threading.enumerate())
+    for offset in range(0, len(data), jsonl.BLOCK):
+        inspection.feed(offset, data[offset : offset + jsonl.BLOCK])
+    assert inspection.finish().digests == {
         "md5": hashlib.md5(data, usedforsecurity=False).hexdigest(),
         "sha256": hashlib.sha256(data).hexdigest(),
     }
+    source.close()
 
 
 def test_example_stats() -> None:
@@ -388,3 +410,32 @@ def test_cli_convert(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeyp
     text = capsys.readouterr().out
     assert "line 2, text: error no_text" in text and "NOT written" in text
     assert out.read_bytes() == b'{"TEXT":"A"}\n{"TEXT":"B"}\n'  # the earlier output is untouched
+
+
+# --- convert= while uploading (v2: a core setting; the converted file is uploaded, then removed) ------------------
+
+
+def test_an_upload_with_convert_sends_the_converted_file(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(lines({"text": "a"}, {"text": "b"}, {"text": "c"}))
+    c = client(tmp_path, ConvPlugin())
+    fo = c.upload(path, purpose="fine-tune", provider="local", convert="upper")
+    back = c.download(fo.id, tmp_path / "back.jsonl").read_bytes()
+    assert [json.loads(line) for line in back.splitlines()] == [{"TEXT": "A"}, {"TEXT": "B"}, {"TEXT": "C"}]
+    assert fo.filename == "in.jsonl" and fo.bytes == len(back)
+    # made in the process's llmfiles folder (as the state database), removed once uploaded
+    assert list((Path(os.environ["LLMFILES_HOME"]) / "converted").iterdir()) == []
+    report = c.validate(path, purpose="fine-tune", provider="local", convert="upper")
+    assert report.ok and any("converted to 'upper'" in n for n in report.notes)
+
+
+def test_records_that_cannot_be_converted_stop_the_upload_naming_their_lines(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(lines({"text": "a"}, {"no": "text"}, {"text": "b"}))
+    c = client(tmp_path, ConvPlugin())
+    with pytest.raises(ValidationError) as info:
+        c.upload(path, purpose="fine-tune", provider="local", convert="upper")
+    assert [p.line for p in info.value.problems] == [2] and str(path) in str(info.value)
+    assert list(c.list_files(provider="local")) == []
+    with pytest.raises(InvalidSetting, match="no usual conversion"):
+        c.upload(path, purpose="fine-tune", provider="local", convert=True)

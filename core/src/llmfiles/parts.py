@@ -164,6 +164,8 @@ def upload_parts(job: Job) -> FileObject:
             log.info("the provider no longer has the unfinished session of %s (%s); starting anew", run.display, exc)
             if journal is not None:
                 journal.discard()
+            # the part size the pipeline's lead kept each part's CRC-32 by
+            return run.fresh(saved.part_size)
     return run.fresh()
 
 
@@ -229,10 +231,11 @@ class _Run:
 
     # -- the two ways to run ----------------------------------------------------------------------------------
 
-    def fresh(self) -> FileObject:
+    def fresh(self, requested: int | None = None) -> FileObject:
         job, protocol = self.job, self.protocol
         size = self.source.size
-        part_size = choose_part_size(size, protocol.limits, job.part_size, provider=job.provider, path=self.display)
+        requested = requested or job.part_size
+        part_size = choose_part_size(size, protocol.limits, requested, provider=job.provider, path=self.display)
         ranges = split(size, part_size)
         self._prepare(part_size)
         try:
@@ -333,7 +336,10 @@ class _Run:
                     "PartsUpload nor a ResumableUpload"
                 )
         except BaseException as exc:
-            self.pipeline.stop()
+            if self._session_gone(exc):
+                self.pipeline.halt()  # a new session follows: what the lead read and checked is kept for it
+            else:
+                self.pipeline.stop()
             self._stopped(state, exc)
             raise
         if self.journal is not None:
@@ -439,10 +445,15 @@ class _Run:
 
     # -- stopping ----------------------------------------------------------------------------------------------
 
+    def _session_gone(self, exc: BaseException) -> bool:
+        """Whether the recorded session this run continues is unknown to the provider (``upload_parts`` then starts
+        a new one)."""
+        return self.resuming and not self.progressed and isinstance(exc, ProviderError) and exc.status in SESSION_GONE
+
     def _stopped(self, state: UploadState, exc: BaseException) -> None:
         """The run failed: keep the session for a later run, or end it for good."""
         journal = self.journal
-        if self.resuming and not self.progressed and isinstance(exc, ProviderError) and exc.status in SESSION_GONE:
+        if self._session_gone(exc):
             return  # upload_parts starts a new session (and forgets this one)
         if journal is not None and journal.active and can_resume_after(exc):
             journal.keep()

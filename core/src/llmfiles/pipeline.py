@@ -263,6 +263,12 @@ class Counter:
             # reported under the lock, so the callback sees the counts in order although parts run in threads
             self.report()
 
+    def reset(self) -> None:
+        """Nothing is sent yet (a new start of the upload)."""
+        with self._lock:
+            self.done = self.resumed = 0
+            self._ranges.clear()
+
     def skip(self, n: int) -> None:
         """``n`` bytes an earlier run already sent (a resumed upload)."""
         with self._lock:
@@ -352,6 +358,17 @@ class Pipeline:
             yield block
         self._sent_crcs[index] = crc
         out.update({n: h.hexdigest() for n, h in hashers})
+
+    def halt(self) -> None:
+        """Stop the parts' streams (they have all returned) and let the lead finish its read, keeping what it
+        inspected, for a new start of the same upload (the provider no longer had the session being continued)."""
+        self._stop.set()
+        if self._lead is not None:
+            self._lead.join()
+            self._lead = None
+        if self._lead_error is None and not self.inspection.failing:
+            self._stop.clear()  # else the new start stops at its first part, for the same reason
+        self.counter.reset()
 
     def stop(self) -> None:
         """Stop the streams and the lead (the upload failed)."""

@@ -201,7 +201,7 @@ class _Watchdog:
 
 
 def _shut(conn: Any) -> None:
-    sock = getattr(conn, "sock", None)
+    sock = getattr(conn, "sock", None) or getattr(conn, "_llmfiles_sock", None)
     if sock is None:
         return
     try:
@@ -215,6 +215,12 @@ def _connection_classes() -> tuple[type, type]:
     from urllib3.connection import HTTPConnection, HTTPSConnection
 
     class _Tracked:
+        def connect(self) -> None:
+            super().connect()  # type: ignore[misc]
+            # kept: http.client forgets ``sock`` once a ``Connection: close`` answer's headers are read, while the
+            # body still arrives through it (the watchdog must still be able to cut it)
+            self._llmfiles_sock = self.sock  # type: ignore[attr-defined]
+
         def request(self, *args: Any, **kw: Any) -> None:
             budget: _Budget | None = getattr(_current, "budget", None)
             if budget is not None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from attrs import define
+from attrs import define, field
 
 from llmfiles.bookkeeping import Ledger
 from llmfiles.calls import Call, Resolver, plugin_boundary, verify_stored
@@ -51,6 +51,8 @@ class Prepared:
     sha256: str | None = None
     #: a converted file made for this upload (removed once it is uploaded)
     converted: Path | None = None
+    #: why the upload would be refused, for the dry run (which reports these instead of raising them)
+    refusals: list[str] = field(factory=list)
 
 
 def check_purpose(info: ProviderInfo, purpose: Any) -> str:
@@ -91,14 +93,21 @@ class Uploader:
             if converted is not None:
                 source.close()
                 source = open_source(converted, filename=source.name)
-            large = self._sizing(info, call, source, purpose)
+            refusals: list[str] = []
+            try:
+                large = self._sizing(info, call, source, purpose)
+            except (FileTooLarge, InvalidPurpose) as exc:
+                if credentials:  # an upload: refused here; the dry run (no credentials asked) reports it
+                    raise
+                refusals.append(str(exc))
+                large = info.supports_parts
             if credentials:
                 call = self.resolver.authorize(call)
             sha256 = sha256_of(source) if call.settings["if_exists"] != "new" else None
         except BaseException:
             source.close()
             raise
-        return Prepared(call, source, purpose, large, display, sha256, converted)
+        return Prepared(call, source, purpose, large, display, sha256, converted, refusals)
 
     @staticmethod
     def _sizing(info: ProviderInfo, call: Call, source: Source, purpose: str) -> bool:
@@ -294,11 +303,11 @@ class Uploader:
             "bytes": source.size,
             "purpose": prep.purpose,
         }
-        problems: list[str] = []
+        problems: list[str] = list(prep.refusals)
         try:
-            plan["credentials"] = self.resolver.credentials(
-                self.resolver.registered(info.name), call.settings, call.policy
-            ).source
+            # the exchange is built with the credentials the upload would use (a provider may sign with them)
+            call = self.resolver.authorize(call)
+            plan["credentials"] = call.credentials.source
         except MissingCredentials as exc:
             plan["credentials"] = "missing"
             problems.append(str(exc))
@@ -307,7 +316,8 @@ class Uploader:
             built = call.exchange(UploadParts(file=facts) if prep.large else Upload(file=facts))
         except LLMFilesError as exc:
             built = None
-            problems.append(str(exc))
+            if plan["credentials"] != "missing":  # without credentials a provider may well fail: reported above
+                problems.append(str(exc))
         plan.update(_destination(built, source.size, call, choose_part_size))
         plan["checks"] = self._dry_checks(prep, built, problems)
         plan["problems"] = problems
@@ -316,7 +326,9 @@ class Uploader:
 
     def _dry_checks(self, prep: Prepared, built: Any, problems: list[str]) -> list[str]:
         call, info = prep.call, prep.call.info
-        done = [f"purpose {prep.purpose!r} accepted by {info.name}", f"size {prep.source.size:,} bytes within limits"]
+        done = [f"purpose {prep.purpose!r} accepted by {info.name}"]
+        if not prep.refusals:
+            done.append(f"size {prep.source.size:,} bytes within limits")
         pipeline = self._pipeline(prep, built, None, digests=False)
         if pipeline.inspection.checks is None and not call.settings["validate"]:
             done.append("content not checked (validate=False)")
