@@ -637,89 +637,112 @@ def report(
     skipped: dict[str, str],
     received: dict[str, int],
 ) -> Path:
+    lines = _report_head(results, args, started, skipped, received)
+    lines += _report_import(results) + _report_upload(results) + _report_small(results)
+    lines += _report_capped(results, args) + _report_validate(results)
+    made = plots(results, out)
+    if made:
+        lines += ["", "## Plots", ""] + [f"![{m}]({m})" for m in made]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def _report_head(
+    results: list[dict[str, Any]],
+    args: argparse.Namespace,
+    started: float,
+    skipped: dict[str, str],
+    received: dict[str, int],
+) -> list[str]:
     lines = [
         "# llmfiles benchmarks",
         "",
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))} in {time.time() - started:.0f} s: "
         f"`python bench/run.py {' '.join(sys.argv[1:])}`".rstrip(),
         "",
-        f"- machine: {machine()}; sink pinned to CPU {SINK_CPU}, clients to CPU(s) {CLIENT_CPUS}"
+        f"- machine: {machine()}; sink pinned to CPU {SINK_CPU}, clients to CPU(s) {CLIENT_CPUS} (but over the "
+        "capped link)"
         if SINK_CPU
         else f"- machine: {machine()}; no CPU pinning (taskset unavailable or one CPU)",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()),
         f"- median of {args.repeat} interleaved runs, (min–max); every run a fresh process; "
         "every upload's size checked at the sink",
-    ]
-    lines.append(
         f"- the sink received {received['requests']:,} requests, {received['body_bytes'] / MiB:,.0f} MiB of bodies, "
-        f"{received['files']:,} files, {received['parts']:,} upload parts"
-    )
+        f"{received['files']:,} files, {received['parts']:,} upload parts",
+    ]
     lines += [f"- {peer}: not measured ({why})" for peer, why in skipped.items()]
     lines += ["", "## Goals", "", "| goal | measured | |", "|---|---|---|"]
     sizes = {r["size_mib"] for r in group(results, "upload")}
     big = 1024 if 1024 in sizes else max(sizes, default=0)
     for goal, measured, met in goals(results, big):
         lines.append(f"| {goal} | {measured} | {'met' if met else '**missed**'} |")
-    imp = group(results, "import")
-    if imp:
-        lines += [
-            "",
-            "## 1. Import",
-            "",
-            "| module | import (ms) | whole process (s) | CPU (s) | peak RSS (MiB) |",
-            "|---|---|---|---|---|",
-        ]
-        for p in ("llmfiles", "openai", "litellm"):
-            rows = group(results, "import", peer=p)
-            if rows:
-                lines.append(row(p, fmt(stat(rows, "seconds"), 1, 1000), *process_cells(rows)))
+    return lines
+
+
+def _report_import(results: list[dict[str, Any]]) -> list[str]:
+    if not group(results, "import"):
+        return []
+    lines = ["", "## 1. Import", "", "| module | import (ms) | whole process (s) | CPU (s) | peak RSS (MiB) |"]
+    lines.append("|---|---|---|---|---|")
+    for p in ("llmfiles", "openai", "litellm"):
+        rows = group(results, "import", peer=p)
+        if rows:
+            lines.append(row(p, fmt(stat(rows, "seconds"), 1, 1000), *process_cells(rows)))
+    return lines
+
+
+def _report_upload(results: list[dict[str, Any]]) -> list[str]:
     up = group(results, "upload")
-    if up:
-        lines += [
-            "",
-            "## 2. One file of each size",
-            "",
-            "Upload seconds are those of the upload call (imports and client set-up excluded; curl: its `time_total`); "
-            "ratio: throughput divided by curl's. llmfiles sends files above 512 MB through the Uploads API "
-            "(64 MiB parts, 4 at a time) as it must for OpenAI; curl and the other single-request peers send one "
-            "request the sink accepts but OpenAI would refuse above 512 MB.",
-            "",
-            "| size | peer | upload (s) | MiB/s | × curl | whole process (s) | CPU (s) | peak RSS (MiB) |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for s in sorted({r["size_mib"] for r in up}):
-            curl_rows = group(results, "upload", peer="curl", size_mib=s)
-            curl = stat(curl_rows, "mib_s")[0] if curl_rows else None
-            for p in PEERS:
-                rows = group(results, "upload", peer=p, size_mib=s)
-                if rows:
-                    ratio = f"{stat(rows, 'mib_s')[0] / curl:.2f}" if curl else "–"
-                    lines.append(
-                        row(
-                            f"{s} MiB",
-                            p,
-                            fmt(stat(rows, "seconds")),
-                            fmt(stat(rows, "mib_s"), 0),
-                            ratio,
-                            *process_cells(rows),
-                        )
-                    )
-    sm = group(results, "small")
-    if sm:
-        lines += [
-            "",
-            f"## 3. {SMALL_FILES} files of 100 KiB",
-            "",
-            "8 threads or 8 asyncio tasks at a time; ms per file of the uploads alone.",
-            "",
-            "| mode | peer | ms per file | whole process (s) | CPU (s) | peak RSS (MiB) |",
-            "|---|---|---|---|---|---|",
-        ]
-        for mode in ("seq", "threads", "asyncio"):
-            for p in ("llmfiles", "llmfiles-raw", "openai-file", "litellm"):
-                rows = group(results, "small", peer=p, mode=mode)
-                if rows:
-                    lines.append(row(mode, p, fmt(stat(rows, "ms_per_file"), 1), *process_cells(rows)))
+    if not up:
+        return []
+    lines = [
+        "",
+        "## 2. One file of each size",
+        "",
+        "Upload seconds are those of the upload call (imports and client set-up excluded; curl: its `time_total`); "
+        "ratio: throughput divided by curl's. llmfiles sends files above 512 MB through the Uploads API "
+        "(64 MiB parts, 4 at a time) as it must for OpenAI; curl and the other single-request peers send one "
+        "request the sink accepts but OpenAI would refuse above 512 MB.",
+        "",
+        "| size | peer | upload (s) | MiB/s | × curl | whole process (s) | CPU (s) | peak RSS (MiB) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in sorted({r["size_mib"] for r in up}):
+        curl_rows = group(results, "upload", peer="curl", size_mib=s)
+        curl = stat(curl_rows, "mib_s")[0] if curl_rows else None
+        for p in PEERS:
+            rows = group(results, "upload", peer=p, size_mib=s)
+            if rows:
+                ratio = f"{stat(rows, 'mib_s')[0] / curl:.2f}" if curl else "–"
+                cells = (fmt(stat(rows, "seconds")), fmt(stat(rows, "mib_s"), 0), ratio, *process_cells(rows))
+                lines.append(row(f"{s} MiB", p, *cells))
+    return lines
+
+
+def _report_small(results: list[dict[str, Any]]) -> list[str]:
+    if not group(results, "small"):
+        return []
+    lines = [
+        "",
+        f"## 3. {SMALL_FILES} files of 100 KiB",
+        "",
+        "8 threads or 8 asyncio tasks at a time; ms per file of the uploads alone (one warm-up upload first).",
+        "",
+        "| mode | peer | ms per file | whole process (s) | CPU (s) | peak RSS (MiB) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for mode in ("seq", "threads", "asyncio"):
+        for p in ("llmfiles", "llmfiles-raw", "openai-file", "litellm"):
+            rows = group(results, "small", peer=p, mode=mode)
+            if rows:
+                lines.append(row(mode, p, fmt(stat(rows, "ms_per_file"), 1), *process_cells(rows)))
+    return lines
+
+
+def _report_capped(results: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
+    lines: list[str] = []
     cap = group(results, "capped")
     if cap:
         lines += [
@@ -748,6 +771,11 @@ def report(
                             fmt(stat(rows, "rss_mib"), 0),
                         )
                     )
+    return lines
+
+
+def _report_validate(results: list[dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
     val = group(results, "validate")
     if val:
         lines += [
@@ -770,13 +798,7 @@ def report(
                 f"| {fmt(stat(rows, 'seconds'))} | {fmt(stat(rows, 'peak_rss_mib'), 0)} "
                 f"| {fmt(stat(rows, 'rss_before_mib'), 0)} | {rows[0]['parser']} |"
             )
-    made = plots(results, out)
-    if made:
-        lines += ["", "## Plots", ""] + [f"![{m}]({m})" for m in made]
-    path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    return path
+    return lines
 
 
 # --- main ---------------------------------------------------------------------------------------------------

@@ -140,59 +140,69 @@ class Sink:
                 data = list(self.files.values())[-10000:]
             return 200, {"object": "list", "data": data, "has_more": False}
         if len(parts) == 4 and parts[2] == "files":
-            with self.lock:
-                fo = self.files.get(parts[3])
-                if fo is not None and method == "DELETE":
-                    del self.files[parts[3]]
-                    return 200, {"id": fo["id"], "object": "file", "deleted": True}
-            if fo is None:
-                return 404, error(f"No such File object: {parts[3]}", "not_found")
-            return 200, fo
+            return self._file(method, parts[3])
         if path == "/v1/uploads" and method == "POST":
-            body = json.loads(head)
-            upload_id = "upload_" + secrets.token_hex(12)
-            created: dict[str, Any] = {
-                "id": upload_id,
-                "object": "upload",
-                "bytes": int(body["bytes"]),
-                "created_at": int(time.time()),
-                "filename": body["filename"],
-                "purpose": body["purpose"],
-                "status": "pending",
-                "expires_at": int(time.time()) + 3600,
-                "file": None,
-            }
-            with self.lock:
-                self.uploads[upload_id] = dict(created, _parts={})
-            return 200, created
+            return self._start(json.loads(head))
         if len(parts) >= 4 and parts[2] == "uploads" and method == "POST":
-            with self.lock:
-                upload = self.uploads.get(parts[3])
-            if upload is None:
-                return 404, error(f"No such Upload: {parts[3]}", "not_found")
-            action = parts[4] if len(parts) > 4 else ""
-            public = {k: v for k, v in upload.items() if not k.startswith("_")}
-            if action == "parts":
-                _, _, nbytes = multipart(ctype, head, tail, size)
-                part = {"id": "part_" + secrets.token_hex(12), "object": "upload.part", "upload_id": upload["id"]}
-                part["created_at"] = int(time.time())
-                with self.lock:
-                    upload["_parts"][part["id"]] = nbytes
-                    self.stats["parts"] += 1
-                return 200, part
-            if action == "complete":
-                ids = json.loads(head)["part_ids"]
-                with self.lock:
-                    got = sum(upload["_parts"].get(i, 0) for i in ids)
-                if got != upload["bytes"] or any(i not in upload["_parts"] for i in ids):
-                    return 400, error(f"parts hold {got} bytes, the upload {upload['bytes']}", "invalid_request")
-                fo = self._new_file(upload["filename"], upload["purpose"], got)
-                upload.update(status="completed", file=fo)
-                return 200, dict(public, status="completed", file=fo)
-            if action == "cancel":
-                upload["status"] = "cancelled"
-                return 200, dict(public, status="cancelled")
+            return self._upload(parts[3], parts[4] if len(parts) > 4 else "", ctype, head, tail, size)
         return 404, error(f"{method} {path} is not something this sink knows", "not_found")
+
+    def _file(self, method: str, file_id: str) -> tuple[int, Any]:
+        with self.lock:
+            fo = self.files.get(file_id)
+            if fo is not None and method == "DELETE":
+                del self.files[file_id]
+                return 200, {"id": fo["id"], "object": "file", "deleted": True}
+        if fo is None:
+            return 404, error(f"No such File object: {file_id}", "not_found")
+        return 200, fo
+
+    def _start(self, body: dict[str, Any]) -> tuple[int, Any]:
+        upload_id = "upload_" + secrets.token_hex(12)
+        created: dict[str, Any] = {
+            "id": upload_id,
+            "object": "upload",
+            "bytes": int(body["bytes"]),
+            "created_at": int(time.time()),
+            "filename": body["filename"],
+            "purpose": body["purpose"],
+            "status": "pending",
+            "expires_at": int(time.time()) + 3600,
+            "file": None,
+        }
+        with self.lock:
+            self.uploads[upload_id] = dict(created, _parts={})
+        return 200, created
+
+    def _upload(
+        self, upload_id: str, action: str, ctype: str, head: bytearray, tail: bytearray, size: int
+    ) -> tuple[int, Any]:
+        with self.lock:
+            upload = self.uploads.get(upload_id)
+        if upload is None:
+            return 404, error(f"No such Upload: {upload_id}", "not_found")
+        public = {k: v for k, v in upload.items() if not k.startswith("_")}
+        if action == "parts":
+            _, _, nbytes = multipart(ctype, head, tail, size)
+            part = {"id": "part_" + secrets.token_hex(12), "object": "upload.part", "upload_id": upload["id"]}
+            part["created_at"] = int(time.time())
+            with self.lock:
+                upload["_parts"][part["id"]] = nbytes
+                self.stats["parts"] += 1
+            return 200, part
+        if action == "complete":
+            ids = json.loads(head)["part_ids"]
+            with self.lock:
+                got = sum(upload["_parts"].get(i, 0) for i in ids)
+            if got != upload["bytes"] or any(i not in upload["_parts"] for i in ids):
+                return 400, error(f"parts hold {got} bytes, the upload {upload['bytes']}", "invalid_request")
+            fo = self._new_file(upload["filename"], upload["purpose"], got)
+            upload.update(status="completed", file=fo)
+            return 200, dict(public, status="completed", file=fo)
+        if action == "cancel":
+            upload["status"] = "cancelled"
+            return 200, dict(public, status="cancelled")
+        return 404, error(f"POST uploads/{upload_id}/{action} is not something this sink knows", "not_found")
 
     def _new_file(self, name: str, purpose: str, nbytes: int) -> dict[str, Any]:
         file_id = "file-" + secrets.token_hex(12)

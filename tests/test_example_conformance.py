@@ -16,7 +16,6 @@ import pytest
 import llmfiles
 import llmfiles_example
 from llmfiles import Client
-from llmfiles.models import Operation
 from llmfiles.testing import ProviderConformance
 from servers.openai_like import OpenAILikeServer
 
@@ -65,17 +64,14 @@ def test_a_large_file_goes_up_in_parallel_parts(
     assert openai_server.files[fo.id].md5 == md5_of(src)
 
 
-def test_hooks_answer_none_for_other_providers() -> None:
-    from llmfiles.models import HttpResponse, Settings
+def test_the_plugin_is_one_provider_object_and_no_guards() -> None:
+    """v2: the plugin registers one provider object; the core calls exactly it, so no hook asks "is this mine?"."""
+    import inspect
 
-    op = Operation(name="retrieve", file_id="file-1")
-    other = Settings(provider="openai", values={})
-    assert llmfiles_example.llmfiles_resolve_credentials(provider="openai", settings=other, environ={}) is None
-    assert (
-        llmfiles_example.llmfiles_normalize_response(provider="openai", operation=op, response=HttpResponse(status=200))
-        is None
-    )
-    assert (
-        llmfiles_example.llmfiles_build_request(provider="openai", operation=op, credentials=None, settings=other)
-        is None
-    )
+    registered: list[object] = []
+    llmfiles_example.llmfiles_register_providers(registered.append)
+    [provider] = registered
+    assert isinstance(provider, llmfiles_example.ExampleGateway) and provider.info.name == "example"
+    hooks = [name for name, _ in inspect.getmembers(llmfiles_example) if name.startswith("llmfiles_")]
+    assert hooks == ["llmfiles_register_providers"]
+    assert "provider !=" not in inspect.getsource(llmfiles_example)

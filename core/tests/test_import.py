@@ -171,25 +171,11 @@ def provider_guards(root: Path, base: Path = REPO) -> list[str]:
     return found
 
 
-#: plugins another engineer is still moving to the v2 contract (strict: the mark must go once they are moved)
-NOT_MIGRATED = {"azure", "bedrock", "vertex"}
-
-
 @pytest.mark.parametrize(
     "root",
     [
         pytest.param(REPO / "core" / "src", id="core"),
-        *(
-            pytest.param(
-                p / "src",
-                id=p.name,
-                marks=[pytest.mark.xfail(strict=True, reason="not on the v2 contract yet")]
-                if p.name in NOT_MIGRATED
-                else [],
-            )
-            for p in sorted((REPO / "plugins").iterdir())
-            if (p / "src").is_dir()
-        ),
+        *(pytest.param(p / "src", id=p.name) for p in sorted((REPO / "plugins").iterdir()) if (p / "src").is_dir()),
     ],
 )
 def test_no_provider_guard(root: Path) -> None:
