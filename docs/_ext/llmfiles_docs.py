@@ -128,7 +128,7 @@ def provider_info(name: str) -> Any:
     from llmfiles.errors import ProviderNotInstalled
 
     try:
-        return plugin_manager().get_provider(name)
+        return plugin_manager().get(name).provider.info
     except ProviderNotInstalled as exc:
         raise ExtensionError(f"the docs need every plugin installed (tox -e docs installs them): {exc}") from exc
 
@@ -236,7 +236,10 @@ class PurposesDirective(_GeneratedRst):
     """``.. llmfiles-purposes::`` — which provider accepts which purpose, from every installed plugin."""
 
     def run(self) -> list[nodes.Node]:
-        infos = sorted(plugin_manager().providers().values(), key=lambda i: (i.name == "local", i.name))
+        infos = sorted(
+            (r.provider.info for r in plugin_manager().providers().values() if r.plugin != "example"),
+            key=lambda i: (i.name == "local", i.name),
+        )
         purposes: list[str] = []
         for info in infos:
             purposes += [p for p in info.purposes if p not in purposes]
