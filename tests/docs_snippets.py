@@ -63,6 +63,7 @@ SERVERS: dict[str, tuple[str, ...]] = {
     "docs/litellm.md": ("openai",),
     "docs/providers/openai.md": ("openai",),
     "docs/concepts.md": (),
+    "docs/tutorial-plugin.md": ("example",),
 }
 #: the secret the README's Secrets Manager lines store, and the key the OpenAI test server then accepts
 OPENAI_KEY = "sk-docs-test-0123456789"
@@ -420,6 +421,10 @@ class DocsEnv:
             server = OpenAILikeServer(api_key=OPENAI_KEY).start()
             self.mp.setenv("OPENAI_API_KEY", server.api_key)
             self.mp.setenv("OPENAI_BASE_URL", server.url)
+        elif name == "example":  # the tutorial's gateway
+            server = OpenAILikeServer(api_key=OPENAI_KEY).start()
+            self.mp.setenv("EXAMPLE_API_KEY", server.api_key)
+            self.mp.setenv("EXAMPLE_API_BASE", server.url)
         elif name == "azure":
             server = OpenAILikeServer.azure(api_key=AZURE_KEY).start()
             self.mp.setenv("AZURE_OPENAI_ENDPOINT", server.origin)
@@ -528,7 +533,7 @@ def check_listing(text: str, where: str) -> None:
 
 SNIPPETS = Sybil(
     parsers=[
-        PythonCodeBlockParser(),
+        PythonCodeBlockParser(future_imports=["annotations"]),
         CodeBlockParser(language="bash", evaluator=run_bash),
         CodeBlockParser(language="text", evaluator=check_text),
         SkipParser(),
