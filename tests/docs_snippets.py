@@ -55,7 +55,12 @@ BIN = Path(sys.executable).parent
 #: the Markdown files whose blocks are run (patterns match from the right: ``README.md`` is every README)
 DOCUMENTS = ("README.md", "docs/*.md", "docs/providers/*.md")
 #: files run as dry runs (they name the providers' real endpoints); see the module documentation
-DRY_RUN = ("plugins/openai/README.md", "plugins/azure/README.md", "plugins/vertex/README.md", "plugins/bedrock/README.md")
+DRY_RUN = (
+    "plugins/openai/README.md",
+    "plugins/azure/README.md",
+    "plugins/vertex/README.md",
+    "plugins/bedrock/README.md",
+)
 #: the test servers each page's snippets talk to (pages not listed use the ``local`` provider, or dry runs)
 SERVERS: dict[str, tuple[str, ...]] = {
     "README.md": (),
