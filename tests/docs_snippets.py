@@ -69,6 +69,25 @@ SERVERS: dict[str, tuple[str, ...]] = {
     "docs/providers/openai.md": ("openai",),
     "docs/concepts.md": (),
     "docs/tutorial-plugin.md": ("example",),
+    "plugins/azure/README.md": ("managed_identity",),
+}
+#: what must have happened once a plugin README's blocks ran (a dry run's README holds no hidden checks of its own)
+AFTER: dict[str, Callable[[DocsEnv], bool]] = {
+    "plugins/openai/README.md": lambda env: env.called("llmfiles.upload[openai]"),
+    "plugins/azure/README.md": lambda env: (
+        bool(env.servers["managed_identity"].requests)
+        and env.called("llmfiles.upload[azure]", "openai.AzureOpenAI().fine_tuning.jobs.create")
+    ),
+    "plugins/vertex/README.md": lambda env: (
+        ["gcloud", "auth", "application-default", "login"] in env.tools()
+        and env.called(
+            "llmfiles.upload[vertex_ai]", "google.genai.Client().tunings.tune", "google.genai.Client().batches.create"
+        )
+    ),
+    "plugins/bedrock/README.md": lambda env: (
+        "llmfiles/OPENAI_API_KEY" in env.secrets_manager.asked
+        and env.called("llmfiles.upload[bedrock]", "boto3.client().create_model_customization_job")
+    ),
 }
 #: the secret the README's Secrets Manager lines store, and the key the OpenAI test server then accepts
 OPENAI_KEY = "sk-docs-test-0123456789"
@@ -96,7 +115,7 @@ CLOSED_PORT = "http://127.0.0.1:9"
 #: SDKs the snippets start jobs with: replaced by recorders (:class:`Recorder`)
 SDK_MODULES = ("openai", "google.genai", "google.genai.types")
 #: ... and, in the dry runs, the SDKs that would otherwise reach a provider
-DRY_RUN_SDK_MODULES = ("boto3", "azure.identity")
+DRY_RUN_SDK_MODULES = ("boto3",)
 #: distributions a README installs for its own tests, not for users (the ``pip`` stand-in does not check them)
 TEST_ONLY_DISTRIBUTIONS = {"gcp-storage-emulator"}
 
@@ -180,7 +199,7 @@ def write_tools(bin_dir: Path, *, dry_run: bool) -> None:
     _script(
         bin_dir / "_tool",
         """
-        import json, os, sys
+        import datetime, json, os, sys
         from pathlib import Path
 
         name, args = Path(sys.argv[1]).name, sys.argv[2:]
@@ -189,8 +208,11 @@ def write_tools(bin_dir: Path, *, dry_run: bool) -> None:
         if name == "gcloud" and args[:2] == ["auth", "application-default"] and "login" in args:
             adc = Path.home() / ".config" / "gcloud" / "application_default_credentials.json"
             adc.parent.mkdir(parents=True, exist_ok=True)
+            # what gcloud writes, with an access token it already fetched (valid for an hour): nothing to refresh
+            expiry = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
             adc.write_text(json.dumps({"type": "authorized_user", "client_id": "docs.apps.googleusercontent.com",
-                                       "client_secret": "docs-client-secret", "refresh_token": "docs-refresh-token"}))
+                                       "client_secret": "docs-client-secret", "refresh_token": "docs-refresh-token",
+                                       "token": "ya29.docs-access-token", "expiry": expiry}))
         elif name == "gcloud" and args[:2] == ["auth", "print-access-token"]:
             print("ya29.docs-access-token")
         elif name == "aws" and args[:2] == ["secretsmanager", "create-secret"]:
@@ -430,6 +452,12 @@ class DocsEnv:
             server = OpenAILikeServer(api_key=OPENAI_KEY).start()
             self.mp.setenv("EXAMPLE_API_KEY", server.api_key)
             self.mp.setenv("EXAMPLE_API_BASE", server.url)
+        elif name == "managed_identity":  # azure-identity's DefaultAzureCredential gets its token here
+            from servers.managed_identity import ManagedIdentityEndpoint
+
+            server = ManagedIdentityEndpoint().start()
+            for key, value in server.environment().items():
+                self.mp.setenv(key, value)
         elif name == "azure":
             server = OpenAILikeServer.azure(api_key=AZURE_KEY).start()
             self.mp.setenv("AZURE_OPENAI_ENDPOINT", server.origin)
@@ -439,11 +467,25 @@ class DocsEnv:
         self.servers[name] = server
         self._closers.append(server.stop)
 
+    def called(self, *names: str) -> bool:
+        """Whether the recorders were asked for each of ``names`` (``llmfiles.upload[PROVIDER]`` for a dry run)."""
+        asked = {name for name, _ in self.sdk_calls}
+        return all(name in asked for name in names)
+
     def close(self) -> None:
+        expected = AFTER.get(self.name)
+        try:
+            assert expected is None or expected(self), f"{self.name}: its blocks did not do what they show: " + repr(
+                (self.sdk_calls, self.tools())
+            )
+        finally:
+            self._close()
+
+    def _close(self) -> None:
         for close in reversed(self._closers):
             close()
         for name, server in self.servers.items():
-            assert not server.errors, f"the {name} test server failed: {server.errors!r}"
+            assert not getattr(server, "errors", None), f"the {name} test server failed: {server.errors!r}"
 
     # -- what the snippets did ---------------------------------------------------------------------------------
 
