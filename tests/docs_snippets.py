@@ -381,6 +381,7 @@ class DocsEnv:
         #: the standard output of the last bash block
         self.out = ""
         self.servers: dict[str, Any] = {}
+        self.secrets_manager: FakeSecretsManager
         self._closers: list[Callable[[], None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
@@ -431,7 +432,7 @@ class DocsEnv:
         for name in SERVERS.get(self.name, ()):
             self._start_server(name)
         for module in SDK_MODULES + (DRY_RUN_SDK_MODULES if self.dry_run else ()):
-            self.mp.setitem(sys.modules, module, Recorder(module, self.sdk_calls))  # type: ignore[arg-type]
+            self.mp.setitem(sys.modules, module, Recorder(module, self.sdk_calls))
         _reset_default_client()
         self._closers.append(_reset_default_client)
         if self.dry_run:
@@ -444,6 +445,7 @@ class DocsEnv:
     def _start_server(self, name: str) -> None:
         from servers.openai_like import OpenAILikeServer
 
+        server: Any
         if name == "openai":
             server = OpenAILikeServer(api_key=OPENAI_KEY).start()
             self.mp.setenv("OPENAI_API_KEY", server.api_key)

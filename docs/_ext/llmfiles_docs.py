@@ -285,13 +285,20 @@ class CompareEnvDirective(_GeneratedRst):
         return self.render(list_table(["provider", "llmfiles setting", "LiteLLM reads", "llmfiles reads"], rows))
 
 
+def _metavar(action: argparse.Action) -> str:
+    metavar = action.metavar
+    if isinstance(metavar, tuple):
+        return " ".join(metavar)
+    return metavar or action.dest.upper()
+
+
 def _option_row(action: argparse.Action) -> list[str]:
     if action.option_strings:
         flags = ", ".join(action.option_strings)
         if action.nargs != 0:
-            flags += " " + (action.metavar or action.dest.upper())
+            flags += " " + _metavar(action)
     else:
-        flags = action.metavar or action.dest
+        flags = _metavar(action) if action.metavar else action.dest
     meaning = esc(action.help or "")
     if action.required and action.option_strings:
         meaning += " (required)"
@@ -304,7 +311,7 @@ def _option_row(action: argparse.Action) -> list[str]:
 
 def _wide(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     # the usage line must not depend on the builder's terminal width
-    parser.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=100)  # type: ignore[assignment]
+    parser.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=100)
     return parser
 
 
