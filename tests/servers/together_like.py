@@ -114,6 +114,8 @@ class TogetherLikeServer:
         self._held = threading.Event()
         self._hold_after: int | None = None
         self._parts_seen = 0
+        #: the next part is stored with one byte changed (and answered with the MD5 of what was stored)
+        self.corrupt_next_part = False
         self._httpd: http.server.ThreadingHTTPServer | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
@@ -169,6 +171,8 @@ class TogetherLikeServer:
         self._held.clear()
 
     def release(self) -> None:
+        """Let held part uploads go on (they are answered 503), and hold no more."""
+        self._hold_after = None
         self._held.set()
 
     def parts_arrived(self) -> int:
@@ -337,6 +341,9 @@ class TogetherLikeServer:
             self._held.wait(30)
             raise _StorageError(503, "SlowDown", "held by the test")
         with self._lock:
+            if self.corrupt_next_part and body:
+                self.corrupt_next_part = False
+                body = bytes([body[0] ^ 1]) + body[1:]
             up.parts[number] = body
         return 200, {"ETag": f'"{_md5(body)}"'}, b"", "application/xml"
 
