@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from llmfiles_together import wire
-from llmfiles_together.plugin import TogetherProvider
 
 import llmfiles
 from llmfiles.models import Credentials, FileRange, ListFiles, Secret, Settings, UploadFacts, UploadParts
 from llmfiles.plugins import PluginManager
 from llmfiles.provider import Exchange
 from llmfiles.transport import Policy, Transport
+from llmfiles_together import wire
+from llmfiles_together.plugin import TogetherProvider
 from servers.recording import Recorder
 
 MiB = 1024 * 1024

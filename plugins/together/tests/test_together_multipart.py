@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from llmfiles_together import wire
 
 import llmfiles
 from llmfiles import Client
 from llmfiles.redact import redact_url
+from llmfiles_together import wire
 from servers.together_like import TogetherLikeServer
 
 MiB = 1024 * 1024
