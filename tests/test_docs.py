@@ -60,6 +60,12 @@ _CLEARED_PREFIXES = (
     "GCS_",
     "LLMFILES_",
     "EXAMPLE_",
+    "TOGETHER_",
+    "FIREWORKS_",
+    "GROQ_",
+    "XAI_",
+    "PERPLEXITY_",
+    "NOVITA_",
     "STORAGE_EMULATOR_HOST",
     "IDENTITY_",
     "MSI_",
@@ -200,7 +206,8 @@ def test_every_setting_and_environment_variable_is_in_concepts(rendered: dict[st
 
 
 def test_each_provider_page_includes_its_readme(rendered: dict[str, str]) -> None:
-    for page, plugin in {"openai": "openai", "azure": "azure", "vertex": "vertex", "bedrock": "bedrock"}.items():
+    pages = {p: p for p in ("openai", "azure", "vertex", "bedrock", "together", "fireworks")}
+    for page, plugin in pages.items():
         readme = (REPO / "plugins" / plugin / "README.md").read_text(encoding="utf-8")
         title = readme.splitlines()[0].lstrip("# ").strip()
         text = rendered[f"providers/{page}"].text
@@ -221,7 +228,10 @@ def test_the_tutorial_shows_the_example_plugins_real_source(rendered: dict[str, 
 #: a fenced block: fence, language or ``{directive}``, the rest of the fence line, the body
 _FENCE = re.compile(r"^(```+|~~~+)[ \t]*(\S*)([^\n]*)\n(.*?)^\1[ \t]*$", re.M | re.S)
 ALLOWED_DIRECTIVES = {"{literalinclude}", "{include}", "{toctree}", "{eval-rst}"}
-README_INCLUDES = {"README.md", *(f"plugins/{p}/README.md" for p in ("openai", "azure", "vertex", "bedrock"))}
+README_INCLUDES = {
+    "README.md",
+    *(f"plugins/{p}/README.md" for p in ("openai", "azure", "vertex", "bedrock", "together", "fireworks")),
+}
 
 
 def pages() -> list[Path]:
@@ -670,7 +680,7 @@ def run_readme(
     return not_run
 
 
-@pytest.mark.parametrize("plugin", ["openai", "azure", "vertex", "bedrock"])
+@pytest.mark.parametrize("plugin", ["openai", "azure", "vertex", "bedrock", "together", "fireworks"])
 def test_readme_snippets_run(plugin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from llmfiles.api import _reset_default_client
 
