@@ -36,6 +36,13 @@ KNOWN_PACKAGES = {
     "vertex_ai": ("llmfiles-vertex", "plugins/vertex"),
     "vertex": ("llmfiles-vertex", "plugins/vertex"),
     "bedrock": ("llmfiles-bedrock", "plugins/bedrock"),
+    "together": ("llmfiles-together", "plugins/together"),
+    "fireworks": ("llmfiles-fireworks", "plugins/fireworks"),
+    "openai_compatible": ("llmfiles-openai", "plugins/openai"),
+    "groq": ("llmfiles-openai", "plugins/openai"),
+    "xai": ("llmfiles-openai", "plugins/openai"),
+    "perplexity": ("llmfiles-openai", "plugins/openai"),
+    "novita": ("llmfiles-openai", "plugins/openai"),
     "local": ("llmfiles", "core"),
 }
 #: The distributions that provide the known conversions.
