@@ -224,7 +224,7 @@ def test_example_stats() -> None:
         "roles": {"user": 3, "assistant": 1},
     }
     assert stats.notes == ["n"] and ExampleStats().as_dict()["tokens_per_example"] is None
-    assert estimate_tokens(0) == 0 and estimate_tokens(9) == 3
+    assert estimate_tokens(0) == 0 and estimate_tokens(9) == 2 and estimate_tokens(10) == 3
     compact = len('{"a":[1,"xy",null]}')
     assert compact <= json_chars({"a": [1, "xy", None]}) <= 2 * compact
 

@@ -33,7 +33,14 @@ from typing import Any, Literal
 from attrs import frozen
 
 from llmfiles.models import Problem
-from llmfiles.validate.stats import CHARS_PER_TOKEN, ExampleStats, FileFacts, HashIndex, json_chars
+from llmfiles.validate.stats import (
+    MAX_TOKENS_PER_ESTIMATED_TOKEN,
+    ExampleStats,
+    FileFacts,
+    HashIndex,
+    estimate_tokens,
+    json_chars,
+)
 from llmfiles_openai import tokens
 from llmfiles_openai.tokens import (
     ESTIMATE,
@@ -220,8 +227,8 @@ class FineTuneChecker:
         self.stats.add(n, size, roles, fmt)
         exact, method = self.exact, self.counter.method
         # a text never has more tokens than UTF-8 bytes, nor more bytes than 4 a character: an estimate above
-        # 1/16 of the limit cannot rule out that the example is over it, so such an example is counted exactly
-        if self._recount and 16 * size > self.token_limit:
+        # 1/18 of the limit cannot rule out that the example is over it, so such an example is counted exactly
+        if self._recount and MAX_TOKENS_PER_ESTIMATED_TOKEN * size > self.token_limit:
             counter = self._exact_counter()
             if counter is not None:
                 size, exact, method = self._exact_size(fmt, record, counter), True, counter.method
@@ -263,7 +270,7 @@ class FineTuneChecker:
 
     def _tokens(self, counted: int, messages: int, names: int) -> int:
         """Tokens of an example from the counted text (tokens when exact, else characters) and its overheads."""
-        text = counted if self.exact else -(-counted // CHARS_PER_TOKEN)
+        text = counted if self.exact else estimate_tokens(counted)
         return text + TOKENS_PER_MESSAGE * messages + TOKENS_PER_NAME * names + TOKENS_PER_REPLY
 
     def _chat(self, record: dict[str, Any], out: list[Problem]) -> tuple[int, int, list[str]]:
@@ -305,7 +312,7 @@ class FineTuneChecker:
         n = len(messages)
         if self.exact:
             return counted + TOKENS_PER_MESSAGE * n + TOKENS_PER_NAME * names + TOKENS_PER_REPLY, n, roles
-        text = -(-counted // CHARS_PER_TOKEN)
+        text = estimate_tokens(counted)
         return text + TOKENS_PER_MESSAGE * n + TOKENS_PER_NAME * names + TOKENS_PER_REPLY, n, roles
 
     def _record_tools(self, record: dict[str, Any], prefix: str, out: list[Problem]) -> int:
@@ -673,7 +680,7 @@ class FineTuneChecker:
             try:
                 return self.count_tokens(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
             except (ValueError, TypeError, RecursionError):
-                return -(-json_chars(value) // CHARS_PER_TOKEN)
+                return estimate_tokens(json_chars(value))
         return json_chars(value)
 
     def _preference(self, record: dict[str, Any], out: list[Problem]) -> tuple[int, int, list[str]]:
@@ -776,7 +783,7 @@ class FineTuneChecker:
         for key in record:
             if key not in PROMPT_KEYS:
                 out.append(_unknown_key(key, "", "prompt-completion examples", PROMPT_KEYS))
-        text = counted if self.exact else -(-counted // CHARS_PER_TOKEN)
+        text = counted if self.exact else estimate_tokens(counted)
         return text, 2, ["prompt", "completion"]
 
     def finish(self) -> list[Problem]:
@@ -1009,11 +1016,11 @@ class BatchChecker:
                         chars += len(content)
                     elif content is not None:
                         chars += json_chars(content)
-            tokens = -(-chars // CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * len(messages) + TOKENS_PER_REPLY
+            tokens = estimate_tokens(chars) + TOKENS_PER_MESSAGE * len(messages) + TOKENS_PER_REPLY
             self.stats.add(messages=len(messages), tokens=tokens, roles=roles, format=kind or None)
         else:
             data = body.get("input", body.get("prompt"))
-            size = -(-json_chars(data) // CHARS_PER_TOKEN) if data is not None else None
+            size = estimate_tokens(json_chars(data)) if data is not None else None
             self.stats.add(tokens=size, format=kind or None)
 
     def finish(self) -> list[Problem]:
