@@ -203,3 +203,12 @@ def test_arbitrary_bytes_never_raise(data: bytes) -> None:
     assert report.records <= data.count(b"\n") + 1
     if report.ok:
         assert report.records > 0
+
+
+def test_a_trailing_blank_line_is_refused_and_one_final_newline_is_not() -> None:
+    # JSON Lines lets the last line end with one newline; an empty line after it is a blank line like any other
+    assert check(b'{"a": 1}\n{"b": 2}\n').problems == []
+    report = check(b'{"a": 1}\n{"b": 2}\n\n')
+    assert not report.ok and codes(report) == [(3, "blank_line")]
+    assert "remove it" in report.problems[0].message
+    assert codes(check(b'{"a": 1}\r\n\r\n')) == [(2, "blank_line")]

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from llmfiles.calls import Resolver, plugin_boundary
 from llmfiles.conversions import check_purpose_converts, conversion_name
 from llmfiles.models import Problem, Progress
@@ -71,7 +73,9 @@ class ConvertingChecker:
         self.stats = getattr(checkers[0], "stats", None) if checkers else None
 
     def start(self, facts: FileFacts) -> Iterable[Problem]:
-        """The checkers' problems of the file as a whole, before its first record."""
+        """The checkers' problems of the file as a whole, before its first record: the facts of the converted file,
+        which is what is uploaded (written without a BOM, whatever the input had)."""
+        facts = attrs.evolve(facts, has_bom=False)
         out: list[Problem] = []
         for checker in self.checkers:
             begin = getattr(checker, "start", None)

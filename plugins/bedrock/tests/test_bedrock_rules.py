@@ -258,3 +258,22 @@ def test_a_record_that_passes_the_claude_rules_converts_to_itself(record: dict[s
         return
     converted, problems = formats.convert_for_upload(record, "claude")
     assert converted == record and problems == []
+
+
+# --- 5. a BOM ------------------------------------------------------------------------------------------------
+
+
+def test_a_bom_is_a_warning_but_not_when_the_file_is_converted(tmp_path: Path) -> None:
+    path = tmp_path / "pc.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b"".join(json.dumps(PC).encode() + b"\n" for _ in range(3)))
+    report = llmfiles.Client("bedrock").validate(path, model="amazon.titan-text-lite-v1")
+    assert report.ok and [(p.code, p.severity) for p in report.problems] == [("bom", "warning")]
+    assert "Amazon Bedrock" in report.problems[0].message
+    batch = tmp_path / "batch.jsonl"
+    batch.write_bytes(b"\xef\xbb\xbf" + json.dumps({"recordId": "1", "modelInput": {}}).encode() + b"\n")
+    assert [p.code for p in llmfiles.Client("bedrock").validate(batch, purpose="batch").problems] == ["bom"]
+    # converted, the uploaded file is the converted one, written without a BOM
+    chat = tmp_path / "chat.jsonl"
+    record = {"messages": [{"role": "system", "content": "s"}, *CLAUDE["messages"]]}
+    chat.write_bytes(b"\xef\xbb\xbf" + b"".join(json.dumps(record).encode() + b"\n" for _ in range(40)))
+    assert llmfiles.Client("bedrock").validate(chat, model=HAIKU, convert="claude").problems == []

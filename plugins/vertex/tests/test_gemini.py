@@ -381,3 +381,18 @@ def test_the_cli_converts_with_convert_gemini(
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"messages": [{"role": "narrator", "content": "x"}]}])
     assert main(["validate", str(bad), "--convert", "gemini", "--provider", "vertex"]) == 2
     assert "line 1, messages[0].role: error cannot_convert" in capsys.readouterr().out
+
+
+def test_a_bom_is_a_warning_for_vertex_files(tmp_path: Path) -> None:
+    good = gemini_record(("user", "hi"), ("model", "hello"))
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(good).encode() + b"\n")
+    report = llmfiles.Client().validate(path, provider="vertex_ai")
+    assert report.ok and [(p.line, p.code, p.severity) for p in report.problems] == [(None, "bom", "warning")]
+    batch = tmp_path / "b.jsonl"
+    batch.write_bytes(b"\xef\xbb\xbf" + json.dumps({"request": {"contents": good["contents"][:1]}}).encode() + b"\n")
+    assert [p.code for p in llmfiles.Client().validate(batch, provider="vertex_ai", purpose="batch").problems] == [
+        "bom"
+    ]
+    converted = llmfiles.Client().validate(path, provider="vertex_ai", convert="gemini")
+    assert converted.problems == []  # the converted file is written without the BOM

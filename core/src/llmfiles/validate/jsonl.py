@@ -168,12 +168,21 @@ def parse_line(line_no: int, raw: bytes) -> tuple[dict[str, Any] | None, Problem
     """One line (without its newline) as a record, or the problem that stops it being one.
 
     The verdict of the standard library's :mod:`json` (the reference, see :mod:`llmfiles.validate.parse`).
+
+    A blank line is an error wherever it is, a trailing one (a file ending in two newlines) included: JSON Lines
+    (https://jsonlines.org/, "Each Line is a Valid JSON Value") lets the last line end with a newline, once, and
+    every provider asks for one JSON object a line (OpenAI's "Supervised fine-tuning" guide, Vertex AI's "Prepare
+    supervised fine-tuning data for Gemini models", Amazon Bedrock's "Prepare data for fine-tuning your models":
+    "each line is a JSON object").  A blank line is no JSON value (the OpenAI cookbook's checks cannot parse it);
+    that AWS's Nova validator lets it pass is that tool's leniency, not a documented rule.
     """
     if raw.endswith(b"\r"):
         raw = raw[:-1]
     if not raw or raw.isspace():
         return None, Problem(
-            line=line_no, code="blank_line", message="blank line; remove it (one JSON object per line)"
+            line=line_no,
+            code="blank_line",
+            message="blank line; remove it (one JSON object per line; only the last line's newline may end the file)",
         )
     try:
         record = reference_loads(raw)

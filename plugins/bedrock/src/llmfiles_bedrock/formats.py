@@ -26,7 +26,8 @@ from typing import Any
 from attrs import frozen
 
 from llmfiles.models import Problem
-from llmfiles.validate.stats import CHARS_PER_TOKEN, estimate_tokens
+from llmfiles.validate.rules import bom_warning
+from llmfiles.validate.stats import CHARS_PER_TOKEN, FileFacts, estimate_tokens
 
 FORMATS = ("claude", "nova", "prompt-completion")
 NOVA_SCHEMA = "bedrock-conversation-2024"
@@ -603,6 +604,10 @@ class FineTuneChecker:
         self.limits = model_limits(model) if model else None
         self.remind = remind
 
+    def start(self, facts: FileFacts) -> list[Problem]:
+        """A BOM at the start of the file is a warning (:func:`llmfiles.validate.rules.bom_warning`)."""
+        return [bom_warning("Amazon Bedrock")] if facts.has_bom else []
+
     def check(self, line_no: int, record: dict[str, Any]) -> Iterable[Problem]:
         """The problems of one record, by the rules of the file's format (and the base model's limits)."""
         self.records += 1
@@ -738,6 +743,10 @@ class FineTuneChecker:
 
 class BatchChecker:
     """Checks a Bedrock batch-inference input file: ``{"recordId"?: str, "modelInput": {...}}`` per line."""
+
+    def start(self, facts: FileFacts) -> list[Problem]:
+        """A BOM at the start of the file is a warning (:func:`llmfiles.validate.rules.bom_warning`)."""
+        return [bom_warning("Amazon Bedrock")] if facts.has_bom else []
 
     def check(self, line_no: int, record: dict[str, Any]) -> Iterable[Problem]:
         """The problems of one batch record (``modelInput`` an object, ``recordId`` a string)."""

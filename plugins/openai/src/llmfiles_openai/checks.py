@@ -33,6 +33,7 @@ from typing import Any, Literal
 from attrs import frozen
 
 from llmfiles.models import Problem
+from llmfiles.validate.rules import bom_warning
 from llmfiles.validate.stats import (
     MAX_TOKENS_PER_ESTIMATED_TOKEN,
     ExampleStats,
@@ -181,11 +182,15 @@ class FineTuneChecker:
         self.stats.token_method, self.stats.tokens_exact = counter.method, counter.exact
         self._ready = True
 
+    #: whether a file that starts with a BOM gets :func:`llmfiles.validate.rules.bom_warning` (Azure asks for one)
+    warn_bom = True
+
     def start(self, facts: FileFacts) -> list[Problem]:
-        """Picks the token counter (tiktoken is loaded here, not when the checker is made for a dry run)."""
+        """Picks the token counter (tiktoken is loaded here, not when the checker is made for a dry run); a BOM at
+        the start of the file is a warning (see :func:`llmfiles.validate.rules.bom_warning`)."""
         if not self._ready:
             self._pick_counter()
-        return []
+        return [bom_warning(self.provider)] if facts.has_bom and self.warn_bom else []
 
     def _pick_counter(self) -> None:
         if (self.tokenizer or "auto").strip().lower() == "auto":
@@ -913,6 +918,8 @@ class BatchRules:
     max_requests: int
     max_bytes: int
     same_model: Literal["error", "warning"]
+    #: whether a file that starts with a BOM gets :func:`llmfiles.validate.rules.bom_warning`
+    warn_bom: bool = True
 
 
 OPENAI_BATCH = BatchRules(
@@ -954,16 +961,19 @@ class BatchChecker:
         self.stats = ExampleStats(unit="requests")
 
     def start(self, facts: FileFacts) -> Iterable[Problem]:
+        """The file's size against the provider's batch limit; a BOM is a warning (unless ``rules.warn_bom`` is
+        off)."""
+        out = [bom_warning(self.rules.provider)] if facts.has_bom and self.rules.warn_bom else []
         if facts.size > self.rules.max_bytes:
-            return [
+            out.append(
                 err(
                     "",
                     "file_too_large",
                     f"the file has {facts.size:,} bytes; a {self.rules.provider} batch file may have at most "
                     f"{self.rules.max_bytes:,}: split it into several batches",
                 )
-            ]
-        return []
+            )
+        return out
 
     def check(self, line_no: int, record: dict[str, Any]) -> list[Problem]:
         self.requests += 1

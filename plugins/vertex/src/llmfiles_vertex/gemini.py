@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from llmfiles.models import Problem
-from llmfiles.validate.stats import ExampleStats, estimate_tokens, json_chars
+from llmfiles.validate.rules import bom_warning
+from llmfiles.validate.stats import ExampleStats, FileFacts, estimate_tokens, json_chars
 
 #: the name of the conversion to the Gemini tuning format
 GEMINI = "gemini"
@@ -419,6 +420,10 @@ class TuningChecker:
         self.first_line = 0
         self.stats = ExampleStats()
 
+    def start(self, facts: FileFacts) -> list[Problem]:
+        """A BOM at the start of the file is a warning (:func:`llmfiles.validate.rules.bom_warning`)."""
+        return [bom_warning("Vertex AI")] if facts.has_bom else []
+
     def check(self, line_no: int, record: dict[str, Any]) -> list[Problem]:
         """The problems of one record (``line_no`` is its line in the file)."""
         fmt = record_format(record)
@@ -483,6 +488,10 @@ class TuningChecker:
 
 class BatchChecker:
     """Checks the records of a Vertex batch-prediction input file: ``{"request": {"contents": [...], ...}}``."""
+
+    def start(self, facts: FileFacts) -> list[Problem]:
+        """A BOM at the start of the file is a warning (:func:`llmfiles.validate.rules.bom_warning`)."""
+        return [bom_warning("Vertex AI")] if facts.has_bom else []
 
     def check(self, line_no: int, record: dict[str, Any]) -> list[Problem]:
         """The problems of one batch record (``line_no`` is its line in the file)."""
