@@ -70,8 +70,12 @@ def test_a_file_the_upload_would_refuse_is_not_ok(
     assert plan["ok"] is False and plan["problems"], plan
     assert plan["mode"] == ("parts" if large else "single request")
     assert "line" in plan["problems"][0]
-    with pytest.raises(ValidationError):  # and the upload does refuse it
+    # the checks that ran are listed with their verdict, not as if they had passed
+    (content,) = [c for c in plan["checks"] if "UTF-8 JSONL" in c]
+    assert "FAILED" in content and "problem(s)" in content
+    with pytest.raises(ValidationError) as refused:  # and the upload does refuse it, with the same problems
         client.upload(path, purpose="fine-tune", **sizes)
+    assert str(refused.value) in plan["problems"]
     assert store_is_empty(home)
 
 

@@ -277,3 +277,30 @@ def test_a_bom_is_a_warning_but_not_when_the_file_is_converted(tmp_path: Path) -
     record = {"messages": [{"role": "system", "content": "s"}, *CLAUDE["messages"]]}
     chat.write_bytes(b"\xef\xbb\xbf" + b"".join(json.dumps(record).encode() + b"\n" for _ in range(40)))
     assert llmfiles.Client("bedrock").validate(chat, model=HAIKU, convert="claude").problems == []
+
+
+# --- the dry run ---------------------------------------------------------------------------------------------
+
+
+def test_a_dry_run_without_credentials_or_bucket_lists_both_and_the_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for var in (
+        "LLMFILES_S3_BUCKET",
+        "AWS_S3_BUCKET_NAME",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_PROFILE",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    path = write(tmp_path / "claude.jsonl", [BLOCKS] * 3)
+    plan = llmfiles.Client("bedrock").describe_upload(path, purpose="fine-tune", aws_region="us-east-1")
+    assert plan["ok"] is False and plan["credentials"] == "missing"
+    problems = "\n".join(plan["problems"])
+    assert "no AWS credentials" in problems and "needs a bucket" in problems and "bad_content" in problems
+    assert main(["upload", str(path), "-p", "bedrock", "--dry-run", "-s", "aws_region=us-east-1"]) == 2
+    out = capsys.readouterr().out
+    assert "REFUSED" in out and "needs a bucket" in out and "FAILED" in out

@@ -396,3 +396,16 @@ def test_a_bom_is_a_warning_for_vertex_files(tmp_path: Path) -> None:
     ]
     converted = llmfiles.Client().validate(path, provider="vertex_ai", convert="gemini")
     assert converted.problems == []  # the converted file is written without the BOM
+
+
+def test_a_dry_run_without_credentials_or_bucket_lists_both_and_the_content(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = write_jsonl(tmp_path / "t.jsonl", [gemini_record(("user", "a"), ("user", "b"), ("model", "c"))])
+    plan = llmfiles.Client().describe_upload(bad, provider="vertex_ai", purpose="fine-tune")
+    assert plan["ok"] is False and plan["credentials"] == "missing"
+    problems = "\n".join(plan["problems"])
+    assert "no Google credentials" in problems and "needs a Cloud Storage bucket" in problems
+    assert "turns_not_alternating" in problems
+    assert main(["upload", str(bad), "-p", "vertex_ai", "--dry-run"]) == 2
+    assert "needs a Cloud Storage bucket" in capsys.readouterr().out
