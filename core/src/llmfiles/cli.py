@@ -434,6 +434,8 @@ def _cmd_validate(client: Client, args: argparse.Namespace) -> int:
     else:
         _print_report(args.file, report)
         verdict = "ok" if report.ok else "NOT ok"
+        if report.record_rules is False:
+            verdict += " as JSONL (no record rules ran: see 'checked')"
         counts = f"{report.records:,} records, {report.errors} error(s), {report.warnings} warning(s)"
         print(f"{args.file}: {verdict}: {counts}")
         for line in report.summary():

@@ -61,6 +61,10 @@ class Report:
     #: per-example statistics of the provider's checker, when it keeps some
     examples: ExampleStats | None = None
     notes: list[str] = field(factory=list)
+    #: what was checked (the JSONL framing, whose record rules), when the caller says (``Client.validate`` does)
+    checks: list[str] = field(factory=list)
+    #: whether a provider's record rules ran (``None``: not said; ``False``: the JSONL framing only)
+    record_rules: bool | None = None
 
     @property
     def ok(self) -> bool:
@@ -114,11 +118,15 @@ class Report:
             "has_bom": self.has_bom,
             "stats": self.stats(),
             "notes": list(self.notes),
+            "checks": list(self.checks),
+            "record_rules": self.record_rules,
         }
 
     def summary(self) -> list[str]:
-        """The statistics and notes as lines of text for people (``llmfiles validate`` prints them)."""
-        out = [f"{self.records:,} records in {self.lines:,} lines, {self.bytes:,} bytes (parsed with {self.parser})"]
+        """What was checked, the statistics and notes as lines of text for people (``llmfiles validate`` prints
+        them)."""
+        out = [f"checked: {'; '.join(self.checks)}"] if self.checks else []
+        out += [f"{self.records:,} records in {self.lines:,} lines, {self.bytes:,} bytes (parsed with {self.parser})"]
         if self.duplicate_lines:
             first = ", ".join(f"line {a} = line {b}" for a, b in self.duplicate_samples)
             out.append(
