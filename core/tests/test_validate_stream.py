@@ -368,6 +368,9 @@ def test_the_output_is_checked_after_a_clean_conversion(tmp_path: Path) -> None:
     result = client(tmp_path, ConvPlugin()).convert(path, to="upper", output=tmp_path / "out.jsonl")
     assert result.conversion.ok and result.output is not None and codes(result.output) == [(None, "too_few")]
     assert not result.written
+    # its problems are the input's records', at the input's lines: the report is named after the input
+    assert result.output.path == str(path) and result.as_dict()["check"]["file"] == str(path)
+    assert any("converted to 'upper'" in n and "out.jsonl" in n for n in result.output.notes)
 
 
 def test_an_interrupted_conversion_leaves_no_file(tmp_path: Path) -> None:

@@ -395,6 +395,7 @@ def _cmd_download(client: Client, args: argparse.Namespace) -> int:
 
 
 def _print_report(label: str, report: Report) -> None:
+    """The listed problems of ``report``, each on a line starting with ``label`` (the file whose lines they are)."""
     for p in report.problems:
         print(f"{label}: {p.describe()}")
     if report.hidden:
@@ -451,8 +452,8 @@ def _cmd_convert(client: Client, args: argparse.Namespace) -> int:
         _print_json(result.as_dict())
         return 0 if result.ok else 2
     _print_report(args.file, result.conversion)
-    if result.output is not None:
-        _print_report(args.output, result.output)
+    if result.output is not None:  # the converted records, at the input's lines: named after the input
+        _print_report(f"{args.file} (converted to {result.converter})", result.output)
     if result.written:
         assert result.output is not None
         out = result.output
@@ -464,9 +465,12 @@ def _cmd_convert(client: Client, args: argparse.Namespace) -> int:
             print(f"  {line}")
         return 0
     if result.output is None:
-        why = f"{result.conversion.errors} record(s) of {args.file} cannot be converted"
+        why = f"{result.conversion.errors} error(s) in {args.file} stop its conversion"
     else:
-        why = f"the converted records break {result.output.errors} rule(s) of the {result.converter} format"
+        why = (
+            f"the records of {args.file}, converted, break {result.output.errors} rule(s) of the "
+            f"{result.converter} format"
+        )
     print(f"{args.output}: NOT written: {why}; fix {args.file} and run again")
     return 2
 

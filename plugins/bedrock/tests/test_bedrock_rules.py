@@ -304,3 +304,18 @@ def test_a_dry_run_without_credentials_or_bucket_lists_both_and_the_content(
     assert main(["upload", str(path), "-p", "bedrock", "--dry-run", "-s", "aws_region=us-east-1"]) == 2
     out = capsys.readouterr().out
     assert "REFUSED" in out and "needs a bucket" in out and "FAILED" in out
+
+
+def test_convert_problems_name_the_input_whose_lines_they_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    two_users = {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}
+    good = {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}
+    src = write(tmp_path / "in.jsonl", [good, two_users])
+    out = tmp_path / "out.jsonl"
+    assert main(["convert", str(src), "--to", "claude", "-o", str(out)]) == 2
+    printed = capsys.readouterr().out.splitlines()
+    problems = [line for line in printed if "line 2" in line]
+    assert problems and all(line.startswith(f"{src} (converted to claude): line 2") for line in problems)
+    assert not any(line.startswith(f"{out}: line") for line in printed)
+    assert f"the records of {src}, converted, break" in printed[-1] and not out.exists()
