@@ -271,15 +271,24 @@ def _cmd_providers(client: Client, args: argparse.Namespace) -> int:
 
 
 def _dry_run(client: Client, args: argparse.Namespace, settings: dict[str, Any]) -> int:
-    plans = {
-        "training": client.describe_upload(
-            args.file, purpose=args.purpose, provider=args.provider, filename=args.filename, **settings
-        )
-    }
-    if args.validation:
-        plans["validation"] = client.describe_upload(
-            args.validation, purpose=args.purpose, provider=args.provider, **settings
-        )
+    bar = _Bar(enabled=not args.json and sys.stderr.isatty())  # the content checks read the whole file
+    try:
+        plans = {
+            "training": client.describe_upload(
+                args.file,
+                purpose=args.purpose,
+                provider=args.provider,
+                filename=args.filename,
+                progress=bar,
+                **settings,
+            )
+        }
+        if args.validation:
+            plans["validation"] = client.describe_upload(
+                args.validation, purpose=args.purpose, provider=args.provider, progress=bar, **settings
+            )
+    finally:
+        bar.close()
     ok = all(plan["ok"] for plan in plans.values())
     if args.json:
         _print_json(plans if args.validation else plans["training"])
@@ -427,9 +436,18 @@ def _cmd_abort(client: Client, args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(client: Client, args: argparse.Namespace) -> int:
-    report = client.validate(
-        args.file, purpose=args.purpose, provider=args.provider, max_problems=args.max_problems, **_settings_from(args)
-    )
+    bar = _Bar(enabled=not args.json and sys.stderr.isatty())
+    try:
+        report = client.validate(
+            args.file,
+            purpose=args.purpose,
+            provider=args.provider,
+            max_problems=args.max_problems,
+            progress=bar,
+            **_settings_from(args),
+        )
+    finally:
+        bar.close()  # before the report is printed, so the two do not interleave
     if args.json:
         _print_json(report.as_dict())
     else:
