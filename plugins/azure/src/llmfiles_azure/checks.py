@@ -4,6 +4,11 @@ Fine-tuning files follow OpenAI's formats; Microsoft asks for them in UTF-8 with
 uploading (:mod:`llmfiles_azure.bom`), so the report notes whether the file has one instead of calling it a
 problem.  Batch files use Azure's endpoint paths (``/chat/completions``, or ``/v1/...`` on the v1 API), name the
 global batch deployment in ``body.model`` - the same on every line - and take up to 100,000 requests and 200 MB.
+
+From "Customize a model with fine-tuning" (Azure OpenAI, https://learn.microsoft.com/azure/ai-foundry/openai/
+how-to/fine-tuning: UTF-8 with a BOM, OpenAI's formats) and "Getting started with Azure OpenAI batch deployments"
+(https://learn.microsoft.com/azure/ai-foundry/openai/how-to/batch: the endpoints, the deployment name in
+``body.model``, 100,000 requests and 200 MB a file).
 """
 
 from __future__ import annotations

@@ -84,7 +84,10 @@ def _text(value: Any) -> bool:
 
 
 def check_prompt_completion(record: Mapping[str, Any]) -> list[Problem]:
-    """The rules of ``{"prompt", "completion"}`` records."""
+    """The rules of ``{"prompt", "completion"}`` records (Titan, Llama 3.1, Cohere), from "Prepare data for
+    fine-tuning your models", Text-to-Text models (Amazon Bedrock User Guide,
+    https://docs.aws.amazon.com/bedrock/latest/userguide/model-customization-prepare.html): both strings, the
+    completion the text to learn; other keys are no part of the format (a warning)."""
     out: list[Problem] = []
     if not isinstance(record.get("prompt"), str):
         out.append(_err("missing_prompt", '"prompt" must be a string', "prompt"))
@@ -492,6 +495,16 @@ def _at(line_no: int, problems: Iterable[Problem]) -> list[Problem]:
 
 
 # --- the limits of each base model -------------------------------------------------------------------------------
+# From "Model requirements for training and validation datasets" (Amazon Bedrock User Guide,
+# https://docs.aws.amazon.com/bedrock/latest/userguide/model-training-validation-requirements.html): Titan Text
+# (Premier, G1 Express, G1 Lite) 4,096 tokens a record at batch size 1, "Character quota per sample: token quota
+# x 6"; Meta Llama 3.1 / 3.2 input, output and their sum at most 16,000 tokens, 100 to 10,000 training and validation
+# records; Anthropic Claude 3 Haiku 32 to 10,000 records, 32,000 tokens a record.  Amazon Nova Micro, Lite, Pro:
+# 8 to 20,000 records, from the Nova User Guide's "Preparing data for fine-tuning Understanding models"
+# (https://docs.aws.amazon.com/nova/latest/userguide/fine-tune-prepare-data-understanding.html; AWS's sample
+# validator nova_ft_dataset_validator.py applies the same bounds).  Which format each model reads: Claude 3 Haiku
+# the Claude messages format, Nova and Llama 3.2 bedrock-conversation-2024, Titan and Llama 3.1 prompt-completion
+# ("Prepare data for fine-tuning your models", above).
 
 _BEDROCK_REQUIREMENTS = (
     "Model requirements for training and validation datasets (Amazon Bedrock User Guide, "
@@ -742,7 +755,9 @@ class FineTuneChecker:
 
 
 class BatchChecker:
-    """Checks a Bedrock batch-inference input file: ``{"recordId"?: str, "modelInput": {...}}`` per line."""
+    """Checks a Bedrock batch-inference input file: ``{"recordId"?: str, "modelInput": {...}}`` per line, as "Format
+    and upload your batch inference data" (Amazon Bedrock User Guide,
+    https://docs.aws.amazon.com/bedrock/latest/userguide/batch-inference-data.html) describes it."""
 
     def start(self, facts: FileFacts) -> list[Problem]:
         """A BOM at the start of the file is a warning (:func:`llmfiles.validate.rules.bom_warning`)."""

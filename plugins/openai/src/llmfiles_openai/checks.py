@@ -22,6 +22,18 @@ else estimated: see :mod:`llmfiles_openai.tokens`) and compared with the model's
 
 Every problem has a JSON path (``messages[2].role``), a code, a severity and a message that says how to fix it.
 The checkers never raise, whatever the JSON: they are fed arbitrary objects by property tests.
+
+Where the rules come from: OpenAI's "Supervised fine-tuning" guide
+(https://platform.openai.com/docs/guides/supervised-fine-tuning: the chat format, tools, ``weight``, the minimum
+of 10 examples, the token limits per model), "Vision fine-tuning" (https://platform.openai.com/docs/guides/
+vision-fine-tuning: ``image_url`` parts in user messages), "Direct preference optimization"
+(https://platform.openai.com/docs/guides/direct-preference-optimization: the preference format), the API
+reference's training formats (https://platform.openai.com/docs/api-reference/fine-tuning/chat-input,
+.../preference-input, .../completions-input), the "Batch API" guide (https://platform.openai.com/docs/guides/batch:
+``custom_id``, ``method``, ``url``, ``body``, 50,000 requests and 200 MB a file, one endpoint a file) and the
+cookbook's "How to count tokens with tiktoken" (https://cookbook.openai.com/examples/
+how_to_count_tokens_with_tiktoken: the per-message overheads).  What the documentation leaves open is a warning,
+not an error, and says so (an unknown key on a message; a BOM: :func:`llmfiles.validate.rules.bom_warning`).
 """
 
 from __future__ import annotations

@@ -5,6 +5,11 @@ A Gemini tuning record is ``{"systemInstruction"?: {"parts": [...]}, "contents":
 [...], ...}}``.  :func:`chat_to_gemini` turns an OpenAI chat fine-tuning record (``messages``, optional ``tools``)
 into a tuning record; :func:`convert_record` is the ``gemini`` conversion the plugin registers, which the core
 applies to a whole file (``llmfiles convert --to gemini``, ``convert="gemini"`` while uploading).
+
+The rules follow "Prepare supervised fine-tuning data for Gemini models" (Vertex AI,
+https://cloud.google.com/vertex-ai/generative-ai/docs/models/gemini-supervised-tuning-prepare) for tuning records
+and "Batch prediction from Cloud Storage" (https://cloud.google.com/vertex-ai/generative-ai/docs/multimodal/
+batch-prediction-from-cloud-storage) for batch records; each checker's docstring says which rule comes from where.
 """
 
 from __future__ import annotations
