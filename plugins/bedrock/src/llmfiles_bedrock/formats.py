@@ -33,6 +33,13 @@ FORMATS = ("claude", "nova", "prompt-completion")
 NOVA_SCHEMA = "bedrock-conversation-2024"
 NOVA_RESERVED = ("User:", "Bot:", "Assistant:", "System:", "<image>", "<video>", "[EOS]")
 OPENAI_CHAT = "openai-chat"
+#: the formats as messages name them
+FORMAT_NAMES = {
+    "claude": "Claude's messages",
+    "nova": "bedrock-conversation-2024 (Nova's)",
+    "prompt-completion": "prompt-completion",
+    OPENAI_CHAT: "OpenAI chat",
+}
 
 
 def _err(code: str, message: str, path: str = "") -> Problem:
@@ -725,12 +732,12 @@ class FineTuneChecker:
         assert limits is not None
         out: list[Problem] = []
         if self.format != limits.format:
-            convert = f" (convert={limits.format!r} converts OpenAI chat records)" if limits.format in FORMATS else ""
+            want, have = FORMAT_NAMES[limits.format], FORMAT_NAMES.get(self.format or "", str(self.format))
             out.append(
                 _err(
                     "wrong_format_for_model",
-                    f"{limits.name} is fine-tuned on {limits.format} records, and this file is in {self.format} "
-                    f"format{convert}; {limits.source}",
+                    f"{limits.name} is fine-tuned on {want} records, and this file is in the {have} format "
+                    f"(convert={limits.format!r} converts OpenAI chat records); {limits.source}",
                 )
             )
         n = self.records
