@@ -442,3 +442,15 @@ def test_records_that_cannot_be_converted_stop_the_upload_naming_their_lines(tmp
     assert list(c.list_files(provider="local")) == []
     with pytest.raises(InvalidSetting, match="no usual conversion"):
         c.upload(path, purpose="fine-tune", provider="local", convert=True)
+
+
+def test_converting_a_binary_file_says_so_once_and_writes_nothing(tmp_path: Path) -> None:
+    import gzip
+
+    path = tmp_path / "in.jsonl.gz"
+    path.write_bytes(gzip.compress(lines(*[{"text": f"t{i}"} for i in range(500)])))
+    out = tmp_path / "out.jsonl"
+    result = client(tmp_path, ConvPlugin()).convert(path, to="upper", output=out)
+    assert not result.ok and not out.exists() and result.output is None
+    assert codes(result.conversion) == [(None, "binary_file")]
+    assert not list(tmp_path.glob(".out.jsonl.*"))  # no temporary file either

@@ -22,7 +22,7 @@ from attrs import define, field, frozen
 
 from llmfiles.models import Problem
 from llmfiles.sources import Source
-from llmfiles.validate.jsonl import BLOCK, BOM, MAX_LINE, JsonlChecker, Report, parse_line
+from llmfiles.validate.jsonl import BINARY_SNIFF, BLOCK, BOM, MAX_LINE, JsonlChecker, Report, binary_problem, parse_line
 from llmfiles.validate.parse import fast_loads
 from llmfiles.validate.records import RecordChecker
 
@@ -160,6 +160,10 @@ def convert_file(
     # the converted records are checked as they are written; their lines are the input's lines, one record each,
     # so the report is named after the input (its problems are the input's records', as converted)
     check = JsonlChecker(source.display, 0, checker=checker, max_problems=max_problems, max_line=max_line)
+    binary = binary_problem(source.pread(BINARY_SNIFF, 0).removeprefix(BOM))
+    if binary is not None:  # said once, as validate says it, instead of a problem on every line
+        conversion.add(binary)
+        return result
     try:
         with open(tmp, "xb", buffering=BLOCK) as out:  # "x": never follows or reuses an existing file
             for line_no, raw, length in _lines(source, max_line):
