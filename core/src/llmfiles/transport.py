@@ -343,11 +343,17 @@ class Transport:
         return pool
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection, now (urllib3's ``PoolManager.clear`` only forgets its pools, whose
+        connections then close whenever the garbage collector gets to them)."""
         with self._lock:
-            for pool in self._pools.values():
-                pool.clear()
-            self._pools.clear()
+            managers, self._pools = list(self._pools.values()), {}
+        for manager in managers:
+            # (a RecentlyUsedContainer refuses to be iterated: its keys() is a copy taken under its lock)
+            pools = [manager.pools.get(key) for key in manager.pools.keys()]  # noqa: SIM118
+            manager.clear()
+            for pool in pools:
+                if pool is not None:
+                    pool.close()
 
     # -- public ----------------------------------------------------------------------------------------------
 
