@@ -69,6 +69,10 @@ class Harness:
     sequential = False
     #: the provider's protocol has a complete request (GCS: the last chunk completes)
     has_complete = True
+    #: whether what a create whose answer was lost made can be told apart from another upload of the same name and
+    #: size (a name unique to the upload, or a checksum the provider reports); OpenAI and Azure cannot: the upload then
+    #: stops with ``MaybeUploaded`` naming the file instead of guessing
+    tells_lost_answers = True
 
     def __init__(self, proxy: FaultProxy, settings: dict[str, Any]) -> None:
         self.proxy = proxy
@@ -135,6 +139,7 @@ class Harness:
 
 class OpenAIHarness(Harness):
     name = "openai"
+    tells_lost_answers = False
     large = {"multipart_threshold": 256 * KiB, "part_size": 256 * KiB}
     large_bytes = MiB + 1234
     part_bytes = 256 * KiB
