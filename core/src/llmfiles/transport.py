@@ -389,37 +389,62 @@ class Transport:
             respect_retry_after_header=True,
         )
         attempt = 1
-        while True:
-            if policy.past_deadline():
-                raise DeadlineExceeded(f"the operation's deadline passed before {request.method} could be sent")
-            stream = _BodyStream(request, body, policy)
-            if sink is not None:
-                sink.seek(0)
-                sink.truncate()
-            try:
-                response = self._attempt(request, stream, policy, sink, on_sink_chunk, server)
-            except _Retryable as exc:
-                err = exc.error
-                if lost is not None and _may_have_happened(request, stream):
-                    found = _ask(lost, request, str(err), policy)
-                    if found is not None:
-                        return Sent(response=None, attempts=attempt, found=found)
-                if policy.max_retries == 0:
-                    raise err from None  # no retry was allowed, so none was exhausted
-                retry = self._next(retry, request, err, attempt, policy, None)
-                attempt += 1
-                continue
-            if response.status not in RETRY_STATUSES:
-                return Sent(response=response, attempts=attempt)
-            # a rate limit is answered before anything is done; other failures may come after the work was done
-            if response.status != 429 and lost is not None and _may_have_happened(request, stream):
-                found = _ask(lost, request, f"HTTP {response.status}", policy)
+        stream = _BodyStream(request, body, policy)
+        try:
+            while True:
+                if policy.past_deadline():
+                    raise DeadlineExceeded(f"the operation's deadline passed before {request.method} could be sent")
+                stream = _BodyStream(request, body, policy)
+                sent = self._try_once(request, stream, policy, sink, on_sink_chunk, server, lost, retry, attempt)
+                if isinstance(sent, Sent):
+                    return sent
+                retry, attempt = sent, attempt + 1
+        except KeyboardInterrupt as exc:
+            if lost is not None:  # a create: say whether the provider may have made what it creates
+                exc.add_note(_interrupted_note(stream))
+            raise
+
+    def _try_once(
+        self,
+        request: HttpRequest,
+        stream: _BodyStream,
+        policy: Policy,
+        sink: IO[bytes] | None,
+        on_sink_chunk: Callable[[bytes], None] | None,
+        server: InProcessServer | None,
+        lost: Callable[[str], T | None] | None,
+        retry: Any,
+        attempt: int,
+    ) -> Sent[T] | Any:
+        """One attempt: its outcome (a :class:`Sent`), or the ``Retry`` to go on with (after its wait)."""
+        if sink is not None:
+            sink.seek(0)
+            sink.truncate()
+        try:
+            response = self._attempt(request, stream, policy, sink, on_sink_chunk, server)
+        except _Retryable as exc:
+            failed: LLMFilesError | None = _scrubbed(exc.error, policy.secrets)
+        else:
+            failed = None
+        # (handled out of the ``except``: what is raised from here has no context to carry a secret in)
+        if failed is not None:
+            if lost is not None and _may_have_happened(request, stream):
+                found = _ask(lost, request, str(failed), policy)
                 if found is not None:
                     return Sent(response=None, attempts=attempt, found=found)
-            if attempt > policy.max_retries:
-                return Sent(response=response, attempts=attempt)
-            retry = self._next(retry, request, None, attempt, policy, response)
-            attempt += 1
+            if policy.max_retries == 0:
+                raise failed  # no retry was allowed, so none was exhausted
+            return self._next(retry, request, failed, attempt, policy, None)
+        if response.status not in RETRY_STATUSES:
+            return Sent(response=response, attempts=attempt)
+        # a rate limit is answered before anything is done; other failures may come after the work was done
+        if response.status != 429 and lost is not None and _may_have_happened(request, stream):
+            found = _ask(lost, request, f"HTTP {response.status}", policy)
+            if found is not None:
+                return Sent(response=None, attempts=attempt, found=found)
+        if attempt > policy.max_retries:
+            return Sent(response=response, attempts=attempt)
+        return self._next(retry, request, None, attempt, policy, response)
 
     def _next(
         self,
@@ -638,6 +663,22 @@ def _ask(lost: Callable[[str], T | None], request: HttpRequest, what: str, polic
             policy.secrets,
         )
     ) from None
+
+
+def _interrupted_note(stream: _BodyStream) -> str:
+    """What an interrupted create may have left at the provider."""
+    if stream.finished:
+        return (
+            "llmfiles: interrupted after the request was sent in full: the provider may already have the file; list "
+            "the files (`llmfiles list`) before you upload it again"
+        )
+    return "llmfiles: interrupted before the request was sent in full: the provider did not get the whole file"
+
+
+def _scrubbed(err: LLMFilesError, secrets: tuple[str, ...]) -> LLMFilesError:
+    """``err`` with the secrets masked in its message (a connection error may quote what a server sent)."""
+    text = redact(str(err), secrets)
+    return err if text == str(err) else type(err)(text)
 
 
 def _redirect(resp: Any, method: str) -> str | None:
