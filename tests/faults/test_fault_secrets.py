@@ -13,8 +13,6 @@ import logging
 import os
 import re
 import stat
-import subprocess
-import sys
 import traceback
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,17 +21,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from faultlib import (
-    AWS_KEY_ID,
     AWS_SECRET,
     AZURE_KEY,
-    GCS_BUCKET,
     GOOGLE_TOKEN,
     OPENAI_KEY,
-    REGION,
-    S3_BUCKET,
     SECRETS,
     Harness,
     chat_file,
+    run_cli,
 )
 
 import llmfiles
@@ -201,45 +196,6 @@ def test_the_local_store_is_owner_only(tmp_path: Path) -> None:
 
 
 # --- the command line -----------------------------------------------------------------------------------------
-
-
-def cli_env(h: Harness) -> dict[str, str]:
-    """The environment that points the CLI at the harness's proxy, with the planted secret."""
-    env = dict(os.environ)
-    s = h.settings
-    if h.name == "openai":
-        env.update(OPENAI_API_KEY=OPENAI_KEY, OPENAI_BASE_URL=s["api_base"])
-    elif h.name == "azure":
-        env.update(AZURE_OPENAI_API_KEY=AZURE_KEY, AZURE_OPENAI_ENDPOINT=s["api_base"])
-    elif h.name == "vertex_ai":
-        env.update(
-            GOOGLE_OAUTH_ACCESS_TOKEN=GOOGLE_TOKEN,
-            STORAGE_EMULATOR_HOST=s["api_base"],
-            LLMFILES_GCS_BUCKET=GCS_BUCKET,
-            LLMFILES_GCS_PREFIX=s["prefix"],
-        )
-    else:
-        env.update(
-            AWS_ACCESS_KEY_ID=AWS_KEY_ID,
-            AWS_SECRET_ACCESS_KEY=AWS_SECRET,
-            AWS_ENDPOINT_URL_S3=s["api_base"],
-            AWS_REGION=REGION,
-            LLMFILES_S3_BUCKET=S3_BUCKET,
-            LLMFILES_S3_PREFIX=s["prefix"],
-        )
-    env.update(LLMFILES_TIMEOUT="5", LLMFILES_MAX_RETRY_WAIT="0.01")
-    return env
-
-
-def run_cli(h: Harness, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "llmfiles", *args],
-        env=cli_env(h),
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_no_secret_in_the_cli_output_with_debug_and_json(harness: Harness, tmp_path: Path) -> None:
