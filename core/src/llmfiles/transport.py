@@ -36,7 +36,7 @@ from llmfiles.errors import (
 )
 from llmfiles.models import FileRange, HttpRequest, HttpResponse, body_length
 from llmfiles.redact import SENSITIVE_HEADERS, redact, redact_url, redacted_headers
-from llmfiles.urls import Origin, check_url
+from llmfiles.urls import Origin, check_url, redirect_target
 
 if TYPE_CHECKING:
     import urllib3
@@ -530,10 +530,9 @@ class Transport:
             location = _redirect(resp, request.method)
             if location is None:
                 return self._read(resp, url, where, policy, sink, on_sink_chunk)
-            from urllib.parse import urljoin
-
-            new_url = urljoin(url, location)
-            new_where = check_url(new_url, policy.allow_insecure_http, link_local=policy.link_local_http)
+            new_url, new_where = redirect_target(
+                url, location, policy.allow_insecure_http, link_local=policy.link_local_http
+            )
             if new_where != where:
                 # never hand credentials to another origin (decided from the parse urllib3 connects with)
                 headers = {k: v for k, v in headers.items() if k.lower() not in SENSITIVE_HEADERS}
