@@ -14,6 +14,8 @@ create's answer was lost.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import heapq
 import itertools
 import logging
@@ -24,7 +26,7 @@ from typing import IO, TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from attrs import field, frozen
 
-from llmfiles.clock import SYSTEM_CLOCK, Clock
+from llmfiles.clock import SYSTEM_CLOCK, Clock, SystemClock
 from llmfiles.errors import (
     AnswerLost,
     DeadlineExceeded,
@@ -134,19 +136,28 @@ class Sent(Generic[T]):
 class _Budget:
     """A time limit on one thread's current request: the deadline, tightened to ``timeout`` once the request is sent
     (its answer must come within that, however slowly it drips); the watchdog shuts the connection's socket when it
-    passes."""
+    passes (and a :class:`Cancel` the request was made under, when it is cancelled)."""
 
-    __slots__ = ("_dog", "conn", "deadline", "fired", "when")
+    __slots__ = ("_dog", "cancel", "conn", "deadline", "fired", "when")
 
     def __init__(self, dog: _Watchdog, deadline: float | None) -> None:
         self._dog = dog
         self.deadline = deadline
         self.when: float | None = None
         self.conn: Any = None
-        #: why the watchdog cut the connection: "deadline" or "stall" (``None``: it did not)
+        #: why the connection was cut: "deadline", "stall" or "cancelled" (``None``: it was not)
         self.fired: str | None = None
+        self.cancel = _cancel.get()
+        if self.cancel is not None:
+            self.cancel.watch(self)
         if deadline is not None:
             self.limit(deadline)
+
+    def done(self) -> None:
+        """The request is over (its connection is back in the pool, or closed)."""
+        self.conn = None
+        if self.cancel is not None:
+            self.cancel.forget(self)
 
     def limit(self, when: float) -> None:
         """Cut the connection at ``when`` at the latest."""
@@ -158,6 +169,55 @@ class _Budget:
 
 
 _current = threading.local()
+
+
+class Cancel:
+    """Cuts the requests made under it, in whichever thread (see :func:`cancellable`): the large-file engine cancels
+    the parts in flight when the upload is interrupted, instead of waiting for answers that may take minutes."""
+
+    def __init__(self) -> None:
+        self.cancelled = threading.Event()
+        self._budgets: set[_Budget] = set()
+        self._lock = threading.Lock()
+
+    def cancel(self) -> None:
+        """Cut every request in flight under this, and refuse the next ones."""
+        with self._lock:
+            self.cancelled.set()
+            budgets = list(self._budgets)
+        for budget in budgets:
+            budget.fired = budget.fired or "cancelled"
+            if budget.conn is not None:
+                _shut(budget.conn)
+
+    def watch(self, budget: _Budget) -> None:
+        with self._lock:
+            if self.cancelled.is_set():
+                budget.fired = "cancelled"
+            self._budgets.add(budget)
+
+    def forget(self, budget: _Budget) -> None:
+        with self._lock:
+            self._budgets.discard(budget)
+
+    def check(self) -> None:
+        if self.cancelled.is_set():
+            raise _Cancelled("cancelled: the operation this request belonged to was stopped")
+
+
+_cancel: contextvars.ContextVar[Cancel | None] = contextvars.ContextVar("llmfiles_cancel", default=None)
+
+
+@contextlib.contextmanager
+def cancellable() -> Iterator[Cancel]:
+    """Requests sent in this context (and in threads run in copies of it) can be cut at once by the
+    :class:`Cancel` it yields."""
+    cancel = Cancel()
+    token = _cancel.set(cancel)
+    try:
+        yield cancel
+    finally:
+        _cancel.reset(token)
 
 
 class _Watchdog:
@@ -394,6 +454,9 @@ class Transport:
             while True:
                 if policy.past_deadline():
                     raise DeadlineExceeded(f"the operation's deadline passed before {request.method} could be sent")
+                cancel = _cancel.get()
+                if cancel is not None:
+                    cancel.check()
                 stream = _BodyStream(request, body, policy)
                 sent = self._try_once(request, stream, policy, sink, on_sink_chunk, server, lost, retry, attempt)
                 if isinstance(sent, Sent):
@@ -500,7 +563,12 @@ class Transport:
         log.info("retrying %s after %s in %.2fs (attempt %d of %d)", notice.request, notice.reason, wait, *_of(notice))
         if policy.on_retry is not None:
             policy.on_retry(notice)
-        policy.clock.sleep(wait)
+        cancel = _cancel.get()
+        if cancel is not None and isinstance(policy.clock, SystemClock):
+            cancel.cancelled.wait(wait)  # a cancel ends the wait
+            cancel.check()
+        else:
+            policy.clock.sleep(wait)
         return retry
 
     # -- one attempt -----------------------------------------------------------------------------------------
@@ -589,7 +657,7 @@ class Transport:
             raise _Retryable(NetworkError(f"connection to {host} failed: {_why(exc)}")) from None
         finally:
             _current.budget = None
-            budget.conn = None
+            budget.done()
 
     def _read(
         self,
@@ -630,7 +698,7 @@ class Transport:
                 raise _timeout(policy, budget, f"reading from {where.host}", policy.timeout) from None
             raise _Retryable(NetworkError(f"connection to {where.host} broke while reading: {_why(exc)}")) from None
         finally:
-            budget.conn = None
+            budget.done()
             resp.release_conn()
         return HttpResponse(status=status, headers=resp_headers, body=data, url=url)
 
@@ -691,6 +759,8 @@ def _redirect(resp: Any, method: str) -> str | None:
 
 
 def _timeout(policy: Policy, budget: _Budget, doing: str, seconds: float) -> Exception:
+    if budget.fired == "cancelled":
+        return _Cancelled(f"cancelled while {doing}: the operation this request belonged to was stopped")
     if budget.fired == "deadline" or policy.past_deadline():
         return DeadlineExceeded(f"the operation's deadline passed while {doing}")
     return _Retryable(StallTimeout(f"no progress for {seconds:g}s {doing}"))
@@ -752,6 +822,10 @@ class _Tee:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sink, name)
+
+
+class _Cancelled(LLMFilesError):
+    """Internal: a request cut by a :class:`Cancel` (never retried; the operation that cancelled it reports why)."""
 
 
 class _Retryable(Exception):
