@@ -20,7 +20,7 @@ from faultlib import Harness, chat_file
 import llmfiles
 import llmfiles.transport
 from llmfiles.errors import InputError, MaybeUploaded, ProviderError
-from servers.fault_proxy import Respond
+from servers.fault_proxy import Flood, Respond
 from servers.openai_like import OpenAILikeServer
 
 # --- names from the provider, and the download target ---------------------------------------------------------
@@ -169,3 +169,24 @@ def test_a_malicious_answer_is_a_clear_provider_error(
             except AssertionError as exc:
                 raise AssertionError(f"{harness.name} {operation}, answer {label!r}: {exc}") from exc
     assert os.path.exists(small)
+
+
+# --- answers too large to hold: refused at 64 MiB, whatever they claim to be ---------------------------------------
+
+
+@pytest.mark.parametrize("answer", ["1 GiB", "gzip bomb"])
+def test_an_answer_of_a_gigabyte_or_a_gzip_bomb_is_refused_at_64_mib(harness: Harness, answer: str) -> None:
+    """(What held in round 2, kept: the real limit, not a patched one.)  A metadata answer of 1 GiB, or 200 MiB of
+    JSON compressed to a few hundred KiB, is refused once 64 MiB were read, with a short ProviderError."""
+    import gzip
+
+    if answer == "1 GiB":
+        action: Any = Flood(1024**3, {"Content-Type": "application/json"})
+    else:
+        bomb = gzip.compress(b"[" + b" " * (200 * MiB) + b"]", compresslevel=9)
+        action = Respond(200, {"Content-Type": "application/json", "Content-Encoding": "gzip"}, bomb)
+    harness.proxy.add_rule(lambda r: r.method == "GET", action, times=10)
+    file_id = {"vertex_ai": "gs://llmfiles-faults/x", "bedrock": "s3://llmfiles-faults/x"}.get(harness.name, "file-x")
+    with harness.client(max_retries=0) as client, pytest.raises(ProviderError) as info:
+        (client.retrieve(file_id) if harness.name != "bedrock" else next(iter(client.list_files())))
+    assert "larger than 67,108,864 bytes" in str(info.value), str(info.value)[:300]

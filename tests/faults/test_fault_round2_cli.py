@@ -158,11 +158,19 @@ def test_a_read_only_or_full_local_store_is_not_retried(
     assert took < 5  # no retry wait
 
 
-def corrupt_state_database() -> Path:
+def broken_state_database(how: str, elsewhere: Path) -> Path:
+    """``$LLMFILES_HOME/state.db`` as something that is no database: garbage, a symbolic link to someone else's
+    file (never followed: it is left as it was), or a folder."""
     home = Path(os.environ["LLMFILES_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     db = home / "state.db"
-    db.write_bytes(b"this is not an SQLite database " * 400)
+    if how == "garbage":
+        db.write_bytes(b"this is not an SQLite database " * 400)
+    elif how == "symlink":
+        elsewhere.write_bytes(b"precious")
+        db.symlink_to(elsewhere)
+    else:
+        db.mkdir()
     return db
 
 
@@ -177,8 +185,9 @@ def run_local(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
     )
 
 
-def test_a_corrupt_state_database_is_named_not_an_internal_error(tmp_path: Path) -> None:
-    db = corrupt_state_database()
+@pytest.mark.parametrize("how", ["garbage", "symlink", "folder"])
+def test_a_corrupt_state_database_is_named_not_an_internal_error(tmp_path: Path, how: str) -> None:
+    db = broken_state_database(how, tmp_path / "someone-elses-file")
     small = tmp_path / "notes.txt"
     small.write_bytes(b"notes\n" * 100)
     listed = run_local("uploads")
@@ -194,6 +203,8 @@ def test_a_corrupt_state_database_is_named_not_an_internal_error(tmp_path: Path)
         )
         assert uploaded.returncode == 0, uploaded.stderr
         assert "internal error" not in uploaded.stderr
+    if how == "symlink":
+        assert (tmp_path / "someone-elses-file").read_bytes() == b"precious"
 
 
 @pytest.mark.parametrize(

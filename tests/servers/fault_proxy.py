@@ -22,7 +22,9 @@ Every request passes through unchanged unless a rule matches it; a rule then bre
 * :class:`Drip` — answer itself one byte at a time, a byte a second: the head and the body, or the head at once and
   then the body (a server that never trips a timeout between bytes);
 * :class:`Swallow` — read the head, never the body, and hold the connection (a peer that stopped reading: the
-  client's send blocks once the socket buffers are full).
+  client's send blocks once the socket buffers are full);
+* :class:`Flood` — answer itself with a body of ``size`` zero bytes, made as it is sent (a gigabyte costs no
+  memory), for as long as the client reads.
 
 :func:`reset_offset` picks a deterministic "random" byte offset from a seed, for :class:`DropAfter`.
 
@@ -152,6 +154,12 @@ class Swallow:
     pass
 
 
+@define(frozen=True)
+class Flood:
+    size: int
+    headers: Mapping[str, str] = field(factory=dict)
+
+
 def reset_offset(seed: int, length: int) -> int:
     """A byte offset in ``[1, length)`` that depends only on ``seed`` (a connection reset "at a random offset"
     that is the same in every run)."""
@@ -263,6 +271,11 @@ class FaultProxy:
                     req.action = "swallow"
                     self._record(req, b"")
                     self._closing.wait(3600)
+                    return
+                if isinstance(action, Flood):
+                    req.action = f"flood {action.size} bytes"
+                    self._record(req, _read_body(conn, headers, rest))
+                    _flood(conn, action)
                     return
                 if isinstance(action, (Answer, Drip)):
                     self._record(req, _read_body(conn, headers, rest))
@@ -494,6 +507,21 @@ def _send_response(conn: socket.socket, status: int, headers: dict[str, str], bo
         conn.sendall(_response_bytes(status, headers, body))
     except OSError:
         pass  # the client stopped reading (an answer too large for it, say): that is its right
+
+
+def _flood(conn: socket.socket, action: Flood) -> None:
+    head = _response_bytes(200, {**action.headers}, b"").replace(
+        b"Content-Length: 0", f"Content-Length: {action.size}".encode()
+    )
+    block = bytes(1024 * 1024)
+    try:
+        conn.sendall(head)
+        left = action.size
+        while left > 0:
+            conn.sendall(block[: min(left, len(block))])
+            left -= len(block)
+    except OSError:
+        pass  # the client stopped reading: what it should do
 
 
 def _reset(conn: socket.socket) -> None:
