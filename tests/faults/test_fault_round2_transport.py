@@ -108,6 +108,23 @@ def test_the_deadline_bounds_an_answer_that_drips(
     assert took < 4 + 16, f"the deadline of 4s ended the call after {took:.1f}s"
 
 
+def test_the_deadline_bounds_the_answer_to_an_upload_that_drips(
+    openai_behind_proxy: tuple[OpenAILikeServer, FaultProxy], tmp_path: Path
+) -> None:
+    """The whole file sent, its answer dripping: the deadline ends the upload, which says the provider may already
+    have the file (it may: the request arrived whole)."""
+    _, proxy = openai_behind_proxy
+    small = chat_file(tmp_path / "small.jsonl", min_bytes=20_000)
+    proxy.add_rule(lambda r: r.method == "POST", Drip(200, JSON, FILE_JSON + b" " * 300), times=100)
+    with openai_client(proxy) as client:
+        started = time.monotonic()
+        outcome = run_bounded(lambda: client.upload(small, purpose="fine-tune", deadline=4, timeout=600), 120)
+        took = time.monotonic() - started
+    assert isinstance(outcome, DeadlineExceeded), outcome
+    assert took < 4 + 16, f"the deadline of 4s ended the upload after {took:.1f}s"
+    assert any("may already have the file" in note for note in outcome.__notes__), outcome.__notes__
+
+
 @pytest.mark.parametrize("head", [True, False], ids=["head drips", "body drips"])
 def test_the_timeout_bounds_a_whole_answer_not_only_the_gaps_between_bytes(
     openai_behind_proxy: tuple[OpenAILikeServer, FaultProxy], head: bool
@@ -136,6 +153,39 @@ def test_the_deadline_bounds_sending_to_a_peer_that_stopped_reading(
         took = time.monotonic() - started
     assert isinstance(outcome, DeadlineExceeded), outcome
     assert took < 4 + 16, f"the deadline of 4s ended the upload after {took:.1f}s"
+
+
+@pytest.fixture
+def black_hole() -> Iterator[int]:
+    """A port on 127.0.0.1 whose listen queue is full: a connect to it hangs (its SYN is dropped)."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = int(server.getsockname()[1])
+    queued = []
+    for _ in range(4):
+        c = socket.socket()
+        c.setblocking(False)
+        c.connect_ex(("127.0.0.1", port))
+        queued.append(c)
+    time.sleep(0.2)
+    try:
+        yield port
+    finally:
+        for c in queued:
+            c.close()
+        server.close()
+
+
+def test_the_deadline_bounds_connecting(black_hole: int) -> None:
+    with llmfiles.Client("openai", api_base=f"http://127.0.0.1:{black_hole}/v1", api_key=OPENAI_KEY) as client:
+        started = time.monotonic()
+        outcome = run_bounded(lambda: client.retrieve("file-abc", deadline=3, timeout=600, connect_timeout=600), 120)
+        took = time.monotonic() - started
+    assert isinstance(outcome, DeadlineExceeded), outcome
+    assert took < 3 + 15, f"the deadline of 3s ended the call after {took:.1f}s"
 
 
 @pytest.mark.parametrize("harness", ["openai"], indirect=True)  # one provider is enough: the transport is the core's

@@ -466,6 +466,10 @@ class Transport:
             if lost is not None:  # a create: say whether the provider may have made what it creates
                 exc.add_note(_interrupted_note(stream))
             raise
+        except DeadlineExceeded as exc:
+            if lost is not None and stream.finished:  # a create whose answer the deadline cut off
+                exc.add_note(_interrupted_note(stream).replace("interrupted", "stopped by the deadline", 1))
+            raise
 
     def _try_once(
         self,
