@@ -449,7 +449,7 @@ class Transport:
             respect_retry_after_header=True,
         )
         attempt = 1
-        stream = _BodyStream(request, body, policy)
+        stream = _BodyStream(request, body, policy)  # (the attempt that is under way)
         try:
             while True:
                 if policy.past_deadline():
@@ -464,11 +464,11 @@ class Transport:
                 retry, attempt = sent, attempt + 1
         except KeyboardInterrupt as exc:
             if lost is not None:  # a create: say whether the provider may have made what it creates
-                exc.add_note(_interrupted_note(stream))
+                exc.add_note(_unfinished_note(stream, "interrupted"))
             raise
         except DeadlineExceeded as exc:
             if lost is not None and stream.finished:  # a create whose answer the deadline cut off
-                exc.add_note(_interrupted_note(stream).replace("interrupted", "stopped by the deadline", 1))
+                exc.add_note(_unfinished_note(stream, "stopped by the deadline"))
             raise
 
     def _try_once(
@@ -736,14 +736,14 @@ def _ask(lost: Callable[[str], T | None], request: HttpRequest, what: str, polic
     ) from None
 
 
-def _interrupted_note(stream: _BodyStream) -> str:
-    """What an interrupted create may have left at the provider."""
+def _unfinished_note(stream: _BodyStream, how: str) -> str:
+    """What a create that was ``how`` (interrupted, stopped by the deadline) may have left at the provider."""
     if stream.finished:
         return (
-            "llmfiles: interrupted after the request was sent in full: the provider may already have the file; list "
-            "the files (`llmfiles list`) before you upload it again"
+            f"llmfiles: {how} after the request was sent in full: the provider may already have the file; list the "
+            "files (`llmfiles list`) before you upload it again"
         )
-    return "llmfiles: interrupted before the request was sent in full: the provider did not get the whole file"
+    return f"llmfiles: {how} before the request was sent in full: the provider did not get the whole file"
 
 
 def _scrubbed(err: LLMFilesError, secrets: tuple[str, ...]) -> LLMFilesError:
