@@ -94,8 +94,25 @@ def transport() -> Iterator[Transport]:
 
 @pytest.fixture(autouse=True)
 def _private_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """llmfiles' data folder (the state database, the local store) is the test's own, never the developer's."""
+    """llmfiles' data folder (the state database, the local store) and config folder are the test's own, never the
+    developer's."""
     monkeypatch.setenv("LLMFILES_HOME", str(tmp_path_factory.mktemp("llmfiles-home")))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config-home")))
+    monkeypatch.delenv("LLMFILES_CONFIG", raising=False)
+    monkeypatch.delenv("LLMFILES_PROFILE", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _hide_pread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``LLMFILES_TESTS_HIDE_PREAD=1`` (test_portable.py runs the upload tests so), ``os.pread`` does not exist,
+    as on Windows: the sources read with seek and read instead."""
+    import os
+
+    if os.environ.get("LLMFILES_TESTS_HIDE_PREAD") == "1":
+        import llmfiles.sources
+
+        monkeypatch.delattr(os, "pread", raising=False)
+        monkeypatch.setattr(llmfiles.sources, "_PREAD", None)
 
 
 @pytest.fixture(autouse=True)
