@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from llmfiles import hookimpl
-from llmfiles.errors import FileTooLarge, InvalidPurpose, InvalidSetting
+from llmfiles.errors import FileTooLarge, InvalidPurpose, InvalidSetting, setting_advice
 from llmfiles.models import (
     Credentials,
     Operation,
@@ -178,8 +178,9 @@ def target(settings: Settings) -> Target:
     raw = settings.get("api_base")
     if raw is None or not str(raw).strip():
         raise InvalidSetting(
-            f"no endpoint for provider {NAME!r}: pass api_base='https://<resource>.openai.azure.com' or set the "
-            f"environment variable {' or '.join(ENDPOINT_ENV)}"
+            f"no endpoint for provider {NAME!r}: set {ENDPOINT_ENV[0]}=https://RESOURCE.openai.azure.com, "
+            f"{setting_advice('api_base', 'https://RESOURCE.openai.azure.com')}, or put api_base under "
+            f"[default.{NAME}] in the config file"
         )
     endpoint = str(raw).strip().rstrip("/")
     parts = urlsplit(endpoint)

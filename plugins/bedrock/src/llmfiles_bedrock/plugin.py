@@ -16,7 +16,7 @@ from typing import Any
 from attrs import field, frozen
 
 from llmfiles import hookimpl
-from llmfiles.errors import InvalidSetting, MissingCredentials, PluginError
+from llmfiles.errors import InvalidSetting, MissingCredentials, PluginError, advice, setting_advice
 from llmfiles.models import (
     Credentials,
     Delete,
@@ -155,7 +155,10 @@ def _identity(settings: Settings) -> Any:
             NAME,
             f"{missing} (explicit AWS credentials need both aws_access_key_id and aws_secret_access_key)",
             [f"argument {missing}=", f"Client({missing}=...)"],
-            hint="pass aws_access_key_id and aws_secret_access_key together, or neither to use botocore's chain",
+            hint=advice(
+                "pass aws_access_key_id and aws_secret_access_key together, or neither to use botocore's chain",
+                "pass -s aws_access_key_id=... and -s aws_secret_access_key=... together, or neither",
+            ),
         )
     return aws.explicit_identity(str(key_id), secret, token, settings.source("aws_access_key_id"))
 
@@ -280,8 +283,9 @@ def _bucket(settings: Settings) -> str:
     bucket = settings.get("bucket")
     if not bucket:
         raise InvalidSetting(
-            f"provider {NAME!r} needs a bucket: pass bucket=..., or set env LLMFILES_S3_BUCKET or AWS_S3_BUCKET_NAME "
-            "(an existing bucket in the region of your Bedrock jobs)"
+            f"provider {NAME!r} needs a bucket (an existing S3 bucket in the region of your Bedrock jobs): set "
+            f"LLMFILES_S3_BUCKET, {setting_advice('bucket', 'BUCKET')}, or put bucket under [default.{NAME}] in the "
+            "config file"
         )
     return s3.check_bucket(bucket, settings.source("bucket"))
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from llmfiles import hookimpl
-from llmfiles.errors import InvalidSetting
+from llmfiles.errors import InvalidSetting, setting_advice
 from llmfiles.models import (
     Credentials,
     Delete,
@@ -163,8 +163,8 @@ def bucket_of(settings: Settings) -> str:
     value = settings.get("bucket")
     if not value:
         raise InvalidSetting(
-            f"provider {NAME!r} needs a Cloud Storage bucket to put the files in: pass bucket='my-bucket' "
-            "(CLI: -s bucket=my-bucket), or set LLMFILES_GCS_BUCKET (or GCS_BUCKET_NAME)"
+            f"provider {NAME!r} needs a Cloud Storage bucket to put the files in: set LLMFILES_GCS_BUCKET, "
+            f"{setting_advice('bucket', 'my-bucket')}, or put bucket under [default.{NAME}] in the config file"
         )
     return gcs.check_bucket(str(value), settings.source("bucket"))
 
