@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from clirun import Run, cli_env, make_run
 from faultserver import FaultServer
 
 from llmfiles.transport import Transport
@@ -132,3 +134,15 @@ def _only_the_core(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     _reset_default_client()
     reset_plugin_manager()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """The ``$LLMFILES_HOME`` of the command in a CLI test."""
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def run(home: Path, tmp_path: Path) -> Run:
+    """``run(*args, check=0)``: the ``llmfiles`` command in a subprocess (see clirun.cli_env)."""
+    return make_run(cli_env(home, tmp_path), tmp_path)
