@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from llmfiles import Client, hookimpl
-from llmfiles.errors import ConfigurationError, InvalidSetting
+from llmfiles.errors import ConfigurationError
 from llmfiles.models import Credentials, Operation, ProviderInfo, Settings, SettingSpec
 from llmfiles.plugins import PluginManager
 from llmfiles.provider import BaseProvider, Exchange, Http
@@ -192,7 +192,7 @@ def test_mistakes_in_the_file_are_clear_errors_naming_it(
 
 def test_a_missing_file_named_by_the_environment_or_a_missing_profile_is_refused(tmp_path: Path) -> None:
     missing = tmp_path / "nope.toml"
-    with pytest.raises(ConfigurationError, match="LLMFILES_CONFIG names .*nope.toml, which does not exist"):
+    with pytest.raises(ConfigurationError, match=r"LLMFILES_CONFIG names .*nope.toml, which does not exist"):
         settings(client(missing))
     with pytest.raises(ConfigurationError, match="no profile 'work' \\(from profile=\\): there is no config file"):
         Client(environ={"XDG_CONFIG_HOME": str(tmp_path)}, profile="work")  # when the client is made

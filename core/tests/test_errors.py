@@ -71,7 +71,7 @@ def test_a_provider_that_is_not_installed_says_how_to_install_it_both_ways() -> 
     assert len(first) < 200
     with pytest.raises(ProviderNotInstalled, match=r"provider 'locl' is not installed \(did you mean 'local'\?\)"):
         client.retrieve("file-1", provider="locl")
-    with pytest.raises(ProviderNotInstalled, match="provider 'opena' .*did you mean 'openai'"):  # a known one, too
+    with pytest.raises(ProviderNotInstalled, match=r"provider 'opena' .*did you mean 'openai'"):  # a known one, too
         client.retrieve("file-1", provider="opena")
 
 

@@ -196,7 +196,7 @@ def test_a_client_setting_of_another_provider_is_left_alone(train: Path) -> None
     assert credentials_source(client, train) == "Client setting api_key"
     with pytest.raises(InvalidSetting, match="'some_other_providers_settin' is not a setting of the core or of any"):
         Client("fake", plugin_manager=pm, environ={}, some_other_providers_settin="3")
-    with pytest.raises(InvalidSetting, match="some_other_providers_setting .*'x' is not a valid int"):
+    with pytest.raises(InvalidSetting, match=r"some_other_providers_setting .*'x' is not a valid int"):
         Client("fake", plugin_manager=pm, environ={}, some_other_providers_setting="x")
 
 
