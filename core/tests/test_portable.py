@@ -88,3 +88,32 @@ def test_the_data_and_config_folders_are_platformdirs(monkeypatch: pytest.Monkey
 def test_no_hand_written_platform_branches_for_folders() -> None:
     text = (HERE.parents[1] / "core" / "src" / "llmfiles" / "paths.py").read_text(encoding="utf-8")
     assert "import platformdirs" in text and "sys.platform" not in text and 'env.get("LOCALAPPDATA' not in text
+
+
+def test_the_state_database_opens_without_os_fchmod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows has no ``os.fchmod`` before Python 3.13: an existing state database that POSIX modes call readable
+    by others (as every Windows file looks) is opened all the same."""
+    from llmfiles.state import StateDB
+
+    path = tmp_path / "state.db"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+    monkeypatch.delattr(os, "fchmod", raising=False)
+    db = StateDB(path)
+    db._connect()
+    assert db.sessions() == []
+
+
+def test_a_secret_in_the_config_file_is_not_refused_for_its_mode_on_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """POSIX modes say nothing about who can read a file on Windows (its folder's ACL does): there the config file
+    is not refused for them."""
+    from llmfiles import config
+
+    path = tmp_path / "config.toml"
+    path.write_text('[default.openai]\napi_key = "sk-x"\n')
+    path.chmod(0o644)
+    assert config._private(os.stat(path)) is (sys.platform == "win32")
+    monkeypatch.setattr(config.sys, "platform", "win32")
+    assert config._private(os.stat(path)) is True
