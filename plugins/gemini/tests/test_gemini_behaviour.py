@@ -15,8 +15,6 @@ from typing import Any
 
 import pytest
 from gemini_testlib import API_KEY, CHUNK, batch_file
-from llmfiles_gemini import files
-from llmfiles_gemini.plugin import FILE_TTL, MAX_FILE_SIZE
 
 import llmfiles
 from llmfiles.errors import (
@@ -28,6 +26,8 @@ from llmfiles.errors import (
     ProviderError,
     UploadFailed,
 )
+from llmfiles_gemini import files
+from llmfiles_gemini.plugin import FILE_TTL, MAX_FILE_SIZE
 from servers.fault_proxy import Corrupt, DropResponse, FaultProxy
 from servers.gemini_like import GeminiLikeServer
 

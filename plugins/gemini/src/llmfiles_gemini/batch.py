@@ -138,12 +138,18 @@ def camel(name: str) -> str:
     return head + "".join(p[:1].upper() + p[1:] for p in rest)
 
 
+def key_of(obj: Mapping[str, Any], name: str) -> str | None:
+    """The key field ``name`` (lowerCamel) has in a protobuf JSON object, which may spell it either way."""
+    if name in obj:
+        return name
+    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+    return snake if snake in obj else None
+
+
 def get(obj: Mapping[str, Any], name: str) -> Any:
     """Field ``name`` (lowerCamel) of a protobuf JSON object, spelled either way."""
-    if name in obj:
-        return obj[name]
-    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
-    return obj.get(snake)
+    key = key_of(obj, name)
+    return None if key is None else obj[key]
 
 
 def _kind(value: Any) -> str:
@@ -165,7 +171,7 @@ def check_part(part: Any, where: str) -> list[Problem]:
         return [problem("bad_part", where, f"a part holds exactly one of {', '.join(PART_DATA)} (found: {found})")]
     kind = kinds[0]
     value = get(part, kind)
-    here = f"{where}.{kind}"
+    here = f"{where}.{key_of(part, kind)}"
     if kind == "text" and not isinstance(value, str):
         return [problem("bad_part", here, f"text is a string, not {_kind(value)}")]
     if kind == "fileData" and not (isinstance(value, dict) and isinstance(get(value, "fileUri"), str)):
@@ -208,9 +214,9 @@ def check_request(request: dict[str, Any], where: str) -> list[Problem]:
     else:
         for i, turn in enumerate(contents):
             out.extend(check_content(turn, f"{where}contents[{i}]"))
-    system = get(request, "systemInstruction")
-    if system is not None:
-        out.extend(check_content(system, f"{where}systemInstruction", code="bad_system_instruction"))
+    system_key = key_of(request, "systemInstruction")
+    if system_key is not None:
+        out.extend(check_content(request[system_key], f"{where}{system_key}", code="bad_system_instruction"))
     for key in request:
         if camel(str(key)) not in REQUEST_FIELDS:
             hint = " (did you mean systemInstruction?)" if str(key).startswith("system_instructions") else ""
