@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from anthropic_testlib import API_KEY
-from llmfiles_anthropic import files
 
 import llmfiles
 from llmfiles.errors import (
@@ -24,6 +23,7 @@ from llmfiles.errors import (
     MaybeUploaded,
     ProviderError,
 )
+from llmfiles_anthropic import files
 from servers.anthropic_like import AnthropicLikeServer
 from servers.fault_proxy import DropResponse, FaultProxy
 
