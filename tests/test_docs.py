@@ -221,7 +221,10 @@ def test_the_tutorial_shows_the_example_plugins_real_source(rendered: dict[str, 
 #: a fenced block: fence, language or ``{directive}``, the rest of the fence line, the body
 _FENCE = re.compile(r"^(```+|~~~+)[ \t]*(\S*)([^\n]*)\n(.*?)^\1[ \t]*$", re.M | re.S)
 ALLOWED_DIRECTIVES = {"{literalinclude}", "{include}", "{toctree}", "{eval-rst}"}
-README_INCLUDES = {"README.md", *(f"plugins/{p}/README.md" for p in ("openai", "azure", "vertex", "bedrock"))}
+README_INCLUDES = {
+    "README.md",
+    *(f"plugins/{p}/README.md" for p in ("openai", "azure", "vertex", "bedrock", "gemini", "anthropic", "mistral")),
+}
 
 
 def pages() -> list[Path]:

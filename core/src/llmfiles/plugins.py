@@ -36,6 +36,9 @@ KNOWN_PACKAGES = {
     "vertex_ai": ("llmfiles-vertex", "plugins/vertex"),
     "vertex": ("llmfiles-vertex", "plugins/vertex"),
     "bedrock": ("llmfiles-bedrock", "plugins/bedrock"),
+    "gemini": ("llmfiles-gemini", "plugins/gemini"),
+    "anthropic": ("llmfiles-anthropic", "plugins/anthropic"),
+    "mistral": ("llmfiles-mistral", "plugins/mistral"),
     "local": ("llmfiles", "core"),
 }
 #: The distributions that provide the known conversions.
