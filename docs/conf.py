@@ -30,7 +30,7 @@ source_suffix = {".md": "markdown"}
 root_doc = "index"
 exclude_patterns = [
     "_build",
-    "examples",  # tested files pulled into pages with literalinclude; not pages themselves
+    "examples",  # the in-house example plugin the tutorial builds (its README is not a page of the site)
     "architecture.md",  # the design document, linked from the README; not part of the user guide
 ]
 

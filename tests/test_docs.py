@@ -1,109 +1,50 @@
-"""Guards of the documentation site (``docs/``), run by ``tox -e docs`` (Sphinx and every plugin installed).
+"""Guards of the documentation site (``docs/``) and of the README, run by ``tox -e docs`` (Sphinx, Sybil and every
+plugin installed).
 
 * the site builds with warnings as errors, and its generated references are complete: every hook of
-  ``llmfiles.hookspecs``, every command and option of the CLI, every name of ``llmfiles.__all__`` and every
-  environment variable every installed plugin declares appear in the rendered pages (datasette style);
-* every code block of every page is a ``literalinclude`` of a file under ``docs/examples/`` (or of a test), an
-  ``include`` of a README, or a generated reference — never inline code that nothing runs;
-* every file under ``docs/examples/python`` and ``docs/examples/shell`` is run here: local-provider snippets in a
-  temporary ``LLMFILES_HOME``, OpenAI and Azure ones against the OpenAI-compatible test server, Vertex AI and
-  Bedrock ones as dry runs;
-* every code block of the plugin READMEs the provider pages include is run too (see :func:`run_readme`).
-
-Nothing here reaches the network: cloud credentials are cleared, metadata servers are turned off, and the AWS
-and Google endpoints point at a closed port on loopback.
+  ``llmfiles.hookspecs`` and every name of the provider contract (``llmfiles.provider``), every command and option
+  of the CLI, every name of ``llmfiles.__all__``, every setting and every environment variable every installed
+  plugin declares appear in the rendered pages (datasette style) — and the reference pages list them in their
+  Markdown too, for readers on GitHub;
+* every code block of the README, of the pages and of the plugin READMEs they include is run as it is written
+  (``tests/docs_snippets.py``, a Sybil plugin: ``python``, ``bash`` and ``text`` blocks), or is a copy of a file of
+  the repository marked ``<!-- same-as: PATH -->`` and compared with it here — never code that nothing runs;
+* no page describes the v1 provider hooks any more.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import configparser
 import html as htmllib
-import importlib.metadata
 import inspect
-import json
 import os
 import re
-import shlex
 import subprocess
 import sys
-import textwrap
-import types
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import myst_parser  # noqa: F401 - Sphinx, MyST and every plugin come with `tox -e docs`, which runs this file
+import myst_parser  # noqa: F401 - Sphinx, MyST, Sybil and every plugin come with `tox -e docs`, which runs this file
 import pytest
 import sphinx  # noqa: F401
 
 import llmfiles
+from docs_snippets import CLEARED_PREFIXES, SNIPPETS, skip_reasons
 from llmfiles import hookspecs
 from llmfiles.cli import build_parser
 from llmfiles.plugins import PluginManager
-from llmfiles.testing import write_batch_jsonl
-from servers.openai_like import OpenAILikeServer
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
-EXAMPLES = DOCS / "examples"
-BIN = Path(sys.executable).parent
+sys.path.insert(0, str(DOCS / "_ext"))
 
-# cloud settings and credentials of the developer's machine never reach a snippet
-_CLEARED_PREFIXES = (
-    "OPENAI_",
-    "AZURE_",
-    "AWS_",
-    "GOOGLE_",
-    "GCLOUD",
-    "CLOUDSDK_",
-    "VERTEXAI_",
-    "GCS_",
-    "LLMFILES_",
-    "EXAMPLE_",
-    "STORAGE_EMULATOR_HOST",
-    "IDENTITY_",
-    "MSI_",
-)
-CLOSED_PORT = "http://127.0.0.1:9"
+import llmfiles_docs  # noqa: E402 - the Sphinx extension, for the lists the pages must show
 
 
-def safe_env(tmp: Path) -> dict[str, str]:
-    """The environment every snippet runs in: no credentials, no metadata servers, nothing outside loopback."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_CLEARED_PREFIXES)}
-    home = tmp / "home"
-    home.mkdir(exist_ok=True)
-    env.update(
-        HOME=str(home),
-        LLMFILES_HOME=str(tmp / "llmfiles-home"),
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        NO_GCE_CHECK="true",
-        GCE_METADATA_HOST="127.0.0.1:9",
-        GCE_METADATA_IP="127.0.0.1:9",
-        AWS_EC2_METADATA_DISABLED="true",
-        AWS_ENDPOINT_URL_SECRETS_MANAGER=CLOSED_PORT,
-        AWS_ENDPOINT_URL_STS=CLOSED_PORT,
-        LLMFILES_AZURE_DEFAULT_CREDENTIAL="0",
-        PYTHONDONTWRITEBYTECODE="1",
-    )
-    env.pop("PYTHONPATH", None)
-    return env
-
-
-def workdir(tmp: Path) -> Path:
-    """A folder with the files the snippets name."""
-    work = tmp / "work"
-    work.mkdir()
-    (work / "train.jsonl").write_bytes((REPO / "examples" / "train.jsonl").read_bytes())
-    for name in ("valid.jsonl", "validation.jsonl"):
-        (work / name).write_bytes((REPO / "examples" / "validation.jsonl").read_bytes())
-    write_batch_jsonl(work / "batch.jsonl")
-    write_batch_jsonl(work / "big.jsonl", min_bytes=3 * 1024 * 1024)
-    (work / "broken.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}]}\nnot json\n')
-    with open(work / "requests.jsonl", "w", encoding="utf-8") as fh:  # Vertex AI batch-prediction input
-        for i in range(3):
-            request = {"contents": [{"role": "user", "parts": [{"text": f"What is {i} + {i}?"}]}]}
-            fh.write(json.dumps({"request": request}) + "\n")
-    return work
+def build_env() -> dict[str, str]:
+    """The builder's environment: no credentials of the developer's machine."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(CLEARED_PREFIXES)}
 
 
 # --- the built site ------------------------------------------------------------------------------------------
@@ -129,7 +70,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Page]:
     warnings = out / "warnings.txt"
     proc = subprocess.run(
         [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-w", str(warnings), "-b", "html", *_dirs(out)],
-        env=safe_env(out),
+        env=build_env(),
         capture_output=True,
         text=True,
         timeout=600,
@@ -142,13 +83,14 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Page]:
     }
 
 
-def test_every_hook_is_in_the_hook_reference(rendered: dict[str, str]) -> None:
+def test_every_hook_is_in_the_hook_reference(rendered: dict[str, Page]) -> None:
     hooks = [
         name
         for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
         if name.startswith("llmfiles_") and fn.__module__ == hookspecs.__name__
     ]
-    assert len(hooks) >= 6, hooks
+    v2 = {"llmfiles_register_providers", "llmfiles_register_converters", "llmfiles_get_secret", "llmfiles_credentials"}
+    assert v2 | {"llmfiles_request"} <= set(hooks), hooks
     page = rendered["hooks"].text
     missing = [h for h in hooks if f"llmfiles.hookspecs.{h}(" not in page]
     assert not missing, f"hooks missing from the hook reference (docs/hooks.md): {missing}"
@@ -160,7 +102,7 @@ def test_every_hook_is_in_the_hook_reference(rendered: dict[str, str]) -> None:
         assert all(w in page for w in words), f"{hook}: its docstring is not rendered ({words})"
 
 
-def test_every_cli_command_and_option_is_in_the_cli_reference(rendered: dict[str, str]) -> None:
+def test_every_cli_command_and_option_is_in_the_cli_reference(rendered: dict[str, Page]) -> None:
     page = rendered["cli"].text
     parser = build_parser()
     (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
@@ -175,14 +117,14 @@ def test_every_cli_command_and_option_is_in_the_cli_reference(rendered: dict[str
                     assert flag in page, f"`llmfiles {name} {flag}` is not in the CLI reference"
 
 
-def test_every_public_name_is_in_the_api_reference(rendered: dict[str, str]) -> None:
+def test_every_public_name_is_in_the_api_reference(rendered: dict[str, Page]) -> None:
     page = rendered["api"].text
     missing = [name for name in llmfiles.__all__ if f"llmfiles.{name}" not in page]
     assert not missing, f"public names missing from the API reference (docs/api.md): {missing}"
     assert "llmfiles.upload(file" in page and "llmfiles.Client(provider" in page  # rendered by autodoc
 
 
-def test_every_setting_and_environment_variable_is_in_concepts(rendered: dict[str, str]) -> None:
+def test_every_setting_and_environment_variable_is_in_concepts(rendered: dict[str, Page]) -> None:
     from llmfiles.settings import CORE_SETTINGS
 
     page = rendered["concepts"].text
@@ -190,8 +132,9 @@ def test_every_setting_and_environment_variable_is_in_concepts(rendered: dict[st
     assert {"local", "openai", "azure", "vertex_ai", "bedrock"} <= set(providers)
     for spec in CORE_SETTINGS:
         assert all(var in page for var in spec.env), spec
-    for name, info in providers.items():
-        if name == "example":
+    for name, registered in providers.items():
+        info = registered.provider.info
+        if registered.plugin == "example":
             continue  # the tutorial's plugin, not a provider of llmfiles
         assert f'<h4>{name}<a class="headerlink"' in rendered["concepts"].html, f"no settings chain for {name}"
         for spec in info.settings:
@@ -199,7 +142,7 @@ def test_every_setting_and_environment_variable_is_in_concepts(rendered: dict[st
                 assert var in page, f"{name}: {var} (setting {spec.name}) is not in docs/concepts.md"
 
 
-def test_each_provider_page_includes_its_readme(rendered: dict[str, str]) -> None:
+def test_each_provider_page_includes_its_readme(rendered: dict[str, Page]) -> None:
     for page, plugin in {"openai": "openai", "azure": "azure", "vertex": "vertex", "bedrock": "bedrock"}.items():
         readme = (REPO / "plugins" / plugin / "README.md").read_text(encoding="utf-8")
         title = readme.splitlines()[0].lstrip("# ").strip()
@@ -208,481 +151,188 @@ def test_each_provider_page_includes_its_readme(rendered: dict[str, str]) -> Non
         assert "What the plugin declares" in text
 
 
-def test_the_tutorial_shows_the_example_plugins_real_source(rendered: dict[str, str]) -> None:
-    page = rendered["tutorial-plugin"].text
-    source = (EXAMPLES / "llmfiles-example-plugin" / "src" / "llmfiles_example" / "__init__.py").read_text()
-    for hook in re.findall(r"^def (llmfiles_\w+)", source, re.M):
-        assert f"def {hook}(" in page, hook
-    assert "class TestExampleConformance(ProviderConformance):" in page
+def test_every_name_of_the_provider_contract_is_in_the_hook_reference(rendered: dict[str, Page]) -> None:
+    page = rendered["hooks"].text
+    names = llmfiles_docs.contract_names()
+    assert {"Provider", "BaseProvider", "Exchange", "Probe", "PartLimits", "UploadProtocol"} <= set(names)
+    assert {"PartsUpload", "ResumableUpload", "Http", "InProcessServer"} <= set(names)
+    missing = [n for n in names if f"llmfiles.provider.{n}" not in page]
+    assert not missing, f"names of llmfiles.provider missing from the hook reference: {missing}"
+    from llmfiles import provider
+
+    for name in ("Exchange", "Probe", "BaseProvider"):  # the docstrings themselves are on the page
+        first_line = (inspect.getdoc(getattr(provider, name)) or "").splitlines()[0]
+        plain = re.sub(r":\w+:`~?([^`]+)`", r"\1", first_line).replace("`", "")
+        assert " ".join(plain.split()[:5]) in " ".join(page.split()), name
 
 
-# --- every snippet is a tested file --------------------------------------------------------------------------
+# --- the reference pages, read on GitHub: their Markdown lists what Sphinx generates ------------------------
+
+
+def _markdown(page: str) -> str:
+    return (DOCS / page).read_text(encoding="utf-8")
+
+
+def test_the_hook_page_lists_every_hook_and_the_contract_in_markdown() -> None:
+    text = _markdown("hooks.md")
+    missing = [n for n in [*llmfiles_docs.hook_names(), *llmfiles_docs.CONTRACT[:-2]] if f"`{n}" not in text]
+    assert not missing, f"docs/hooks.md does not list {missing} (GitHub shows no generated reference)"
+
+
+def test_the_cli_page_lists_every_command_in_markdown() -> None:
+    text = _markdown("cli.md")
+    missing = [c for c in llmfiles_docs.cli_commands() if f"`llmfiles {c}" not in text]
+    assert not missing, f"docs/cli.md does not list {missing}"
+
+
+def test_the_api_page_lists_every_public_name_in_markdown() -> None:
+    text = _markdown("api.md")
+    missing = [n for n in llmfiles.__all__ if f"`{n}`" not in text]
+    assert not missing, f"docs/api.md does not list {missing}"
+
+
+# --- every code block is run, or is a copy of a file that is compared here -----------------------------------
 
 #: a fenced block: fence, language or ``{directive}``, the rest of the fence line, the body
 _FENCE = re.compile(r"^(```+|~~~+)[ \t]*(\S*)([^\n]*)\n(.*?)^\1[ \t]*$", re.M | re.S)
-ALLOWED_DIRECTIVES = {"{literalinclude}", "{include}", "{toctree}", "{eval-rst}"}
+#: a ``<!-- same-as: PATH[::OBJECT] [(i/n)] -->`` mark just before a block
+_SAME_AS = re.compile(r"<!--\s*same-as:\s*(\S+?)(?:::(\w+))?(?:\s+\((\d+)/(\d+)\))?\s*-->\s*\n$")
+#: languages whose blocks tests/docs_snippets.py runs (python, bash) or checks (text)
+RUN = {"python", "bash", "text"}
+ALLOWED_DIRECTIVES = {"{toctree}", "{eval-rst}", "{include}"}
 README_INCLUDES = {
     "README.md",
     *(f"plugins/{p}/README.md" for p in ("openai", "azure", "vertex", "bedrock", "gemini", "anthropic", "mistral")),
 }
-
-
-def pages() -> list[Path]:
-    return sorted(
-        p
-        for p in DOCS.rglob("*.md")
-        if not p.relative_to(DOCS).parts[0].startswith(("_build", "examples")) and p.name != "architecture.md"
-    )
-
-
-def test_no_page_has_a_code_block_that_nothing_runs() -> None:
-    included: set[Path] = set()
-    for page in pages():
-        text = page.read_text(encoding="utf-8")
-        for m in _FENCE.finditer(text):
-            where = f"{page.relative_to(REPO)}:{text[: m.start()].count(chr(10)) + 1}"
-            kind, argument, body = m.group(2), m.group(3).strip(), m.group(4)
-            assert kind in ALLOWED_DIRECTIVES, (
-                f"{where}: a ```{kind} block; put the code in a file under docs/examples/ that tests/test_docs.py "
-                "runs, and pull it in with {literalinclude}"
-            )
-            if kind == "{eval-rst}":
-                assert not re.search(r"::\s*$", re.sub(r"^\s*\.\. [\w:-]+::.*$", "", body, flags=re.M), re.M), (
-                    f"{where}: a literal block inside eval-rst"
-                )
-                assert "code-block" not in body and ".. code::" not in body, where
-            elif kind == "{literalinclude}":
-                included.add((page.parent / argument).resolve())
-            elif kind == "{include}":
-                path = (page.parent / argument).resolve()
-                assert str(path.relative_to(REPO)) in README_INCLUDES, f"{where}: include of {argument}"
-    examples = {p.resolve() for p in EXAMPLES.glob("*/*") if p.suffix in (".py", ".sh")}
-    unused = sorted(str(p.relative_to(REPO)) for p in examples - included)
-    assert not unused, f"example files no page includes (include them or delete them): {unused}"
-
-
-def test_every_example_file_is_run_here() -> None:
-    python = {p.name for p in (EXAMPLES / "python").glob("*.py")}
-    shell = {p.name for p in (EXAMPLES / "shell").glob("*.sh")}
-    assert python == set(PYTHON_EXAMPLES), "add the new example to PYTHON_EXAMPLES in tests/test_docs.py"
-    assert shell == set(SHELL_EXAMPLES), "add the new example to SHELL_EXAMPLES in tests/test_docs.py"
-
-
-# --- running the examples ------------------------------------------------------------------------------------
-
-
-class Run:
-    """The environment of one example and what to check afterwards."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.env = safe_env(tmp)
-        self.cwd = workdir(tmp)
-        self.server: OpenAILikeServer | None = None
-
-    def openai(self) -> OpenAILikeServer:
-        self.server = OpenAILikeServer(api_key="sk-docs-test-0123456789").start()
-        self.env.update(OPENAI_API_KEY=self.server.api_key, OPENAI_BASE_URL=self.server.url)
-        return self.server
-
-    def azure(self) -> OpenAILikeServer:
-        self.server = OpenAILikeServer.azure(api_key="azure-docs-test-0123456789").start()
-        self.env.update(AZURE_OPENAI_ENDPOINT=self.server.origin, AZURE_OPENAI_API_KEY=self.server.api_key)
-        return self.server
-
-    def stub_openai_sdk(self) -> Path:
-        """A stand-in for the ``openai`` package that records what the snippet asks of it."""
-        stub = self.tmp / "stubs"
-        (stub / "openai").mkdir(parents=True)
-        log = self.tmp / "openai-calls.jsonl"
-        (stub / "openai" / "__init__.py").write_text(
-            textwrap.dedent(
-                f"""
-                import json
-
-                class _Path:
-                    def __init__(self, path):
-                        self._path = path
-                    def __getattr__(self, name):
-                        return _Path(self._path + [name])
-                    def __call__(self, **kwargs):
-                        with open({str(log)!r}, "a") as fh:
-                            fh.write(json.dumps({{"call": ".".join(self._path), "kwargs": kwargs}}) + "\\n")
-                        return {{"id": "stub"}}
-
-                def OpenAI(**kwargs):
-                    return _Path([])
-                """
-            )
-        )
-        self.env["PYTHONPATH"] = str(stub)
-        return log
-
-    def close(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-
-
-@pytest.fixture
-def run(tmp_path: Path) -> Iterator[Run]:
-    r = Run(tmp_path)
-    yield r
-    r.close()
-
-
-def _execute(argv: list[str], r: Run) -> str:
-    proc = subprocess.run(argv, cwd=r.cwd, env=r.env, capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, f"{argv} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
-
-
-def _stored(server: OpenAILikeServer | None) -> dict[str, Any]:
-    assert server is not None
-    return dict(server.files)
-
-
-def _check_local(out: str, r: Run) -> None:
-    assert re.search(r"file-[0-9a-f]{32}", out), out
-
-
-def _check_openai_jobs(out: str, r: Run) -> None:
-    calls = [json.loads(line) for line in (r.tmp / "openai-calls.jsonl").read_text().splitlines()]
-    files = _stored(r.server)
-    (job,) = [c["kwargs"] for c in calls if c["call"] == "fine_tuning.jobs.create"]
-    (batch,) = [c["kwargs"] for c in calls if c["call"] == "batches.create"]
-    assert files[job["training_file"]].purpose == "fine-tune" and job["validation_file"] in files
-    assert files[batch["input_file_id"]].purpose == "batch"
-
-
-def _has(*needles: str) -> Callable[[str, Run], None]:
-    def check(out: str, r: Run) -> None:
-        for needle in needles:
-            assert needle in out, f"{needle!r} not in the output:\n{out}"
-
-    return check
-
-
-def _lines(*expected: str) -> Callable[[str, Run], None]:
-    def check(out: str, r: Run) -> None:
-        assert out.splitlines() == list(expected), out
-
-    return check
-
-
-def _on_server(count: int, *needles: str) -> Callable[[str, Run], None]:
-    def check(out: str, r: Run) -> None:
-        assert len(_stored(r.server)) == count, (out, _stored(r.server))
-        _has(*needles)(out, r)
-
-    return check
-
-
-def _first_word_on_server(out: str, r: Run) -> None:
-    assert out.split(maxsplit=1)[0] in _stored(r.server), out
-
-
-def _nothing(r: Run) -> None:
-    pass
-
-
-def _setup_openai_jobs(r: Run) -> None:
-    r.openai()
-    r.stub_openai_sdk()
-
-
-def _local_sh(out: str, r: Run) -> None:
-    assert "deleted file-" in out and (r.cwd / "copy.jsonl").exists(), out
-
-
-Setup = Callable[[Run], Any]
-Check = Callable[[str, Run], None]
-
-#: example file -> (setup, check of its output)
-PYTHON_EXAMPLES: dict[str, tuple[Setup, Check]] = {
-    "upload_local.py": (_nothing, _check_local),
-    "async_upload.py": (_nothing, _check_local),
-    "large_file.py": (_nothing, _has("upload big.jsonl: 3,")),
-    "errors.py": (_nothing, _has("invalid_json", "exit code of the CLI: 2", "is not installed", "FileNotFound 404")),
-    "validate_convert.py": (_nothing, _lines("True 12 0 0", "True True")),
-    "upload_openai.py": (Run.openai, _first_word_on_server),
-    "upload_azure.py": (Run.azure, _first_word_on_server),
-    "litellm_equivalents.py": (Run.openai, _on_server(1, "processed", " batch")),
-    "openai_jobs.py": (_setup_openai_jobs, _check_openai_jobs),
-    "settings_chain.py": (
-        lambda r: r.env.update(OPENAI_API_KEY="sk-from-the-environment"),
-        _lines("argument api_key", "Client setting api_key", "env OPENAI_API_KEY"),
-    ),
-    "dry_run_vertex.py": (
-        _nothing,
-        _has("destination: POST https://storage.googleapis.com/upload/storage/v1/b/my-tuning-bucket/o"),
-    ),
-    "dry_run_bedrock.py": (
-        _nothing,
-        _has("destination: PUT https://my-training-bucket.s3.us-east-1.amazonaws.com/llmfiles/fine-tune/"),
-    ),
-}
-
-SHELL_EXAMPLES: dict[str, tuple[Setup, Check]] = {
-    "local.sh": (_nothing, _local_sh),
-    "large_file.sh": (_nothing, _has("mode:         parts", "bytes:      3,")),
-    "errors.sh": (_nothing, _lines("exit code 2", "exit code 2", "exit code 1")),
-    "openai.sh": (Run.openai, _on_server(2, "dry run (training)", "processed")),
-    "azure.sh": (Run.azure, _on_server(1, "env AZURE_OPENAI_API_KEY", "processed")),
-    "vertex.sh": (_nothing, _has("b/my-tuning-bucket/o", "vertex_ai rules for 'fine-tune' records")),
-    "bedrock.sh": (_nothing, _has("my-training-bucket.s3.us-east-1.amazonaws.com", "bedrock rules")),
-    "plugin.sh": (
-        _nothing,
-        _has("llmfiles-example-plugin", "https://llm-gateway.example.internal/v1/files", "env EXAMPLE_API_KEY"),
-    ),
-}
-
-
-@pytest.mark.parametrize("name", sorted(PYTHON_EXAMPLES))
-def test_python_example_runs(name: str, run: Run) -> None:
-    setup, check = PYTHON_EXAMPLES[name]
-    setup(run)
-    check(_execute([sys.executable, str(EXAMPLES / "python" / name)], run), run)
-
-
-@pytest.mark.parametrize("name", sorted(SHELL_EXAMPLES))
-def test_shell_example_runs(name: str, run: Run) -> None:
-    setup, check = SHELL_EXAMPLES[name]
-    setup(run)
-    check(_execute(["bash", "-eu", "-o", "pipefail", str(EXAMPLES / "shell" / name)], run), run)
-
-
-# --- the plugin READMEs the provider pages include -----------------------------------------------------------
-
-#: provider tools a README shows next to llmfiles: named, never run here (they would need accounts)
-TOOLS_NOT_RUN = {"gcloud", "aws", "curl", "gcp-storage-emulator"}
-#: distributions a README installs for its own tests, not for users
-TEST_ONLY_DISTRIBUTIONS = {"gcp-storage-emulator"}
-#: third-party SDKs the README snippets start jobs with: replaced by recorders
-SDK_MODULES = ("boto3", "openai", "google.genai", "google.genai.types", "azure.identity")
-
-
-class _Recorder:
-    """Any attribute, any call: a stand-in for a provider SDK."""
-
-    def __init__(self, path: str, calls: list[tuple[str, dict[str, Any]]]) -> None:
-        self._path, self._calls = path, calls
-
-    def __getattr__(self, name: str) -> _Recorder:
-        return _Recorder(f"{self._path}.{name}", self._calls)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> _Recorder:
-        self._calls.append((self._path, kwargs))
-        return _Recorder(f"{self._path}()", self._calls)
-
-
-def _dry_llmfiles(calls: list[tuple[str, dict[str, Any]]]) -> types.ModuleType:
-    """``llmfiles`` for README snippets: the real checks of an upload — provider, purpose, every setting (unknown
-    ones are refused), the file and its content, conversions included — without credentials or network."""
-    from llmfiles.api import Client
-    from llmfiles.models import FileObject, TrainingFiles
-
-    client = Client()
-    client._pm.providers()  # load every plugin now, while ``llmfiles`` is still the real package
-    client._pm.converters()
-    shim = types.ModuleType("llmfiles")
-    shim.__path__ = list(llmfiles.__path__)  # submodules still import
-    shim.__dict__.update(
-        {k: getattr(llmfiles, k) for k in llmfiles.__all__ if k not in ("upload", "upload_training_files")}
-    )
-
-    def check(method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        bound = inspect.signature(method).bind(*args, **kwargs)  # a wrong argument fails here
-        settings = dict(bound.arguments.pop("settings", {}))
-        return {**bound.arguments, "settings": settings}
-
-    def prepare(file: Any, a: dict[str, Any]) -> FileObject:
-        prep = client._prepare(
-            file,
-            purpose=a.get("purpose", "fine-tune"),
-            provider=a.get("provider"),
-            filename=a.get("filename"),
-            explicit=a["settings"],
-            resolve_credentials=False,
-        )
-        info = prep.call.info
-        calls.append((f"llmfiles.upload[{info.name}]", {"file": str(file), **a["settings"]}))
-        return FileObject(
-            id=f"dry-run://{info.name}/{prep.source.name}",
-            provider=info.name,
-            filename=prep.source.name,
-            purpose=prep.purpose,
-            bytes=prep.source.size,
-            created_at=0,
-            status="processed",
-        )
-
-    def upload(file: Any, **kwargs: Any) -> FileObject:
-        return prepare(file, check(Client.upload, client, file, **kwargs))
-
-    def upload_training_files(training: Any, validation: Any = None, **kwargs: Any) -> TrainingFiles:
-        a = check(Client.upload_training_files, client, training, validation, **kwargs)
-        return TrainingFiles(
-            training=prepare(training, a), validation=prepare(validation, a) if validation is not None else None
-        )
-
-    shim.upload = upload  # type: ignore[attr-defined]
-    shim.upload_training_files = upload_training_files  # type: ignore[attr-defined]
-    return shim
-
-
-class FakeSecretsManager:
-    """``GetSecretValue`` on 127.0.0.1 for the README's Secrets Manager lines: ``aws secretsmanager create-secret``
-    (not run) stores here what it would have stored in AWS."""
-
-    def __init__(self) -> None:
-        import http.server
-        import threading
-
-        self.secrets: dict[str, str] = {}
-        self.asked: list[str] = []
-        fake = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                fake.asked.append(body["SecretId"])
-                if (
-                    self.headers.get("X-Amz-Target") == "secretsmanager.GetSecretValue"
-                    and body["SecretId"] in fake.secrets
-                ):
-                    status, answer = 200, {"Name": body["SecretId"], "SecretString": fake.secrets[body["SecretId"]]}
-                else:
-                    status, answer = 400, {"__type": "ResourceNotFoundException", "message": "not found"}
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/x-amz-json-1.1")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def create_secret(self, args: list[str]) -> None:
-        """``aws secretsmanager create-secret --name N --secret-string S``"""
-        assert args[:2] == ["secretsmanager", "create-secret"], args
-        opts = dict(zip(args[2::2], args[3::2], strict=False))
-        self.secrets[opts["--name"]] = opts["--secret-string"]
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def _bash_commands(code: str) -> Iterator[list[str]]:
-    pending = ""
-    for line in code.replace("\\\n", " ").splitlines():
-        pending += line
-        try:
-            tokens = shlex.split(pending, comments=True)
-        except ValueError:  # a quote that closes on a later line
-            pending += "\n"
-            continue
-        pending = ""
-        if tokens and tokens[-1] == "&":
-            tokens = tokens[:-1]
-        if tokens:
-            yield tokens
-
-
-def run_readme(
-    readme: Path, tmp: Path, monkeypatch: pytest.MonkeyPatch, secrets_manager: FakeSecretsManager
-) -> list[str]:
-    """Run every code block of ``readme``, in order, in one environment; return what was not run (tools).
-
-    * bash: ``export`` and ``VAR=value`` prefixes set the environment; ``pip install X`` checks X is installed;
-      ``llmfiles ...`` runs the real command — ``upload`` as ``--dry-run`` (everything checked, nothing sent),
-      the offline commands for real; the providers' own tools (:data:`TOOLS_NOT_RUN`) are listed, not run —
-      except that ``aws secretsmanager create-secret`` stores its secret in a fake Secrets Manager on loopback
-      (the AWS keys are then fake ones that only it sees).
-    * python: run for real with the provider SDKs replaced by recorders and ``llmfiles.upload`` /
-      ``upload_training_files`` by their dry-run checks (see :func:`_dry_llmfiles`).
-    """
-    env = safe_env(tmp)
-    env.update(
-        AWS_ENDPOINT_URL_SECRETS_MANAGER=secrets_manager.url,
-        AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",
-        AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",  # AWS's documented example key
-    )
-    work = workdir(tmp)
-    for key in [k for k in os.environ if k.startswith(_CLEARED_PREFIXES) or k == "PYTHONPATH"]:
-        monkeypatch.delenv(key)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.chdir(work)
-    not_run: list[str] = []
-    calls: list[tuple[str, dict[str, Any]]] = []
-    namespace: dict[str, Any] = {"__name__": "__readme__"}
-    text = readme.read_text(encoding="utf-8")
+#: the names of the v1 provider contract, gone in v2
+V1_NAMES = (
+    "llmfiles_resolve_credentials",
+    "llmfiles_build_request",
+    "llmfiles_normalize_response",
+    "llmfiles_record_checker",
+    "UploadPlan",
+    "SourceRange",
+    "GeneratedBody",
+    "ConvertedSource",
+    "upload_digests",
+    "literalinclude",
+)
+
+
+def markdown_files() -> list[Path]:
+    """The README, every page of the site (and the design document), the READMEs the provider pages include and
+    the example plugin's."""
+    files = [REPO / "README.md", *(REPO / p for p in README_INCLUDES if p != "README.md")]
+    files += [p for p in DOCS.rglob("*.md") if "_build" not in p.relative_to(DOCS).parts]
+    return sorted(set(files))
+
+
+def blocks(path: Path) -> list[tuple[str, str, str, re.Match[str] | None]]:
+    """``(where, language, body, same-as mark)`` of every fenced block of ``path``."""
+    text = path.read_text(encoding="utf-8")
+    out = []
     for m in _FENCE.finditer(text):
-        lang, code = m.group(2), m.group(4)
-        where = f"{readme.relative_to(REPO)}:{text[: m.start()].count(chr(10)) + 1}"
-        if lang == "python":
-            for name in SDK_MODULES:
-                monkeypatch.setitem(sys.modules, name, _Recorder(name, calls))  # type: ignore[arg-type]
-            monkeypatch.setitem(sys.modules, "llmfiles", _dry_llmfiles(calls))
-            try:
-                exec(compile(code, where, "exec"), namespace)
-            finally:
-                monkeypatch.setitem(sys.modules, "llmfiles", llmfiles)
-            continue
-        assert lang in ("bash", "sh", ""), f"{where}: a ```{lang} block; run it here or make it bash/python"
-        for tokens in _bash_commands(code):
-            prefix = {}
-            while tokens and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", tokens[0]):
-                k, _, v = tokens.pop(0).partition("=")
-                prefix[k] = v
-            cmd, args = tokens[0], tokens[1:]
-            if cmd == "export":
-                for item in args:
-                    k, _, v = item.partition("=")
-                    monkeypatch.setenv(k, v)
-            elif cmd == "pip":
-                assert args[0] == "install", f"{where}: {tokens}"
-                for dist in args[1:]:
-                    name = re.split(r"[=<>\[ ]", dist)[0]
-                    if name not in TEST_ONLY_DISTRIBUTIONS:
-                        importlib.metadata.version(name)  # the README's install line names a real distribution
-            elif cmd == "llmfiles":
-                if args[0] == "upload" and "--dry-run" not in args:
-                    args.append("--dry-run")
-                proc = subprocess.run(
-                    [sys.executable, "-m", "llmfiles", *args],
-                    env={**os.environ, **prefix},
-                    capture_output=True,
-                    text=True,
-                    timeout=120,
-                    check=False,
-                )
-                assert proc.returncode == 0, f"{where}: `llmfiles {shlex.join(args)}` failed:\n{proc.stderr}"
-            elif cmd == "aws" and args[:2] == ["secretsmanager", "create-secret"]:
-                secrets_manager.create_secret(args)
-            elif cmd in TOOLS_NOT_RUN:
-                not_run.append(shlex.join(tokens))
-            else:
-                pytest.fail(f"{where}: `{cmd}` in a README snippet: run it here or list it in TOOLS_NOT_RUN")
-    return not_run
+        where = f"{path.relative_to(REPO)}:{text[: m.start()].count(chr(10)) + 1}"
+        out.append((where, m.group(2), m.group(4), _SAME_AS.search(text[max(0, m.start() - 300) : m.start()])))
+    return out
 
 
-@pytest.mark.parametrize("plugin", ["openai", "azure", "vertex", "bedrock"])
-def test_readme_snippets_run(plugin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from llmfiles.api import _reset_default_client
+def test_every_code_block_is_run_or_compared() -> None:
+    seen = 0
+    for path in markdown_files():
+        assert SNIPPETS.should_parse(path), f"tests/docs_snippets.py does not collect {path.relative_to(REPO)}"
+        for where, kind, body, same_as in blocks(path):
+            seen += 1
+            if same_as is not None:
+                continue  # compared below
+            if kind.startswith("{"):
+                assert kind in ALLOWED_DIRECTIVES, f"{where}: a ```{kind} block; show the code itself in the Markdown"
+                if kind == "{eval-rst}":
+                    assert not re.search(r"::\s*$", re.sub(r"^\s*\.\. [\w:-]+::.*$", "", body, flags=re.M), re.M), (
+                        f"{where}: a literal block inside eval-rst"
+                    )
+                    assert "code-block" not in body and ".. code::" not in body, where
+                continue
+            assert kind in RUN, (
+                f"{where}: a ```{kind or '(no language)'} block, which nothing runs: make it python, bash or text "
+                "(tests/docs_snippets.py runs them), or mark it <!-- same-as: PATH --> if it shows a file"
+            )
+    assert seen > 50
 
-    _reset_default_client()
-    secrets_manager = FakeSecretsManager()
-    try:
-        not_run = run_readme(REPO / "plugins" / plugin / "README.md", tmp_path, monkeypatch, secrets_manager)
-    finally:
-        secrets_manager.close()
-    assert all(cmd.split()[0] in TOOLS_NOT_RUN for cmd in not_run)
-    if secrets_manager.secrets:  # the README's Secrets Manager lines really fed the settings chain
-        assert set(secrets_manager.secrets) <= set(secrets_manager.asked)
+
+def test_includes_are_the_readmes() -> None:
+    for path in markdown_files():
+        for target in re.findall(r"^```+\{include\}\s*(\S+)", path.read_text(encoding="utf-8"), re.M):
+            included = (path.parent / target).resolve().relative_to(REPO).as_posix()
+            assert included in README_INCLUDES, f"{path.relative_to(REPO)}: include of {target}"
+
+
+def _object_source(path: Path, name: str) -> str:
+    text = path.read_text(encoding="utf-8")
+    for node in ast.parse(text).body:
+        if getattr(node, "name", None) == name:
+            assert isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+            return "\n".join(text.splitlines()[start - 1 : node.end_lineno]) + "\n"
+    raise AssertionError(f"{path.relative_to(REPO)} has no {name}")
+
+
+def test_blocks_that_show_a_file_are_that_file() -> None:
+    """The tutorial shows the example plugin's real source, its pyproject.toml and the tests that run it: each such
+    block is the file (or the class or function) it says it is, word for word, and a file shown in parts is shown
+    whole, in order."""
+    parts: dict[Path, list[tuple[int, int, str]]] = {}
+    compared = 0
+    for path in markdown_files():
+        for where, _, body, mark in blocks(path):
+            if mark is None:
+                continue
+            target = REPO / mark.group(1)
+            assert target.is_file(), f"{where}: same-as names {mark.group(1)}, which does not exist"
+            if mark.group(3):
+                parts.setdefault(target, []).append((int(mark.group(3)), int(mark.group(4)), body))
+                continue
+            expected = _object_source(target, mark.group(2)) if mark.group(2) else target.read_text(encoding="utf-8")
+            assert body == expected, f"{where} is not {mark.group(1)} {mark.group(2) or ''} any more: copy it again"
+            compared += 1
+    for target, shown in parts.items():
+        numbers = sorted(i for i, _, _ in shown)
+        assert numbers == list(range(1, shown[0][1] + 1)), f"{target.relative_to(REPO)}: parts {numbers}"
+        whole = "\n\n\n".join(body.strip("\n") for _, _, body in sorted(shown)) + "\n"
+        assert whole == target.read_text(encoding="utf-8"), f"the parts shown of {target.relative_to(REPO)} differ"
+        compared += 1
+    assert compared >= 6
+
+
+def test_the_tutorial_shows_the_whole_example_plugin() -> None:
+    plugin = REPO / "docs/examples/llmfiles-example-plugin/src/llmfiles_example/__init__.py"
+    marks = [m.group(1) for *_, m in blocks(DOCS / "tutorial-plugin.md") if m is not None]
+    assert marks.count(str(plugin.relative_to(REPO))) == 3
+    assert "docs/examples/llmfiles-example-plugin/pyproject.toml" in marks
+
+
+def test_only_the_readme_newcomer_commands_are_skipped() -> None:
+    for path in markdown_files():
+        reasons = skip_reasons(path.read_text(encoding="utf-8"))
+        if path == REPO / "README.md":
+            assert len(reasons) == 2 and "tests/test_readme.py" in reasons[0] and ".ci/run" in reasons[1]
+        else:
+            assert not reasons, f"{path.relative_to(REPO)} skips a block: run it instead"
+
+
+def test_tox_runs_the_snippets_of_every_markdown_file() -> None:
+    tox = configparser.ConfigParser(interpolation=None)
+    tox.read(REPO / "tox.ini")
+    command = tox["testenv:docs"]["commands"]
+    assert "-p docs_snippets" in command and "sybil" in tox["testenv:docs"]["deps"]
+    args = command.split("{posargs:", 1)[1].split("}", 1)[0].split()
+    for path in markdown_files():
+        rel = path.relative_to(REPO)
+        assert any(rel == Path(a) or Path(a) in rel.parents for a in args), f"tox -e docs does not run {rel}"
+
+
+def test_no_page_describes_the_v1_provider_hooks() -> None:
+    for path in markdown_files():
+        text = path.read_text(encoding="utf-8")
+        found = [name for name in V1_NAMES if name in text]
+        assert not found, f"{path.relative_to(REPO)} still names {found}, gone with the v2 provider contract"

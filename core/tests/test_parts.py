@@ -509,3 +509,49 @@ def test_a_session_the_provider_no_longer_has_is_replaced_by_a_new_one(
     assert events[-1].resumed == 0
     assert [p for _, p in local_requests if p.startswith("/uploads?")] != []  # a new session was started
     assert client.unfinished_uploads() == [] and store_contents(tmp_path / "home")["uploads"] == []
+
+
+# --- a step of more than one request ----------------------------------------------------------------------------
+
+
+def _chained_start(times: int) -> Callable[[LocalParts], None]:
+    """The local protocol's start made of ``times`` + 1 requests: each start's reader answers with another start,
+    as a provider that creates something and then asks where the bytes go answers with its second request."""
+
+    def change(protocol: LocalParts) -> None:
+        start = protocol.start
+        left = [times]
+
+        def chained() -> Exchange[Any]:
+            first = start()
+            read = first.read
+
+            def follow(response: HttpResponse) -> Any:
+                if left[0] > 0:
+                    left[0] -= 1
+                    return chained()
+                return read(response)
+
+            return attrs.evolve(first, read=follow)
+
+        protocol.start = chained  # type: ignore[method-assign]
+
+    return change
+
+
+def test_a_reader_may_answer_with_the_next_request_of_its_step(
+    tmp_path: Path, blob: Path, local_requests: list[tuple[str, str]]
+) -> None:
+    client = client_with(tmp_path, _chained_start(2))
+    fo = client.upload(blob, purpose="assistants", **PARTS)
+    starts = [p for m, p in local_requests if m == "POST" and "/parts" not in p and "/complete" not in p]
+    assert len(starts) == 3  # the start, then the two follow-ups its readers answered with
+    assert md5(client.download(fo.id, tmp_path / "back.bin")) == md5(blob)
+
+
+def test_follow_ups_that_never_end_are_a_plugin_error(tmp_path: Path, blob: Path) -> None:
+    from llmfiles.errors import PluginError
+
+    client = client_with(tmp_path, _chained_start(10_000))
+    with pytest.raises(PluginError, match="follow-up"):
+        client.upload(blob, purpose="assistants", resume=False, **PARTS)

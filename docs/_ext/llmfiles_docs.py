@@ -10,10 +10,12 @@
 * ``llmfiles-cli``: every command and option of ``llmfiles.cli.build_parser()``;
 * ``llmfiles-api``: autodoc of every public name in ``llmfiles.__all__``;
 * ``llmfiles-errors``: the error hierarchy of ``llmfiles.errors`` with exit codes;
-* ``llmfiles-hooks``: autodoc of every ``llmfiles_*`` hook in ``llmfiles.hookspecs``, with its calling convention.
+* ``llmfiles-hooks``: autodoc of every ``llmfiles_*`` hook in ``llmfiles.hookspecs``, with its calling convention;
+* ``llmfiles-contract``: autodoc of the provider contract, ``llmfiles.provider`` (:data:`CONTRACT`).
 
 Directives produce reStructuredText, so in MyST pages they go inside an ``{eval-rst}`` block.  The helpers
-:func:`hook_names` and :func:`cli_commands` are what ``tests/test_docs.py`` compares the rendered pages with.
+:func:`hook_names`, :func:`contract_names` and :func:`cli_commands` are what ``tests/test_docs.py`` compares the
+rendered pages with.
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ def provider_info(name: str) -> Any:
     from llmfiles.errors import ProviderNotInstalled
 
     try:
-        return plugin_manager().get_provider(name)
+        return plugin_manager().get(name).provider.info
     except ProviderNotInstalled as exc:
         raise ExtensionError(f"the docs need every plugin installed (tox -e docs installs them): {exc}") from exc
 
@@ -236,7 +238,10 @@ class PurposesDirective(_GeneratedRst):
     """``.. llmfiles-purposes::`` — which provider accepts which purpose, from every installed plugin."""
 
     def run(self) -> list[nodes.Node]:
-        infos = sorted(plugin_manager().providers().values(), key=lambda i: (i.name == "local", i.name))
+        infos = sorted(
+            (r.provider.info for r in plugin_manager().providers().values() if r.plugin != "example"),
+            key=lambda i: (i.name == "local", i.name),
+        )
         purposes: list[str] = []
         for info in infos:
             purposes += [p for p in info.purposes if p not in purposes]
@@ -280,13 +285,20 @@ class CompareEnvDirective(_GeneratedRst):
         return self.render(list_table(["provider", "llmfiles setting", "LiteLLM reads", "llmfiles reads"], rows))
 
 
+def _metavar(action: argparse.Action) -> str:
+    metavar = action.metavar
+    if isinstance(metavar, tuple):
+        return " ".join(metavar)
+    return metavar or action.dest.upper()
+
+
 def _option_row(action: argparse.Action) -> list[str]:
     if action.option_strings:
         flags = ", ".join(action.option_strings)
         if action.nargs != 0:
-            flags += " " + (action.metavar or action.dest.upper())
+            flags += " " + _metavar(action)
     else:
-        flags = action.metavar or action.dest
+        flags = _metavar(action) if action.metavar else action.dest
     meaning = esc(action.help or "")
     if action.required and action.option_strings:
         meaning += " (required)"
@@ -299,7 +311,7 @@ def _option_row(action: argparse.Action) -> list[str]:
 
 def _wide(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     # the usage line must not depend on the builder's terminal width
-    parser.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=100)  # type: ignore[assignment]
+    parser.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=100)
     return parser
 
 
@@ -434,6 +446,55 @@ class ErrorsDirective(_GeneratedRst):
         return self.render(fixed)
 
 
+#: the provider contract of ``llmfiles.provider``, in reading order (``tests/test_docs.py`` checks it is complete)
+CONTRACT = (
+    "Provider",
+    "BaseProvider",
+    "Exchange",
+    "Probe",
+    "UploadProtocol",
+    "PartLimits",
+    "PartsUpload",
+    "ResumableUpload",
+    "Http",
+    "InProcessServer",
+    "key_credentials",
+    "missing_credentials",
+)
+
+
+def contract_names() -> list[str]:
+    """Every public class and function defined in ``llmfiles.provider`` (what the contract directive must show)."""
+    from llmfiles import provider
+
+    return [
+        name
+        for name, obj in vars(provider).items()
+        if not name.startswith("_")
+        and (inspect.isclass(obj) or inspect.isfunction(obj))
+        and getattr(obj, "__module__", None) == provider.__name__
+        and name != "Registered"  # the plugin manager's record of a registration, not part of what plugins write
+    ]
+
+
+def _hook_calling(name: str, spec: dict[str, Any]) -> str:
+    """How the core calls a hook, from its name and its pluggy options."""
+    if name.startswith("llmfiles_register_"):
+        how = "Called once for each plugin that implements it, when the plugins load, with a ``register`` callback"
+    elif name == "llmfiles_request":
+        how = (
+            "The core's own implementation answers with the request unchanged; implement it as a wrapper"
+            " (``@hookimpl(wrapper=True)``) so that several plugins compose"
+        )
+    elif spec.get("firstresult"):
+        how = "``firstresult``: implementations are called until one returns something other than ``None``"
+    else:
+        how = "Every implementation is called; the core collects their answers"
+    if spec.get("historic"):
+        how += "; historic: plugins registered later are called too"
+    return how + "."
+
+
 class HooksDirective(_GeneratedRst):
     """``.. llmfiles-hooks::`` — every hook of ``llmfiles.hookspecs``, each in its own section."""
 
@@ -443,14 +504,27 @@ class HooksDirective(_GeneratedRst):
         lines: list[str] = []
         for name in hook_names():
             spec = getattr(hookspecs, name).llmfiles_spec
-            if spec.get("firstresult"):
-                how = "``firstresult``: implementations are called until one returns something other than ``None``"
-            else:
-                how = "every implementation is called; the core collects their answers"
-            if spec.get("historic"):
-                how += "; historic: plugins registered later are called too"
-            lines += [f".. _hook-{name}:", "", name, "-" * len(name), "", how + ".", ""]
+            lines += [f".. _hook-{name}:", "", name, "~" * len(name), "", _hook_calling(name, spec), ""]
             lines += [f".. autofunction:: llmfiles.hookspecs.{name}", ""]
+        return self.render(lines)
+
+
+class ContractDirective(_GeneratedRst):
+    """``.. llmfiles-contract::`` — the provider contract of ``llmfiles.provider``, from its docstrings."""
+
+    def run(self) -> list[nodes.Node]:
+        missing = sorted(set(contract_names()) - set(CONTRACT))
+        if missing:
+            raise self.error(f"llmfiles.provider defines {missing}: add them to CONTRACT in docs/_ext/llmfiles_docs.py")
+        from llmfiles import provider
+
+        lines = [".. automodule:: llmfiles.provider", ""]
+        for name in CONTRACT:
+            kind = "autoclass" if inspect.isclass(getattr(provider, name)) else "autofunction"
+            lines += [f".. {kind}:: llmfiles.provider.{name}"]
+            if kind == "autoclass":
+                lines += ["   :members:", "   :undoc-members:"]
+            lines.append("")
         return self.render(lines)
 
 
@@ -483,4 +557,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("llmfiles-api", ApiDirective)
     app.add_directive("llmfiles-errors", ErrorsDirective)
     app.add_directive("llmfiles-hooks", HooksDirective)
+    app.add_directive("llmfiles-contract", ContractDirective)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

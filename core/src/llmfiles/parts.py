@@ -51,6 +51,8 @@ T = TypeVar("T")
 MAX_RESUMES_WITHOUT_PROGRESS = 5
 #: answers that say the provider no longer has a session a resumed upload asked about
 SESSION_GONE = frozenset({400, 404, 409, 410})
+#: how many follow-up exchanges one step of a protocol may chain (see :meth:`_Run.send`)
+MAX_FOLLOW_UPS = 8
 #: answers to an abort that mean the session is over anyway (Cloud Storage answers a cancelled session with 499)
 SESSION_ENDED = frozenset({404, 410, 499})
 
@@ -184,9 +186,17 @@ class _Run:
         self.progressed = False
 
     def send(self, exchange: Exchange[T], *, body: BodySource | None = None, retries: bool = True) -> T:
-        value = self.job.run(exchange, body=body, retries=retries)
+        value: Any = self.job.run(exchange, body=body, retries=retries)
+        # a step of the protocol that takes more than one request (create a dataset, then ask where its bytes go):
+        # a reader may answer with the next exchange, which is sent in turn (without the file's bytes)
+        for _ in range(MAX_FOLLOW_UPS):
+            if not isinstance(value, Exchange):
+                break
+            value = self.job.run(value, retries=retries)
+        else:
+            raise PluginError(f"provider {self.job.provider!r} chained more than {MAX_FOLLOW_UPS} follow-up requests")
         self.progressed = True
-        return value
+        return value  # type: ignore[no-any-return]
 
     # -- finding a recorded session ------------------------------------------------------------------------
 

@@ -107,6 +107,10 @@ class UploadProtocol(ABC):
     multipart) or :class:`ResumableUpload` (one session filled in order, committed by its last chunk: Cloud Storage
     resumable uploads, the Gemini Files API).
 
+    A step that takes more than one request (create something, then ask where the bytes go) returns the first
+    exchange, whose ``read`` answers with the next :class:`Exchange` (built from what the first answer said); the
+    engine sends it in turn and passes on what the last one read.  Follow-ups never carry the file's bytes.
+
     The session state (``start``'s answer) is recorded so that a later run can continue the upload: every method
     must depend on the state and its arguments alone, never on values made when the protocol object was built
     (set ``resumable = False`` otherwise).

@@ -34,7 +34,7 @@ from llmfiles.models import (
 )
 from llmfiles.provider import Exchange, Provider
 from llmfiles.testing import ProviderConformance
-from llmfiles_openai import plugin, wire
+from llmfiles_openai import plugin, presets, wire
 from servers.fault_proxy import DropResponse, FaultProxy, Respond
 from servers.openai_like import OpenAILikeServer
 
@@ -664,8 +664,11 @@ def test_the_plugin_registers_one_provider_object_and_no_other_hook() -> None:
     assert hooks == ["llmfiles_register_providers"]
     registered: list[Any] = []
     plugin.llmfiles_register_providers(registered.append)
-    (provider,) = registered
+    # openai, then one provider per row of presets.toml (OpenAI-compatible platforms as data)
+    provider, *rows = registered
     assert isinstance(provider, Provider) and provider.info.name == "openai"
+    assert [p.info.name for p in rows] == [row.name for row in presets.load()]
+    assert all(isinstance(p, presets.PresetProvider) for p in rows)
     assert provider.record_checker("assistants", Settings(provider="openai", values={})) is None
 
 

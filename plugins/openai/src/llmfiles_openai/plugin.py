@@ -10,7 +10,7 @@ from llmfiles.errors import InvalidSetting
 from llmfiles.models import Credentials, Operation, ProviderInfo, Settings, SettingSpec
 from llmfiles.provider import BaseProvider, Exchange, UploadProtocol
 from llmfiles.validate.records import RecordChecker
-from llmfiles_openai import checks, tokens, wire
+from llmfiles_openai import checks, presets, tokens, wire
 
 NAME = "openai"
 
@@ -130,5 +130,7 @@ class OpenAIProvider(BaseProvider):
 
 
 @hookimpl
-def llmfiles_register_providers(register: Callable[[OpenAIProvider], None]) -> None:
+def llmfiles_register_providers(register: Callable[[BaseProvider], None]) -> None:
+    """Register ``openai`` and a provider for each OpenAI-compatible platform of ``presets.toml``."""
     register(OpenAIProvider())
+    presets.register_all(register)
