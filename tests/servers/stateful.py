@@ -22,6 +22,9 @@ from urllib.parse import parse_qs, urlsplit
 
 #: bodies up to this size are kept with their request
 KEPT_BODY = 1 << 20
+#: the longest a request waits for the bodies of the requests that came before it (a bound, never reached when the
+#: clients send what they started: a cut body ends when its connection does)
+ORDER_WAIT = 30.0
 
 
 @dataclass
@@ -104,6 +107,10 @@ class StatefulServer:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._turns = threading.Condition(self._lock)
+        #: requests (by arrival number) whose body is not in yet, and connections whose first request is not read
+        self._pending: set[int] = set()
+        self._arrivals = 0
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
@@ -131,6 +138,7 @@ class StatefulServer:
     def start(self) -> StatefulServer:
         httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         httpd.app = self
+        httpd.arrivals = {}
         self._httpd = httpd
         self._thread = threading.Thread(
             target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=self.name, daemon=True
@@ -208,14 +216,20 @@ class StatefulServer:
         with self._lock:
             self.requests.append(rec)
             fault = next((f for f in self.faults if f.route == rec.route and f.take()), None)
-        body, complete = self._read_body(h, headers)
-        rec.body_bytes, rec.complete = len(body), complete
-        if len(body) <= KEPT_BODY:
-            rec.body = body
-        if not complete:
-            with self._lock:
-                self.partial_body(rec, body)
-            raise Dropped(f"the client sent {len(body)} bytes of its body and went away")
+            seq = h.arrival if h.arrival is not None else self._arrive()
+            h.arrival = None
+        try:
+            body, complete = self._read_body(h, headers)
+            rec.body_bytes, rec.complete = len(body), complete
+            if len(body) <= KEPT_BODY:
+                rec.body = body
+            if not complete:
+                with self._lock:
+                    self.partial_body(rec, body)
+                raise Dropped(f"the client sent {len(body)} bytes of its body and went away")
+        finally:
+            self._arrived(seq)
+        self._wait_for_earlier(seq)
         try:
             if fault is not None:
                 rec.fault = f"status {fault.status}"
@@ -227,6 +241,27 @@ class StatefulServer:
             answer.headers.update(err.headers)
         rec.status = answer.status
         self.write(h, answer, rec.request_id)
+
+    # -- order: a request is answered once the requests that arrived before it are in ------------------------
+    # A client that cuts a chunk short and asks the session what it holds must hear of the bytes that arrived
+    # (a cut connection is over for the client before the server's thread has read to its end).
+
+    def _arrive(self) -> int:
+        with self._lock:
+            self._arrivals += 1
+            self._pending.add(self._arrivals)
+            return self._arrivals
+
+    def _arrived(self, seq: int | None) -> None:
+        if seq is None:
+            return
+        with self._turns:
+            self._pending.discard(seq)
+            self._turns.notify_all()
+
+    def _wait_for_earlier(self, seq: int) -> None:
+        with self._turns:
+            self._turns.wait_for(lambda: not any(s < seq for s in self._pending), timeout=ORDER_WAIT)
 
     @staticmethod
     def _read_body(h: _Handler, headers: Mapping[str, str]) -> tuple[bytes, bool]:
@@ -270,6 +305,12 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = False
     app: StatefulServer
+    #: each accepted connection's arrival number, numbered here in the order of acceptance before its thread starts
+    arrivals: dict[Any, int]
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.arrivals[request] = self.app._arrive()
+        super().process_request(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # a client that disconnects is not a server error; anything else is kept for the test to see
@@ -285,7 +326,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     sys_version = ""
     server: _HTTPServer
 
+    #: the arrival number of the connection's first request, until that request is read
+    arrival: int | None = None
+
     def setup(self) -> None:
+        self.arrival = self.server.arrivals.pop(self.request, None)
         super().setup()
         self.server_version = self.server.app.name
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -293,6 +338,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.server.app._connections.add(self.connection)
 
     def finish(self) -> None:
+        self.server.app._arrived(self.arrival)  # a connection closed before its first request
+        self.arrival = None
         with self.server.app._lock:
             self.server.app._connections.discard(self.connection)
         try:
