@@ -200,10 +200,7 @@ _SAME_AS = re.compile(r"<!--\s*same-as:\s*(\S+?)(?:::(\w+))?(?:\s+\((\d+)/(\d+)\
 #: languages whose blocks tests/docs_snippets.py runs (python, bash) or checks (text)
 RUN = {"python", "bash", "text"}
 ALLOWED_DIRECTIVES = {"{toctree}", "{eval-rst}", "{include}"}
-README_INCLUDES = {
-    "README.md",
-    *(f"plugins/{p}/README.md" for p in ("openai", "azure", "vertex", "bedrock", "gemini", "anthropic", "mistral")),
-}
+README_INCLUDES = {"README.md", *(p.relative_to(REPO).as_posix() for p in (REPO / "plugins").glob("*/README.md"))}
 #: the names of the v1 provider contract, gone in v2
 V1_NAMES = (
     "llmfiles_resolve_credentials",
