@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from llmfiles import Client
+
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -160,6 +162,18 @@ def test_validate_command(run: Run, make_jsonl: Any, tmp_path: Path) -> None:
     report = as_json(run("validate", str(bad), "--json", "--max-problems", "1", check=2))
     assert report["ok"] is False and report["errors"] == 3
     assert len(report["problems"]) == 1 and report["problems_not_shown"] == 2
+
+
+def test_validate_says_which_rules_ran(run: Run, make_jsonl: Any) -> None:
+    path = str(make_jsonl())
+    # the default provider (local) has no record rules: the verdict and a line say so, and name who has some
+    out = run("validate", path).stdout
+    assert "ok as JSONL (no record rules ran" in out
+    assert "checked: UTF-8 JSONL, one JSON object per line only; no record rules: provider 'local'" in out
+    assert "no installed provider has record rules for 'fine-tune' files" in out  # this run has no plugins
+    report = as_json(run("validate", path, "--json"))
+    assert report["record_rules"] is False and "no record rules" in report["checks"][1]
+    assert Client(environ={}).validate(path).record_rules is False
 
 
 @pytest.mark.parametrize(

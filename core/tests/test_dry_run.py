@@ -4,6 +4,7 @@ and a file or a call the upload would refuse is reported with ``ok: false`` (CLI
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,12 @@ def test_a_file_the_upload_would_refuse_is_not_ok(
     assert plan["ok"] is False and plan["problems"], plan
     assert plan["mode"] == ("parts" if large else "single request")
     assert "line" in plan["problems"][0]
-    with pytest.raises(ValidationError):  # and the upload does refuse it
+    # the checks that ran are listed with their verdict, not as if they had passed
+    (content,) = [c for c in plan["checks"] if "UTF-8 JSONL" in c]
+    assert "FAILED" in content and "problem(s)" in content
+    with pytest.raises(ValidationError) as refused:  # and the upload does refuse it, with the same problems
         client.upload(path, purpose="fine-tune", **sizes)
+    assert str(refused.value) in plan["problems"]
     assert store_is_empty(home)
 
 
@@ -159,3 +164,40 @@ def test_a_file_too_large_for_the_provider_is_not_ok(server: FaultServer, tmp_pa
     with pytest.raises(FileTooLarge):  # what the upload does
         client.upload(path, purpose="batch")
     assert server.requests == []
+
+
+def test_the_dry_run_tells_how_far_the_content_checks_got(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import llmfiles.uploads
+
+    monkeypatch.setattr(llmfiles.uploads, "CHECK_STEP", 64 * KiB)
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(GOOD * (300 * KiB // len(GOOD)))
+    events: list[Any] = []
+    plan = client.describe_upload(path, purpose="fine-tune", progress=events.append)
+    assert plan["ok"] is True
+    assert {e.operation for e in events} == {"check"} and len(events) >= 4
+    assert [e.done for e in events] == sorted(e.done for e in events) and events[-1].done == path.stat().st_size
+    assert all(e.total == path.stat().st_size and e.filename == "big.jsonl" for e in events)
+    # a file the checks refuse is refused all the same, with the progress told up to where they read
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(GOOD * (200 * KiB // len(GOOD)) + b"not json\n")
+    events.clear()
+    plan = client.describe_upload(bad, purpose="fine-tune", progress=events.append)
+    assert plan["ok"] is False and "invalid_json" in plan["problems"][0] and events
+
+
+def test_the_cli_shows_the_check_on_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(GOOD * 20)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["validate", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "check a.jsonl" in captured.err and "100%" in captured.err and "ok" in captured.out
+    assert main(["upload", str(path), "--dry-run"]) == 0
+    assert "check a.jsonl" in capsys.readouterr().err
+    assert main(["validate", str(path), "--json"]) == 0  # JSON output: no bar
+    assert capsys.readouterr().err == ""

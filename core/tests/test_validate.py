@@ -203,3 +203,43 @@ def test_arbitrary_bytes_never_raise(data: bytes) -> None:
     assert report.records <= data.count(b"\n") + 1
     if report.ok:
         assert report.records > 0
+
+
+def test_a_trailing_blank_line_is_refused_and_one_final_newline_is_not() -> None:
+    # JSON Lines lets the last line end with one newline; an empty line after it is a blank line like any other
+    assert check(b'{"a": 1}\n{"b": 2}\n').problems == []
+    report = check(b'{"a": 1}\n{"b": 2}\n\n')
+    assert not report.ok and codes(report) == [(3, "blank_line")]
+    assert "remove it" in report.problems[0].message
+    assert codes(check(b'{"a": 1}\r\n\r\n')) == [(2, "blank_line")]
+
+
+def test_a_binary_file_is_said_once_not_on_every_line() -> None:
+    import gzip
+
+    lines = b"".join(b'{"n": %d, "text": "caf\xc3\xa9 ' % i + b"x" * 200 + b'"}\n' for i in range(400))
+    report = check(gzip.compress(lines))
+    assert not report.ok and report.errors == 1 and report.records == 0
+    (problem,) = report.problems
+    assert (problem.line, problem.code) == (None, "binary_file") and "binary" in problem.message
+    assert "iconv" not in problem.message
+    report = check(b"\x00" * 10 + b"\n" * 40)
+    assert codes(report) == [(None, "binary_file")] and report.lines == 40
+    utf16 = '{"a": 1}\n{"b": 2}\n'.encode("utf-16")
+    (problem,) = check(utf16).problems
+    assert problem.code == "not_utf8" and "UTF-16" in problem.message and "iconv -f UTF-16" in problem.message
+    # Latin-1 text is text in another encoding: its lines are named, with the way to convert it
+    latin1 = check('{"a": "café"}\n{"b": "naïve"}\n'.encode("latin-1"))
+    assert codes(latin1) == [(1, "not_utf8"), (2, "not_utf8")] and "iconv" in latin1.problems[0].message
+
+
+def test_a_binary_file_stops_an_upload_and_its_record_rules_say_nothing_more(tmp_path: Path) -> None:
+    from recordcheckers import Rules
+
+    checker = Rules()
+    report = check(b"PK\x03\x04\x14\x00\x00\x00" + b"\x00" * 100 + b"\n{}\n", checker=checker)
+    assert codes(report) == [(None, "binary_file")] and checker.records == 0  # nor its "counted" at the end
+    path = tmp_path / "a.zip"
+    path.write_bytes(b"PK\x03\x04\x14\x00\x00\x00" + b"\x00" * 100 + b"\n{}\n")
+    report = Client("local", environ={}).validate(path)
+    assert codes(report) == [(None, "binary_file")]

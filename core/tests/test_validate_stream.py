@@ -224,7 +224,7 @@ def test_example_stats() -> None:
         "roles": {"user": 3, "assistant": 1},
     }
     assert stats.notes == ["n"] and ExampleStats().as_dict()["tokens_per_example"] is None
-    assert estimate_tokens(0) == 0 and estimate_tokens(9) == 3
+    assert estimate_tokens(0) == 0 and estimate_tokens(9) == 2 and estimate_tokens(10) == 3
     compact = len('{"a":[1,"xy",null]}')
     assert compact <= json_chars({"a": [1, "xy", None]}) <= 2 * compact
 
@@ -368,6 +368,9 @@ def test_the_output_is_checked_after_a_clean_conversion(tmp_path: Path) -> None:
     result = client(tmp_path, ConvPlugin()).convert(path, to="upper", output=tmp_path / "out.jsonl")
     assert result.conversion.ok and result.output is not None and codes(result.output) == [(None, "too_few")]
     assert not result.written
+    # its problems are the input's records', at the input's lines: the report is named after the input
+    assert result.output.path == str(path) and result.as_dict()["check"]["file"] == str(path)
+    assert any("converted to 'upper'" in n and "out.jsonl" in n for n in result.output.notes)
 
 
 def test_an_interrupted_conversion_leaves_no_file(tmp_path: Path) -> None:
@@ -439,3 +442,15 @@ def test_records_that_cannot_be_converted_stop_the_upload_naming_their_lines(tmp
     assert list(c.list_files(provider="local")) == []
     with pytest.raises(InvalidSetting, match="no usual conversion"):
         c.upload(path, purpose="fine-tune", provider="local", convert=True)
+
+
+def test_converting_a_binary_file_says_so_once_and_writes_nothing(tmp_path: Path) -> None:
+    import gzip
+
+    path = tmp_path / "in.jsonl.gz"
+    path.write_bytes(gzip.compress(lines(*[{"text": f"t{i}"} for i in range(500)])))
+    out = tmp_path / "out.jsonl"
+    result = client(tmp_path, ConvPlugin()).convert(path, to="upper", output=out)
+    assert not result.ok and not out.exists() and result.output is None
+    assert codes(result.conversion) == [(None, "binary_file")]
+    assert not list(tmp_path.glob(".out.jsonl.*"))  # no temporary file either

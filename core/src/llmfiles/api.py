@@ -169,16 +169,24 @@ class Client:
         return files
 
     def describe_upload(
-        self, file: FileArg, *, purpose: str, provider: str | None = None, filename: str | None = None, **settings: Any
+        self,
+        file: FileArg,
+        *,
+        purpose: str,
+        provider: str | None = None,
+        filename: str | None = None,
+        progress: ProgressCallback | None = None,
+        **settings: Any,
     ) -> dict[str, Any]:
         """The dry run: what :meth:`upload` would do, sending nothing.  Every offline check runs (purpose, settings,
         size, credentials being there, the content); ``plan["ok"]`` is false, and ``plan["problems"]`` says why,
-        when the upload would be refused."""
+        when the upload would be refused.  ``progress`` is told how far the content checks got
+        (``Progress(operation="check")``)."""
         prep = self._uploader.prepare(
             file, purpose=purpose, provider=provider, filename=filename, explicit=settings, credentials=False
         )
         try:
-            return self._uploader.dry_run(prep)
+            return self._uploader.dry_run(prep, progress)
         finally:
             prep.source.close()
 

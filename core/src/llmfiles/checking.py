@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from llmfiles.calls import Resolver, plugin_boundary
 from llmfiles.conversions import check_purpose_converts, conversion_name
@@ -13,6 +16,8 @@ from llmfiles.sources import Source, open_source
 from llmfiles.uploads import check_purpose
 from llmfiles.validate.jsonl import Report, check_jsonl
 from llmfiles.validate.records import RecordChecker
+
+log = logging.getLogger("llmfiles.validate")
 
 if TYPE_CHECKING:
     from llmfiles.validate.convert import Converter
@@ -57,7 +62,46 @@ def validate(
     finally:
         source.close()
     report.notes.extend(notes)
+    report.checks = _checks_run(resolver, info.name, purpose, checker, name)
+    report.record_rules = checker is not None
     return report
+
+
+def _checks_run(
+    resolver: Resolver, checked_by: str, purpose: str, checker: RecordChecker | None, conversion: str | None
+) -> list[str]:
+    """What the check of a file ran, for the report (``Report.checks``): the JSONL framing, and the provider's
+    record rules or, when it has none for ``purpose``, the providers that have some."""
+    framing = "UTF-8 JSONL, one JSON object per line"
+    if checker is not None:
+        converted = f", as converted to {conversion!r}" if conversion else ""
+        return [framing, f"{checked_by}'s rules for {purpose!r} records{converted}"]
+    others = [name for name in _providers_with_rules(resolver, purpose) if name not in (checked_by,)]
+    where = (
+        f"record rules for {purpose!r} files come with {', '.join(others)} (--provider NAME, provider=NAME)"
+        if others
+        else f"no installed provider has record rules for {purpose!r} files"
+    )
+    return [framing + " only", f"no record rules: provider {checked_by!r} has none for {purpose!r} files; {where}"]
+
+
+def _providers_with_rules(resolver: Resolver, purpose: str) -> list[str]:
+    """The installed providers that check the records of ``purpose`` files (asked with no settings at all: no
+    environment, no secret lookups)."""
+    from llmfiles.models import Settings
+
+    out = []
+    for name, registered in sorted(resolver.plugins.providers().items()):
+        if purpose not in registered.provider.info.purposes:
+            continue
+        try:
+            checker = registered.provider.record_checker(purpose, Settings(provider=name, values={}))
+        except Exception as exc:  # a provider that cannot answer without its settings is not named
+            log.debug("provider %s: no record checker without settings (%s)", name, exc)
+            continue
+        if checker is not None:
+            out.append(name)
+    return out
 
 
 class ConvertingChecker:
@@ -71,7 +115,9 @@ class ConvertingChecker:
         self.stats = getattr(checkers[0], "stats", None) if checkers else None
 
     def start(self, facts: FileFacts) -> Iterable[Problem]:
-        """The checkers' problems of the file as a whole, before its first record."""
+        """The checkers' problems of the file as a whole, before its first record: the facts of the converted file,
+        which is what is uploaded (written without a BOM, whatever the input had)."""
+        facts = attrs.evolve(facts, has_bom=False)
         out: list[Problem] = []
         for checker in self.checkers:
             begin = getattr(checker, "start", None)

@@ -271,15 +271,24 @@ def _cmd_providers(client: Client, args: argparse.Namespace) -> int:
 
 
 def _dry_run(client: Client, args: argparse.Namespace, settings: dict[str, Any]) -> int:
-    plans = {
-        "training": client.describe_upload(
-            args.file, purpose=args.purpose, provider=args.provider, filename=args.filename, **settings
-        )
-    }
-    if args.validation:
-        plans["validation"] = client.describe_upload(
-            args.validation, purpose=args.purpose, provider=args.provider, **settings
-        )
+    bar = _Bar(enabled=not args.json and sys.stderr.isatty())  # the content checks read the whole file
+    try:
+        plans = {
+            "training": client.describe_upload(
+                args.file,
+                purpose=args.purpose,
+                provider=args.provider,
+                filename=args.filename,
+                progress=bar,
+                **settings,
+            )
+        }
+        if args.validation:
+            plans["validation"] = client.describe_upload(
+                args.validation, purpose=args.purpose, provider=args.provider, progress=bar, **settings
+            )
+    finally:
+        bar.close()
     ok = all(plan["ok"] for plan in plans.values())
     if args.json:
         _print_json(plans if args.validation else plans["training"])
@@ -395,6 +404,7 @@ def _cmd_download(client: Client, args: argparse.Namespace) -> int:
 
 
 def _print_report(label: str, report: Report) -> None:
+    """The listed problems of ``report``, each on a line starting with ``label`` (the file whose lines they are)."""
     for p in report.problems:
         print(f"{label}: {p.describe()}")
     if report.hidden:
@@ -426,14 +436,25 @@ def _cmd_abort(client: Client, args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(client: Client, args: argparse.Namespace) -> int:
-    report = client.validate(
-        args.file, purpose=args.purpose, provider=args.provider, max_problems=args.max_problems, **_settings_from(args)
-    )
+    bar = _Bar(enabled=not args.json and sys.stderr.isatty())
+    try:
+        report = client.validate(
+            args.file,
+            purpose=args.purpose,
+            provider=args.provider,
+            max_problems=args.max_problems,
+            progress=bar,
+            **_settings_from(args),
+        )
+    finally:
+        bar.close()  # before the report is printed, so the two do not interleave
     if args.json:
         _print_json(report.as_dict())
     else:
         _print_report(args.file, report)
         verdict = "ok" if report.ok else "NOT ok"
+        if report.record_rules is False:
+            verdict += " as JSONL (no record rules ran: see 'checked')"
         counts = f"{report.records:,} records, {report.errors} error(s), {report.warnings} warning(s)"
         print(f"{args.file}: {verdict}: {counts}")
         for line in report.summary():
@@ -449,8 +470,8 @@ def _cmd_convert(client: Client, args: argparse.Namespace) -> int:
         _print_json(result.as_dict())
         return 0 if result.ok else 2
     _print_report(args.file, result.conversion)
-    if result.output is not None:
-        _print_report(args.output, result.output)
+    if result.output is not None:  # the converted records, at the input's lines: named after the input
+        _print_report(f"{args.file} (converted to {result.converter})", result.output)
     if result.written:
         assert result.output is not None
         out = result.output
@@ -462,9 +483,12 @@ def _cmd_convert(client: Client, args: argparse.Namespace) -> int:
             print(f"  {line}")
         return 0
     if result.output is None:
-        why = f"{result.conversion.errors} record(s) of {args.file} cannot be converted"
+        why = f"{result.conversion.errors} error(s) in {args.file} stop its conversion"
     else:
-        why = f"the converted records break {result.output.errors} rule(s) of the {result.converter} format"
+        why = (
+            f"the records of {args.file}, converted, break {result.output.errors} rule(s) of the "
+            f"{result.converter} format"
+        )
     print(f"{args.output}: NOT written: {why}; fix {args.file} and run again")
     return 2
 

@@ -23,6 +23,7 @@ from llmfiles.errors import (
     AlreadyUploaded,
     FileTooLarge,
     InvalidPurpose,
+    InvalidSetting,
     LLMFilesError,
     MissingCredentials,
     UploadFailed,
@@ -291,10 +292,11 @@ class Uploader:
 
     # -- the dry run -------------------------------------------------------------------------------------------
 
-    def dry_run(self, prep: Prepared) -> dict[str, Any]:
+    def dry_run(self, prep: Prepared, progress: ProgressCallback | None = None) -> dict[str, Any]:
         """What the upload would do, checking everything that needs no network: the purpose, the settings, the
         size, the credentials being there, the content.  ``plan["ok"]`` is false when the upload would be refused;
-        ``plan["problems"]`` then says why."""
+        ``plan["problems"]`` then says why.  ``progress`` is told how far the content checks got
+        (``Progress(operation="check")``)."""
         from llmfiles.parts import choose_part_size
 
         call, source = prep.call, prep.source
@@ -319,40 +321,71 @@ class Uploader:
             built = call.exchange(UploadParts(file=facts) if prep.large else Upload(file=facts))
         except LLMFilesError as exc:
             built = None
-            if plan["credentials"] != "missing":  # without credentials a provider may well fail: reported above
+            # without credentials a provider may well fail for that reason (reported above); a setting it refuses
+            # (no bucket, a bad endpoint) is refused with credentials too, so it is listed beside them
+            if plan["credentials"] != "missing" or isinstance(exc, InvalidSetting):
                 problems.append(str(exc))
         plan.update(_destination(built, source.size, call, choose_part_size))
-        plan["checks"] = self._dry_checks(prep, built, problems)
+        plan["checks"] = self._dry_checks(prep, built, problems, progress)
         plan["problems"] = problems
         plan["ok"] = not problems
         return plan
 
-    def _dry_checks(self, prep: Prepared, built: Any, problems: list[str]) -> list[str]:
+    def _dry_checks(
+        self, prep: Prepared, built: Any, problems: list[str], progress: ProgressCallback | None
+    ) -> list[str]:
+        """Runs the content checks the upload would run, on the one read of the file; the checks done (with their
+        verdicts), and the upload's own refusal added to ``problems`` when they fail."""
         call, info = prep.call, prep.call.info
         done = [f"purpose {prep.purpose!r} accepted by {info.name}"]
         if not prep.refusals:
             done.append(f"size {prep.source.size:,} bytes within limits")
         pipeline = self._pipeline(prep, built, None, digests=False)
-        if pipeline.inspection.checks is None and not call.settings["validate"]:
+        checks = pipeline.inspection.checks
+        rules = None
+        if checks is not None:
+            has_rules = getattr(checks, "checker", None) is not None
+            rules = (
+                f"{info.name} rules for {prep.purpose!r} records"
+                if has_rules
+                else f"{info.name} has no record rules for {prep.purpose!r} files"
+            )
+        elif not call.settings["validate"]:
             done.append("content not checked (validate=False)")
         try:
+            if progress is not None:
+                _inspect_telling(pipeline, progress)
             inspected = pipeline.gate()
         except ValidationError as exc:
             problems.append(str(exc))
+            what = "UTF-8 JSONL, one JSON object per line" + (f", {rules}" if rules else "")
+            done.append(f"{what}: FAILED, {exc.total} problem(s) (listed under problems)")
             return done
         finally:
             pipeline.stop()
         report = inspected.report
         if report is not None:
             done.append(f"UTF-8 JSONL, one JSON object per line: {report.records:,} record(s)")
-            has_rules = getattr(pipeline.inspection.checks, "checker", None) is not None
-            done.append(
-                f"{info.name} rules for {prep.purpose!r} records"
-                if has_rules
-                else f"{info.name} has no record rules for {prep.purpose!r} files"
-            )
+            if rules:
+                done.append(rules)
             done.extend(f"warning: {p.describe()}" for p in report.problems)
         return done
+
+
+#: how often the dry run's content checks tell their progress
+CHECK_STEP = 16 * 1024 * 1024
+
+
+def _inspect_telling(pipeline: Pipeline, progress: ProgressCallback) -> None:
+    """Feeds the whole file to ``pipeline``'s checks a step at a time, telling ``progress`` after each; what goes
+    wrong is left for :meth:`Pipeline.gate`, which reads on from where this stopped and raises it."""
+    source = pipeline.source
+    try:
+        for end in [*range(CHECK_STEP, source.size, CHECK_STEP), source.size]:
+            pipeline.inspect_until(end)
+            progress(Progress(operation="check", filename=source.name, done=end, total=source.size))
+    except LLMFilesError:
+        return
 
 
 def _destination(built: Any, size: int, call: Call, choose: Callable[..., int]) -> dict[str, Any]:

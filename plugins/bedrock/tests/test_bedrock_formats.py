@@ -133,9 +133,10 @@ def test_claude_rules() -> None:
 def test_nova_rules() -> None:
     ok, _ = formats.convert_record(CHAT, "nova")
     assert ok is not None and formats.check_nova(ok) == []
-    assert codes(formats.check_nova({k: v for k, v in ok.items() if k != "schemaVersion"})) == [
-        "missing_schema_version"
-    ]
+    # the user guide takes any string as schemaVersion and does not call it required: its absence is a warning
+    (missing,) = formats.check_nova({k: v for k, v in ok.items() if k != "schemaVersion"})
+    assert (missing.code, missing.severity) == ("missing_schema_version", "warning")
+    assert codes(formats.check_nova({**ok, "schemaVersion": 2024})) == ["bad_schema_version"]
     for word in formats.NOVA_RESERVED:
         bad = {**ok, "system": [{"text": f"Be nice. {word}"}]}
         assert codes(formats.check_nova(bad)) == ["reserved_keyword"]
@@ -170,8 +171,8 @@ def test_the_conversions_are_declared_claude_first() -> None:
 # --- checkers for files --------------------------------------------------------------------------------------
 
 
-def check(lines: list[Any]) -> list[Any]:
-    checker = formats.FineTuneChecker()
+def check(lines: list[Any], model: str | None = None, *, remind: bool = False) -> list[Any]:
+    checker = formats.FineTuneChecker(model, remind=remind)
     out = []
     for i, rec in enumerate(lines, 1):
         out.extend(checker.check(i, rec))
@@ -196,17 +197,24 @@ def test_with_convert_records_must_be_convertible_chat(tmp_path: Path) -> None:
     client = llmfiles.Client("bedrock")
     ok = write(tmp_path / "ok.jsonl", [CHAT, MULTI_TURN])
     report = client.validate(ok, convert="claude")
-    assert report.ok and report.warnings == 0 and report.path == str(ok)
+    assert report.ok and report.path == str(ok)
+    assert [p.code for p in report.problems] == ["limits_not_checked"]  # no model setting: said once
     assert "converted to 'claude'" in " ".join(report.notes)
     mixed = write(tmp_path / "mixed.jsonl", [CHAT, {"prompt": "p", "completion": "c"}, MULTI_TURN])
     report = client.validate(mixed, convert="prompt-completion")
-    assert [(p.line, p.code) for p in report.problems] == [(2, "not_openai_chat"), (3, "cannot_convert")]
+    assert [(p.line, p.code) for p in report.problems if p.severity == "error"] == [
+        (2, "not_openai_chat"),
+        (3, "cannot_convert"),
+    ]
     assert "already in prompt-completion format" in report.problems[0].message and report.path == str(mixed)
     # the converted records are checked by the target's rules, at the lines of the file
     two_users = {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}
     bad = write(tmp_path / "bad.jsonl", [CHAT, two_users])
     report = client.validate(bad, convert="claude")
-    assert {(p.line, p.code) for p in report.problems} == {(2, "turns_not_alternating"), (2, "last_not_assistant")}
+    assert {(p.line, p.code) for p in report.problems if p.severity == "error"} == {
+        (2, "turns_not_alternating"),
+        (2, "last_not_assistant"),
+    }
     with pytest.raises(llmfiles.ConfigurationError, match="fine-tune"):
         client.validate(ok, purpose="batch", convert="claude")
 

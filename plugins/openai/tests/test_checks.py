@@ -391,3 +391,35 @@ def test_arbitrary_bytes_give_a_report_never_an_exception(data: bytes, which: in
     report = check(data, CHECKERS[which]())
     assert not any(p.code == "checker_failed" for p in report.problems), report.problems
     assert report.errors + report.warnings == report.total
+
+
+# --- a BOM at the start of the file ----------------------------------------------------------------------------
+
+
+def test_a_bom_is_a_warning_for_openai_files_and_the_records_still_count() -> None:
+    # RFC 8259 section 8.1: no BOM in front of JSON text; OpenAI does not document accepting one: a warning, once
+    data = b"\xef\xbb\xbf" + lines(*[chat(i % 4) for i in range(12)])
+    report = check(data, FineTuneChecker(tokenizer="estimate"))
+    assert report.ok and report.has_bom and report.records == 12
+    assert [(p.line, p.code, p.severity) for p in report.problems] == [(None, "bom", "warning")]
+    assert "RFC 8259" in report.problems[0].message and "OpenAI" in report.problems[0].message
+    assert check(lines(*[chat(i % 4) for i in range(12)]), FineTuneChecker(tokenizer="estimate")).problems == []
+    request = {"custom_id": "r1", "method": "POST", "url": "/v1/embeddings", "body": {"model": "m", "input": "x"}}
+    batch = check(b"\xef\xbb\xbf" + lines(request), BatchChecker())
+    assert [p.code for p in batch.problems] == ["bom"]
+
+
+def test_validate_without_a_provider_names_the_providers_with_record_rules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(lines(*[chat(i % 4) for i in range(12)]))
+    report = llmfiles.Client("local", environ={}).validate(path)
+    assert report.record_rules is False and "come with" in report.checks[1] and "openai" in report.checks[1]
+    assert main(["validate", str(path), "--provider", "local"]) == 0
+    out = capsys.readouterr().out
+    assert "ok as JSONL (no record rules ran" in out and "openai" in out and "--provider NAME" in out
+    assert main(["validate", str(path), "--provider", "openai"]) == 0
+    out = capsys.readouterr().out
+    assert "checked: UTF-8 JSONL, one JSON object per line; openai's rules for 'fine-tune' records" in out
+    assert "no record rules" not in out

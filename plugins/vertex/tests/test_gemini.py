@@ -145,12 +145,56 @@ def test_gemini_records_are_checked() -> None:
     ) == [
         (1, "bad_role", "contents[1].role", "error"),
         (2, "first_turn_not_user", "contents[0].role", "error"),
+        (2, "turns_not_alternating", "contents[1].role", "error"),
         (3, "last_turn_not_model", "contents[0].role", "error"),
         (4, "bad_part", "contents[0].parts[0]", "error"),
         (4, "no_parts", "contents[1].parts", "error"),
         (5, "unknown_field", "extra", "warning"),
         (6, "no_contents", "contents", "error"),
     ]
+
+
+def test_user_and_model_turns_alternate_in_a_tuning_example() -> None:
+    # "Prepare supervised fine-tuning data for Gemini models": the user and model roles repeat in an alternating
+    # manner; the example starts with the user and ends with the model's answer
+    two_users = gemini_record(("user", "hi"), ("user", "again"), ("model", "hello"))
+    two_models = gemini_record(("user", "hi"), ("model", "a"), ("model", "b"))
+    tool_round = {
+        "contents": [
+            {"role": "user", "parts": [{"text": "weather?"}]},
+            {"role": "model", "parts": [{"functionCall": {"name": "w", "args": {}}}]},
+            {"role": "user", "parts": [{"functionResponse": {"name": "w", "response": {"t": 20}}}]},
+            {"role": "model", "parts": [{"text": "20 degrees"}]},
+        ]
+    }
+    assert problems(TuningChecker(), [two_users, two_models, tool_round]) == [
+        (1, "turns_not_alternating", "contents[1].role", "error"),
+        (2, "turns_not_alternating", "contents[2].role", "error"),
+    ]
+    (p,) = TuningChecker().check(1, two_users)
+    assert "merge" in p.message or "one turn" in p.message
+    # a batch request is a prompt, not an example: it may end with the user and is not held to the turn order
+    assert problems(BatchChecker(), [{"request": two_users}]) == []
+
+
+def test_a_gemini_1_messages_file_is_refused_as_the_retired_format() -> None:
+    old = {
+        "messages": [
+            {"role": "system", "content": "Be nice."},
+            {"role": "user", "content": "hi"},
+            {"role": "model", "content": "hello"},
+        ]
+    }
+    checker = TuningChecker()
+    (p,) = checker.check(1, old)
+    assert (p.code, p.path, p.severity) == ("retired_format", "messages[2].role", "error")
+    assert "Gemini 1.0" in p.message and "retired" in p.message and "contents" in p.message
+
+
+def test_token_estimates_count_the_text_not_the_json_around_it() -> None:
+    checker = TuningChecker()
+    checker.check(1, gemini_record(("user", "x" * 45), ("model", "y" * 45)))
+    assert checker.stats.tokens_total == 20  # 90 characters at 4.5 a token; the JSON around them is not text
 
 
 def test_chat_files_are_taken_for_open_models_with_a_warning_but_not_mixed() -> None:
@@ -337,3 +381,31 @@ def test_the_cli_converts_with_convert_gemini(
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"messages": [{"role": "narrator", "content": "x"}]}])
     assert main(["validate", str(bad), "--convert", "gemini", "--provider", "vertex"]) == 2
     assert "line 1, messages[0].role: error cannot_convert" in capsys.readouterr().out
+
+
+def test_a_bom_is_a_warning_for_vertex_files(tmp_path: Path) -> None:
+    good = gemini_record(("user", "hi"), ("model", "hello"))
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(good).encode() + b"\n")
+    report = llmfiles.Client().validate(path, provider="vertex_ai")
+    assert report.ok and [(p.line, p.code, p.severity) for p in report.problems] == [(None, "bom", "warning")]
+    batch = tmp_path / "b.jsonl"
+    batch.write_bytes(b"\xef\xbb\xbf" + json.dumps({"request": {"contents": good["contents"][:1]}}).encode() + b"\n")
+    assert [p.code for p in llmfiles.Client().validate(batch, provider="vertex_ai", purpose="batch").problems] == [
+        "bom"
+    ]
+    converted = llmfiles.Client().validate(path, provider="vertex_ai", convert="gemini")
+    assert converted.problems == []  # the converted file is written without the BOM
+
+
+def test_a_dry_run_without_credentials_or_bucket_lists_both_and_the_content(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = write_jsonl(tmp_path / "t.jsonl", [gemini_record(("user", "a"), ("user", "b"), ("model", "c"))])
+    plan = llmfiles.Client().describe_upload(bad, provider="vertex_ai", purpose="fine-tune")
+    assert plan["ok"] is False and plan["credentials"] == "missing"
+    problems = "\n".join(plan["problems"])
+    assert "no Google credentials" in problems and "needs a Cloud Storage bucket" in problems
+    assert "turns_not_alternating" in problems
+    assert main(["upload", str(bad), "-p", "vertex_ai", "--dry-run"]) == 2
+    assert "needs a Cloud Storage bucket" in capsys.readouterr().out

@@ -22,7 +22,7 @@ from attrs import define, field, frozen
 
 from llmfiles.models import Problem
 from llmfiles.sources import Source
-from llmfiles.validate.jsonl import BLOCK, BOM, MAX_LINE, JsonlChecker, Report, parse_line
+from llmfiles.validate.jsonl import BINARY_SNIFF, BLOCK, BOM, MAX_LINE, JsonlChecker, Report, binary_problem, parse_line
 from llmfiles.validate.parse import fast_loads
 from llmfiles.validate.records import RecordChecker
 
@@ -62,7 +62,7 @@ class ConvertResult:
     #: the pass over the input: its problems are at input lines (unreadable lines, records that cannot convert)
     conversion: Report
     #: the converted file checked with the target format's rules (``None`` when the conversion had errors);
-    #: its lines are the input's lines, one record each
+    #: its problems are at the input's lines (one record each) and it is named after the input
     output: Report | None = None
     written: bool = False
 
@@ -157,8 +157,13 @@ def convert_file(
     result = ConvertResult(converter=converter.name, output_path=str(target), conversion=conversion)
     kept = False
     checker = converter.checker() if converter.checker is not None else None
-    # the converted records are checked as they are written (their lines are the input's lines, one record each)
-    check = JsonlChecker(str(target), 0, checker=checker, max_problems=max_problems, max_line=max_line)
+    # the converted records are checked as they are written; their lines are the input's lines, one record each,
+    # so the report is named after the input (its problems are the input's records', as converted)
+    check = JsonlChecker(source.display, 0, checker=checker, max_problems=max_problems, max_line=max_line)
+    binary = binary_problem(source.pread(BINARY_SNIFF, 0).removeprefix(BOM))
+    if binary is not None:  # said once, as validate says it, instead of a problem on every line
+        conversion.add(binary)
+        return result
     try:
         with open(tmp, "xb", buffering=BLOCK) as out:  # "x": never follows or reuses an existing file
             for line_no, raw, length in _lines(source, max_line):
@@ -173,6 +178,10 @@ def convert_file(
         if not conversion.ok:
             return result
         report = check.finish_records(records=conversion.records, lines=conversion.lines, size=tmp.stat().st_size)
+        report.notes.append(
+            f"the records of {source.display} as converted to {converter.name!r} (at its lines), checked by the "
+            f"rules of that format; written to {target} only when they pass"
+        )
         result.output = report
         if report.ok:
             os.replace(tmp, target)

@@ -61,6 +61,10 @@ class Report:
     #: per-example statistics of the provider's checker, when it keeps some
     examples: ExampleStats | None = None
     notes: list[str] = field(factory=list)
+    #: what was checked (the JSONL framing, whose record rules), when the caller says (``Client.validate`` does)
+    checks: list[str] = field(factory=list)
+    #: whether a provider's record rules ran (``None``: not said; ``False``: the JSONL framing only)
+    record_rules: bool | None = None
 
     @property
     def ok(self) -> bool:
@@ -114,11 +118,15 @@ class Report:
             "has_bom": self.has_bom,
             "stats": self.stats(),
             "notes": list(self.notes),
+            "checks": list(self.checks),
+            "record_rules": self.record_rules,
         }
 
     def summary(self) -> list[str]:
-        """The statistics and notes as lines of text for people (``llmfiles validate`` prints them)."""
-        out = [f"{self.records:,} records in {self.lines:,} lines, {self.bytes:,} bytes (parsed with {self.parser})"]
+        """What was checked, the statistics and notes as lines of text for people (``llmfiles validate`` prints
+        them)."""
+        out = [f"checked: {'; '.join(self.checks)}"] if self.checks else []
+        out += [f"{self.records:,} records in {self.lines:,} lines, {self.bytes:,} bytes (parsed with {self.parser})"]
         if self.duplicate_lines:
             first = ", ".join(f"line {a} = line {b}" for a, b in self.duplicate_samples)
             out.append(
@@ -164,16 +172,55 @@ def _utf8_problem(line_no: int, raw: bytes, exc: UnicodeDecodeError) -> Problem:
     )
 
 
+#: how much of the start of a file is looked at to tell a binary file from text
+BINARY_SNIFF = 8192
+
+
+def binary_problem(head: bytes) -> Problem | None:
+    """The one problem of a file that is no UTF-8 text at all, from its first bytes (``None`` for text).
+
+    A UTF-16 file (its byte order mark) is text in the wrong encoding; a NUL byte, which no JSON text holds
+    (RFC 8259 escapes every control character in strings) and every compressed file, image, spreadsheet or
+    executable has near its start, marks a binary file - the test ``git`` and ``grep`` use.  Either is said once,
+    instead of a problem on every line.  Latin-1 or Windows-1252 text is not binary: its lines get ``not_utf8``.
+    """
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return Problem(
+            line=None,
+            code="not_utf8",
+            message="the file is UTF-16 text (it starts with a UTF-16 byte order mark), not UTF-8: save it as "
+            "UTF-8 (for example: iconv -f UTF-16 -t UTF-8 in.jsonl > out.jsonl)",
+        )
+    if b"\x00" in head[:BINARY_SNIFF]:
+        return Problem(
+            line=None,
+            code="binary_file",
+            message="the file looks binary, not text (it holds NUL bytes, as compressed files, images, "
+            "spreadsheets and databases do): give the JSONL file itself, UTF-8 text with one JSON object per "
+            "line (unpack or export it first)",
+        )
+    return None
+
+
 def parse_line(line_no: int, raw: bytes) -> tuple[dict[str, Any] | None, Problem | None]:
     """One line (without its newline) as a record, or the problem that stops it being one.
 
     The verdict of the standard library's :mod:`json` (the reference, see :mod:`llmfiles.validate.parse`).
+
+    A blank line is an error wherever it is, a trailing one (a file ending in two newlines) included: JSON Lines
+    (https://jsonlines.org/, "Each Line is a Valid JSON Value") lets the last line end with a newline, once, and
+    every provider asks for one JSON object a line (OpenAI's "Supervised fine-tuning" guide, Vertex AI's "Prepare
+    supervised fine-tuning data for Gemini models", Amazon Bedrock's "Prepare data for fine-tuning your models":
+    "each line is a JSON object").  A blank line is no JSON value (the OpenAI cookbook's checks cannot parse it);
+    that AWS's Nova validator lets it pass is that tool's leniency, not a documented rule.
     """
     if raw.endswith(b"\r"):
         raw = raw[:-1]
     if not raw or raw.isspace():
         return None, Problem(
-            line=line_no, code="blank_line", message="blank line; remove it (one JSON object per line)"
+            line=line_no,
+            code="blank_line",
+            message="blank line; remove it (one JSON object per line; only the last line's newline may end the file)",
         )
     try:
         record = reference_loads(raw)
@@ -240,6 +287,7 @@ class JsonlChecker:
         self._pending_len = 0
         self._skipping = False  # inside a line longer than max_line: its bytes are counted, not kept
         self._first = True
+        self._binary = False  # the file is not text: said once, its lines not checked
 
     @property
     def errors(self) -> int:
@@ -336,6 +384,13 @@ class JsonlChecker:
                 self.report.has_bom = True
                 block = block[len(BOM) :]
             self._started()
+            binary = binary_problem(block)
+            if binary is not None:
+                self._binary = True
+                self.report.add(binary)
+        if self._binary:
+            self._line_no += block.count(b"\n")
+            return
         nl = block.find(b"\n")
         if nl < 0:  # the whole block goes on with the current line
             self._pending_len += len(block)
@@ -376,6 +431,9 @@ class JsonlChecker:
         report = self.report
         if self._first:
             self._started()
+        if self._binary:
+            report.lines = self._line_no
+            return report
         if self._skipping:
             self._line_no += 1
             self._longest = max(self._longest, self._pending_len)

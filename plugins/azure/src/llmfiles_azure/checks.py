@@ -4,6 +4,11 @@ Fine-tuning files follow OpenAI's formats; Microsoft asks for them in UTF-8 with
 uploading (:mod:`llmfiles_azure.bom`), so the report notes whether the file has one instead of calling it a
 problem.  Batch files use Azure's endpoint paths (``/chat/completions``, or ``/v1/...`` on the v1 API), name the
 global batch deployment in ``body.model`` - the same on every line - and take up to 100,000 requests and 200 MB.
+
+From "Customize a model with fine-tuning" (Azure OpenAI, https://learn.microsoft.com/azure/ai-foundry/openai/
+how-to/fine-tuning: UTF-8 with a BOM, OpenAI's formats) and "Getting started with Azure OpenAI batch deployments"
+(https://learn.microsoft.com/azure/ai-foundry/openai/how-to/batch: the endpoints, the deployment name in
+``body.model``, 100,000 requests and 200 MB a file).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ AZURE_BATCH = BatchRules(
     max_requests=100_000,
     max_bytes=200 * MB,
     same_model="error",
+    warn_bom=False,  # as before: Azure documents a BOM for fine-tuning files and says nothing of batch files
 )
 
 BOM_PRESENT = "the file starts with the UTF-8 BOM Azure OpenAI asks of fine-tuning files"
@@ -35,7 +41,9 @@ BOM_ADDED = (
 
 
 class AzureFineTuneChecker(FineTuneChecker):
-    """OpenAI's fine-tuning rules, named for Azure, with a note about the file's BOM."""
+    """OpenAI's fine-tuning rules, named for Azure, with a note about the file's BOM (which Azure asks for)."""
+
+    warn_bom = False
 
     def start(self, facts: FileFacts) -> list[Problem]:
         self.stats.note(BOM_PRESENT if facts.has_bom else BOM_ADDED)

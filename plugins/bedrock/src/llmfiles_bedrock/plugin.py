@@ -9,6 +9,7 @@ Bedrock model customization (and batch inference) reads its data from S3, so a f
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -82,6 +83,12 @@ SETTINGS = (
     SettingSpec(
         name="aws_profile",
         help="a profile of ~/.aws/config (else botocore's: env AWS_PROFILE or 'default')",
+        fingerprint=False,
+    ),
+    SettingSpec(
+        name="model",
+        help="the base model a fine-tuning file is for (its Bedrock id, e.g. anthropic.claude-3-haiku-20240307-v1:0): "
+        "the checks then hold the file to that model's format and documented limits (records, tokens per record)",
         fingerprint=False,
     ),
 )
@@ -221,7 +228,8 @@ class BedrockProvider(BaseProvider):
         if purpose == "batch":
             return formats.BatchChecker()
         if purpose == "fine-tune":
-            return formats.FineTuneChecker()
+            model = settings.get("model")
+            return formats.FineTuneChecker(str(model) if model else None)
         return None
 
 
@@ -296,7 +304,8 @@ def converter(target: str) -> Converter:
     return Converter(
         name=target,
         convert=convert,
-        checker=formats.FineTuneChecker,
+        # the target's rules; the base model's limits are the provider's checker's (it has the model setting)
+        checker=functools.partial(formats.FineTuneChecker, remind=False),
         description=f"Bedrock {target} fine-tuning records",
         package="llmfiles-bedrock",
     )

@@ -22,6 +22,18 @@ else estimated: see :mod:`llmfiles_openai.tokens`) and compared with the model's
 
 Every problem has a JSON path (``messages[2].role``), a code, a severity and a message that says how to fix it.
 The checkers never raise, whatever the JSON: they are fed arbitrary objects by property tests.
+
+Where the rules come from: OpenAI's "Supervised fine-tuning" guide
+(https://platform.openai.com/docs/guides/supervised-fine-tuning: the chat format, tools, ``weight``, the minimum
+of 10 examples, the token limits per model), "Vision fine-tuning" (https://platform.openai.com/docs/guides/
+vision-fine-tuning: ``image_url`` parts in user messages), "Direct preference optimization"
+(https://platform.openai.com/docs/guides/direct-preference-optimization: the preference format), the API
+reference's training formats (https://platform.openai.com/docs/api-reference/fine-tuning/chat-input,
+.../preference-input, .../completions-input), the "Batch API" guide (https://platform.openai.com/docs/guides/batch:
+``custom_id``, ``method``, ``url``, ``body``, 50,000 requests and 200 MB a file, one endpoint a file) and the
+cookbook's "How to count tokens with tiktoken" (https://cookbook.openai.com/examples/
+how_to_count_tokens_with_tiktoken: the per-message overheads).  What the documentation leaves open is a warning,
+not an error, and says so (an unknown key on a message; a BOM: :func:`llmfiles.validate.rules.bom_warning`).
 """
 
 from __future__ import annotations
@@ -33,7 +45,15 @@ from typing import Any, Literal
 from attrs import frozen
 
 from llmfiles.models import Problem
-from llmfiles.validate.stats import CHARS_PER_TOKEN, ExampleStats, FileFacts, HashIndex, json_chars
+from llmfiles.validate.rules import bom_warning
+from llmfiles.validate.stats import (
+    MAX_TOKENS_PER_ESTIMATED_TOKEN,
+    ExampleStats,
+    FileFacts,
+    HashIndex,
+    estimate_tokens,
+    json_chars,
+)
 from llmfiles_openai import tokens
 from llmfiles_openai.tokens import (
     ESTIMATE,
@@ -92,6 +112,17 @@ def example_token_limit(model: str | None) -> tuple[int, str]:
     return DEFAULT_EXAMPLE_TOKENS, f"the {DEFAULT_EXAMPLE_TOKENS:,} tokens of the largest fine-tunable models{hint}"
 
 
+def example_format(record: dict[str, Any]) -> str | None:
+    """The fine-tuning format of ``record`` (chat, preference or prompt-completion), ``None`` for none of them."""
+    if "messages" in record:
+        return CHAT
+    if not PREFERENCE_KEYS.isdisjoint(record):
+        return PREFERENCE
+    if "prompt" in record or "completion" in record:
+        return PROMPT
+    return None
+
+
 def short(value: Any, limit: int = 40) -> str:
     """``repr(value)``, cut to ``limit`` characters (for messages about arbitrary values)."""
     try:
@@ -144,6 +175,8 @@ class FineTuneChecker:
         self.format_line = 0
         self.over_limit = 0
         self.stats = ExampleStats(unit="examples")
+        #: messages of the short path by role (see _messages), added to stats.roles by finish()
+        self._tally = [0, 0, 0, 0]
         self.counter = ESTIMATE
         self.exact = False
         self.count_tokens: Callable[[str], int] = estimate
@@ -161,11 +194,15 @@ class FineTuneChecker:
         self.stats.token_method, self.stats.tokens_exact = counter.method, counter.exact
         self._ready = True
 
+    #: whether a file that starts with a BOM gets :func:`llmfiles.validate.rules.bom_warning` (Azure asks for one)
+    warn_bom = True
+
     def start(self, facts: FileFacts) -> list[Problem]:
-        """Picks the token counter (tiktoken is loaded here, not when the checker is made for a dry run)."""
+        """Picks the token counter (tiktoken is loaded here, not when the checker is made for a dry run); a BOM at
+        the start of the file is a warning (see :func:`llmfiles.validate.rules.bom_warning`)."""
         if not self._ready:
             self._pick_counter()
-        return []
+        return [bom_warning(self.provider)] if facts.has_bom and self.warn_bom else []
 
     def _pick_counter(self) -> None:
         if (self.tokenizer or "auto").strip().lower() == "auto":
@@ -182,13 +219,8 @@ class FineTuneChecker:
         if not self._ready:
             self._pick_counter()
         self.examples += 1
-        if "messages" in record:
-            fmt = CHAT
-        elif not PREFERENCE_KEYS.isdisjoint(record):
-            fmt = PREFERENCE
-        elif "prompt" in record or "completion" in record:
-            fmt = PROMPT
-        else:
+        fmt = CHAT if "messages" in record else example_format(record)
+        if fmt is None:
             keys = ", ".join(sorted(map(str, record))[:5]) or "none"
             return [
                 err(
@@ -220,8 +252,8 @@ class FineTuneChecker:
         self.stats.add(n, size, roles, fmt)
         exact, method = self.exact, self.counter.method
         # a text never has more tokens than UTF-8 bytes, nor more bytes than 4 a character: an estimate above
-        # 1/16 of the limit cannot rule out that the example is over it, so such an example is counted exactly
-        if self._recount and 16 * size > self.token_limit:
+        # 1/18 of the limit cannot rule out that the example is over it, so such an example is counted exactly
+        if self._recount and MAX_TOKENS_PER_ESTIMATED_TOKEN * size > self.token_limit:
             counter = self._exact_counter()
             if counter is not None:
                 size, exact, method = self._exact_size(fmt, record, counter), True, counter.method
@@ -249,13 +281,14 @@ class FineTuneChecker:
     def _exact_size(self, fmt: str, record: dict[str, Any], counter: TokenCounter) -> int:
         """The exact token count of ``record``: its checks run again with ``counter``, their problems and
         statistics discarded (they were collected by the first run)."""
-        saved = self.stats, self.exact, self.count_tokens
+        saved = self.stats, self.exact, self.count_tokens, self._tally
         self.stats, self.exact, self.count_tokens = ExampleStats(unit="examples"), True, counter.count
+        self._tally = [0, 0, 0, 0]
         try:
             walk = self._chat if fmt == CHAT else self._preference if fmt == PREFERENCE else self._prompt
             size, _, _ = walk(record, [])
         finally:
-            self.stats, self.exact, self.count_tokens = saved
+            self.stats, self.exact, self.count_tokens, self._tally = saved
         return size
 
     def _text(self, text: str) -> int:
@@ -263,7 +296,7 @@ class FineTuneChecker:
 
     def _tokens(self, counted: int, messages: int, names: int) -> int:
         """Tokens of an example from the counted text (tokens when exact, else characters) and its overheads."""
-        text = counted if self.exact else -(-counted // CHARS_PER_TOKEN)
+        text = counted if self.exact else estimate_tokens(counted)
         return text + TOKENS_PER_MESSAGE * messages + TOKENS_PER_NAME * names + TOKENS_PER_REPLY
 
     def _chat(self, record: dict[str, Any], out: list[Problem]) -> tuple[int, int, list[str]]:
@@ -305,7 +338,7 @@ class FineTuneChecker:
         n = len(messages)
         if self.exact:
             return counted + TOKENS_PER_MESSAGE * n + TOKENS_PER_NAME * names + TOKENS_PER_REPLY, n, roles
-        text = -(-counted // CHARS_PER_TOKEN)
+        text = estimate_tokens(counted)
         return text + TOKENS_PER_MESSAGE * n + TOKENS_PER_NAME * names + TOKENS_PER_REPLY, n, roles
 
     def _record_tools(self, record: dict[str, Any], prefix: str, out: list[Problem]) -> int:
@@ -331,67 +364,62 @@ class FineTuneChecker:
         """Checks a list of chat messages; returns (counted text, names, assistant messages, trained ones).
 
         The common message, ``{"role": "system" | "user" | "assistant", "content": "non-empty text"}`` (an assistant
-        message may add ``"weight": 0 | 1``), takes a short path that counts its role in place; every other message
-        gets the full rules in :meth:`_message`, which appends its role to ``roles``.
+        message may add ``"weight": 0 | 1``; a tool message with its text and the ``tool_call_id`` of an earlier call
+        of the example), takes a short path that tallies its role for :meth:`finish`; every other message gets the
+        full rules in :meth:`_message`, which appends its role to ``roles``.
         """
-        counted = names = assistants = trained = systems = users = 0
+        counted = names = assistants = trained = 0
         exact = self.exact
         count = self.count_tokens
         call_ids: set[str] = set()
+        # the short path's messages by FAST_ROLES slot (assistant, user, system, tool): the file's tally, merged into
+        # the statistics by finish(), so that counting them costs nothing per example
+        fast = self._tally if count_roles else [0, 0, 0, 0]
+        fast_assistants = fast[0]
+        fast_roles = FAST_ROLES
         i = -1
         for m in messages:
             i += 1
             try:
-                role = m["role"]
+                k = fast_roles[m["role"]]
                 content = m["content"]
-            except (TypeError, KeyError, IndexError):  # not an object, or no role or content: the full rules say
+            except (TypeError, KeyError, IndexError):  # not an object, another role, no content: the full rules say
                 pass
             else:
                 if content.__class__ is str and content:
                     size = len(m)
-                    if size == 2:
-                        if role == "assistant":
-                            assistants += 1
-                            trained += 1
-                        elif role == "user":
-                            users += 1
-                        elif role == "system":
-                            systems += 1
-                        else:
-                            size = 0
-                        if size:
-                            counted += count(content) if exact else len(content)
-                            continue
-                    elif size == 3 and role == "assistant":
-                        weight = m.get("weight")
-                        if weight.__class__ is int and weight in (0, 1):
-                            counted += count(content) if exact else len(content)
-                            assistants += 1
-                            trained += weight
-                            continue
+                    if size == 2 and k != 3:
+                        fast[k] += 1
+                        counted += count(content) if exact else len(content)
+                        continue
+                    if size == 3:
+                        if k == 0:
+                            weight = m.get("weight")
+                            if weight.__class__ is int and weight in (0, 1):
+                                counted += count(content) if exact else len(content)
+                                fast[0] += 1
+                                trained += weight - 1  # every short-path assistant is trained on, but for this one
+                                continue
+                        elif k == 3:  # a tool message answering an earlier call of this example
+                            call_id = m.get("tool_call_id")
+                            if call_id.__class__ is str and call_id in call_ids:
+                                counted += count(content) if exact else len(content)
+                                fast[3] += 1
+                                continue
             c, n, a, t = self._message(i, m, prefix, out, roles, call_ids)
             counted += c
             names += n
             assistants += a
             trained += t
-        if count_roles:
-            fast_assistants = assistants - roles.count("assistant")
-            counts = self.stats.roles
-            if users:
-                counts["user"] = counts.get("user", 0) + users
-            if systems:
-                counts["system"] = counts.get("system", 0) + systems
-            if fast_assistants:
-                counts["assistant"] = counts.get("assistant", 0) + fast_assistants
-        return counted, names, assistants, trained
+        fast_assistants = fast[0] - fast_assistants
+        return counted, names, assistants + fast_assistants, trained + fast_assistants
 
     def _message(
         self, i: int, m: Any, prefix: str, out: list[Problem], roles: list[str], call_ids: set[str]
     ) -> tuple[int, int, int, int]:
-        """The full rules of one message; returns (counted text, names, is assistant, is trained)."""
-        counted = names = assistants = trained = 0
-        exact = self.exact
-        count = self.count_tokens
+        """The full rules of one message; returns (counted text, names, is assistant, is trained).
+
+        Paths are formatted only for the problems found (this runs for every message with tool calls)."""
         if type(m) is not dict:
             out.append(
                 err(
@@ -408,103 +436,139 @@ class FineTuneChecker:
         else:
             roles.append(role)
         content = m.get("content")
+        if type(content) is str and content:
+            counted = self.count_tokens(content) if self.exact else len(content)
+        else:
+            counted = self._content(content, f"{prefix}[{i}]", role, out)
+        assistants = trained = 0
+        if role == "assistant":
+            assistants = 1
+            c, trained = self._assistant(m, prefix, i, out, call_ids)
+            counted += c
+        elif role is not None:
+            self._not_assistant(m, prefix, i, role, out, call_ids)
+        names = 0
+        if len(m) > 2:
+            c, names = self._other_fields(m, prefix, i, role, out)
+            counted += c
+        return counted, names, assistants, trained
+
+    def _content(self, content: Any, here: str, role: str | None, out: list[Problem]) -> int:
+        """Checks a message's ``content`` (text or content parts); its counted size."""
         if type(content) is str:
-            counted += count(content) if exact else len(content)
             if not content and role in ("system", "user"):
                 out.append(
                     warn(
-                        f"{prefix}[{i}].content",
+                        f"{here}.content",
                         "empty_content",
                         f"the {role} message is empty: give it its text, or remove the message",
                     )
                 )
-        elif content is not None:
-            counted += self._content_parts(content, f"{prefix}[{i}].content", role, out)
-        if role == "assistant":
-            assistants += 1
-            has_calls = "tool_calls" in m or "function_call" in m
-            if has_calls:
-                counted += self._assistant_calls(m, f"{prefix}[{i}]", out, call_ids)
-            if (content is None or content == "") and not has_calls:
-                out.append(
-                    err(
-                        f"{prefix}[{i}].content",
-                        "missing_content",
-                        "an assistant message needs content (the answer to learn) or tool_calls",
-                    )
-                )
-            if "weight" in m:
-                weight = m["weight"]
-                if type(weight) is not int or weight not in (0, 1):
-                    out.append(
-                        err(
-                            f"{prefix}[{i}].weight",
-                            "bad_weight",
-                            f"weight must be 0 (do not learn this message) or 1 (learn it), not {short(weight)}",
-                        )
-                    )
-                    trained += 1
-                elif weight == 1:
-                    trained += 1
-            else:
-                trained += 1
-        elif role is not None:
-            if content is None:
-                out.append(
-                    err(
-                        f"{prefix}[{i}].content",
-                        "missing_content",
-                        f'a {role} message needs content: "content": "..."',
-                    )
-                )
-            if role == "tool":
-                tcid = m.get("tool_call_id")
-                if type(tcid) is not str or not tcid:
-                    out.append(
-                        err(
-                            f"{prefix}[{i}].tool_call_id",
-                            "missing_tool_call_id",
-                            "a tool message needs tool_call_id: the id of the assistant's tool call it answers",
-                        )
-                    )
-                elif tcid not in call_ids:
-                    out.append(
-                        warn(
-                            f"{prefix}[{i}].tool_call_id",
-                            "unknown_tool_call_id",
-                            f"no earlier assistant tool call has the id {short(tcid)}; "
-                            "use the id of the call this message answers",
-                        )
-                    )
-            elif role == "function" and (type(m.get("name")) is not str or not m.get("name")):
-                out.append(
-                    err(
-                        f"{prefix}[{i}].name",
-                        "missing_name",
-                        "a function message needs name: the function whose result it holds",
-                    )
-                )
-        if len(m) > 2:
-            if "name" in m:
-                name = m["name"]
-                if type(name) is not str:
-                    out.append(err(f"{prefix}[{i}].name", "bad_name", f"name must be a string, not {_json_type(name)}"))
-                else:
-                    names += 1
-                    counted += count(name) if exact else len(name)
-            if "weight" in m and role != "assistant" and role is not None:
-                out.append(
-                    err(
-                        f"{prefix}[{i}].weight",
-                        "weight_not_assistant",
-                        f"weight is only for assistant messages; remove it from this {role} message",
-                    )
-                )
-            for key in m:
-                if key not in MESSAGE_KEYS:
-                    out.append(_unknown_key(key, f"{prefix}[{i}].", "messages", MESSAGE_KEYS))
+            return self.count_tokens(content) if self.exact else len(content)
+        if content is not None:
+            return self._content_parts(content, f"{here}.content", role, out)
+        return 0
 
-        return counted, names, assistants, trained
+    def _assistant(
+        self, m: dict[str, Any], prefix: str, i: int, out: list[Problem], call_ids: set[str]
+    ) -> tuple[int, int]:
+        """The rules of an assistant message beyond its content: tool calls, content or calls, ``weight``;
+        returns (counted size of its calls, whether it is trained on)."""
+        counted = 0
+        content = m.get("content")
+        has_calls = "tool_calls" in m or "function_call" in m
+        if has_calls:
+            counted += self._assistant_calls(m, f"{prefix}[{i}]", out, call_ids)
+        if (content is None or content == "") and not has_calls:
+            out.append(
+                err(
+                    f"{prefix}[{i}].content",
+                    "missing_content",
+                    "an assistant message needs content (the answer to learn) or tool_calls",
+                )
+            )
+        if "weight" not in m:
+            return counted, 1
+        weight = m["weight"]
+        if type(weight) is not int or weight not in (0, 1):
+            out.append(
+                err(
+                    f"{prefix}[{i}].weight",
+                    "bad_weight",
+                    f"weight must be 0 (do not learn this message) or 1 (learn it), not {short(weight)}",
+                )
+            )
+            return counted, 1
+        return counted, weight
+
+    def _not_assistant(
+        self, m: dict[str, Any], prefix: str, i: int, role: str, out: list[Problem], call_ids: set[str]
+    ) -> None:
+        """The rules of a system, user, tool or function message beyond its content."""
+        if m.get("content") is None:
+            out.append(
+                err(f"{prefix}[{i}].content", "missing_content", f'a {role} message needs content: "content": "..."')
+            )
+        if role == "tool":
+            tcid = m.get("tool_call_id")
+            if type(tcid) is not str or not tcid:
+                out.append(
+                    err(
+                        f"{prefix}[{i}].tool_call_id",
+                        "missing_tool_call_id",
+                        "a tool message needs tool_call_id: the id of the assistant's tool call it answers",
+                    )
+                )
+            elif tcid not in call_ids:
+                out.append(
+                    warn(
+                        f"{prefix}[{i}].tool_call_id",
+                        "unknown_tool_call_id",
+                        f"no earlier assistant tool call has the id {short(tcid)}; "
+                        "use the id of the call this message answers",
+                    )
+                )
+        elif role == "function" and (type(m.get("name")) is not str or not m.get("name")):
+            out.append(
+                err(
+                    f"{prefix}[{i}].name",
+                    "missing_name",
+                    "a function message needs name: the function whose result it holds",
+                )
+            )
+
+    def _other_fields(
+        self, m: dict[str, Any], prefix: str, i: int, role: str | None, out: list[Problem]
+    ) -> tuple[int, int]:
+        """``name``, a misplaced ``weight`` and unknown keys of a message; returns (counted size, names).
+
+        Unknown keys are warnings, not errors: OpenAI's fine-tuning guide ("Supervised fine-tuning",
+        https://platform.openai.com/docs/guides/supervised-fine-tuning) and its API reference for the training
+        format (https://platform.openai.com/docs/api-reference/fine-tuning/chat-input) list the fields a message has
+        but say nothing of what happens to others, so they are flagged for a spelling check without refusing the
+        file (the cookbook's "Data preparation and analysis for chat model fine-tuning" counts them as format
+        errors of its own checks, which is its choice, not a documented rule of the API).
+        """
+        counted = names = 0
+        if "name" in m:
+            name = m["name"]
+            if type(name) is not str:
+                out.append(err(f"{prefix}[{i}].name", "bad_name", f"name must be a string, not {_json_type(name)}"))
+            else:
+                names = 1
+                counted = self.count_tokens(name) if self.exact else len(name)
+        if "weight" in m and role != "assistant" and role is not None:
+            out.append(
+                err(
+                    f"{prefix}[{i}].weight",
+                    "weight_not_assistant",
+                    f"weight is only for assistant messages; remove it from this {role} message",
+                )
+            )
+        for key in m:
+            if key not in MESSAGE_KEYS:
+                out.append(_unknown_key(key, f"{prefix}[{i}].", "messages", MESSAGE_KEYS))
+        return counted, names
 
     def _content_parts(self, content: Any, path: str, role: str | None, out: list[Problem]) -> int:
         if type(content) is not list:
@@ -673,46 +737,12 @@ class FineTuneChecker:
             try:
                 return self.count_tokens(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
             except (ValueError, TypeError, RecursionError):
-                return -(-json_chars(value) // CHARS_PER_TOKEN)
+                return estimate_tokens(json_chars(value))
         return json_chars(value)
 
     def _preference(self, record: dict[str, Any], out: list[Problem]) -> tuple[int, int, list[str]]:
         roles: list[str] = []
-        counted = names = n = 0
-        data = record.get("input")
-        if type(data) is not dict:
-            out.append(
-                err(
-                    "input",
-                    "missing_input",
-                    f'a preference example needs "input": {{"messages": [...]}} (the prompt), not {_json_type(data)}',
-                )
-            )
-        else:
-            messages = data.get("messages")
-            if type(messages) is not list or not messages:
-                out.append(err("input.messages", "no_messages", "input.messages must be a non-empty array of messages"))
-            else:
-                counted, names, _, _ = self._messages(messages, "input.messages", out, roles)
-                n = len(messages)
-                last = messages[-1]
-                if type(last) is dict and last.get("role") == "assistant":
-                    out.append(
-                        warn(
-                            f"input.messages[{n - 1}].role",
-                            "input_ends_with_assistant",
-                            "the input ends with an assistant message; the two outputs are the answers to compare, "
-                            "so the input usually ends with the user's turn",
-                        )
-                    )
-            counted += self._record_tools(data, "input.", out)
-            for key in data:
-                if key not in ("messages", "tools", "functions", "parallel_tool_calls"):
-                    out.append(
-                        _unknown_key(
-                            key, "input.", "the input", frozenset({"messages", "tools", "parallel_tool_calls"})
-                        )
-                    )
+        counted, names, n = self._preference_input(record.get("input"), out, roles)
         sizes: list[int] = []
         values: list[Any] = []
         for name in ("preferred_output", "non_preferred_output"):
@@ -739,6 +769,42 @@ class FineTuneChecker:
                 out.append(_unknown_key(key, "", "preference examples", PREFERENCE_KEYS))
         counted += max(sizes)
         return self._tokens(counted, n + 1, names), n + 1, roles
+
+    def _preference_input(self, data: Any, out: list[Problem], roles: list[str]) -> tuple[int, int, int]:
+        """Checks the ``input`` of a preference example; returns (counted size, names, messages)."""
+        if type(data) is not dict:
+            out.append(
+                err(
+                    "input",
+                    "missing_input",
+                    f'a preference example needs "input": {{"messages": [...]}} (the prompt), not {_json_type(data)}',
+                )
+            )
+            return 0, 0, 0
+        counted = names = n = 0
+        messages = data.get("messages")
+        if type(messages) is not list or not messages:
+            out.append(err("input.messages", "no_messages", "input.messages must be a non-empty array of messages"))
+        else:
+            counted, names, _, _ = self._messages(messages, "input.messages", out, roles)
+            n = len(messages)
+            last = messages[-1]
+            if type(last) is dict and last.get("role") == "assistant":
+                out.append(
+                    warn(
+                        f"input.messages[{n - 1}].role",
+                        "input_ends_with_assistant",
+                        "the input ends with an assistant message; the two outputs are the answers to compare, "
+                        "so the input usually ends with the user's turn",
+                    )
+                )
+        counted += self._record_tools(data, "input.", out)
+        for key in data:
+            if key not in ("messages", "tools", "functions", "parallel_tool_calls"):
+                out.append(
+                    _unknown_key(key, "input.", "the input", frozenset({"messages", "tools", "parallel_tool_calls"}))
+                )
+        return counted, names, n
 
     def _output(self, value: Any, key: str, out: list[Problem]) -> int:
         shape = f'"{key}": [{{"role": "assistant", "content": "..."}}]'
@@ -776,10 +842,15 @@ class FineTuneChecker:
         for key in record:
             if key not in PROMPT_KEYS:
                 out.append(_unknown_key(key, "", "prompt-completion examples", PROMPT_KEYS))
-        text = counted if self.exact else -(-counted // CHARS_PER_TOKEN)
+        text = counted if self.exact else estimate_tokens(counted)
         return text, 2, ["prompt", "completion"]
 
     def finish(self) -> list[Problem]:
+        counts = self.stats.roles
+        for role, n in zip(_TALLIED, self._tally, strict=False):
+            if n:
+                counts[role] = counts.get(role, 0) + n
+        self._tally = [0, 0, 0, 0]
         out: list[Problem] = []
         if self.examples < self.min_examples:
             out.append(
@@ -800,6 +871,12 @@ class FineTuneChecker:
                 )
             )
         return out
+
+
+#: the roles of the common message's short path in FineTuneChecker._messages, and their slots in its tally (3: the
+#: full rules)
+FAST_ROLES: Mapping[Any, int] = {"assistant": 0, "user": 1, "system": 2, "tool": 3}
+_TALLIED = ("assistant", "user", "system", "tool")
 
 
 def _is_json_object(text: str) -> bool:
@@ -853,6 +930,8 @@ class BatchRules:
     max_requests: int
     max_bytes: int
     same_model: Literal["error", "warning"]
+    #: whether a file that starts with a BOM gets :func:`llmfiles.validate.rules.bom_warning`
+    warn_bom: bool = True
 
 
 OPENAI_BATCH = BatchRules(
@@ -894,41 +973,25 @@ class BatchChecker:
         self.stats = ExampleStats(unit="requests")
 
     def start(self, facts: FileFacts) -> Iterable[Problem]:
+        """The file's size against the provider's batch limit; a BOM is a warning (unless ``rules.warn_bom`` is
+        off)."""
+        out = [bom_warning(self.rules.provider)] if facts.has_bom and self.rules.warn_bom else []
         if facts.size > self.rules.max_bytes:
-            return [
+            out.append(
                 err(
                     "",
                     "file_too_large",
                     f"the file has {facts.size:,} bytes; a {self.rules.provider} batch file may have at most "
                     f"{self.rules.max_bytes:,}: split it into several batches",
                 )
-            ]
-        return []
+            )
+        return out
 
     def check(self, line_no: int, record: dict[str, Any]) -> list[Problem]:
         self.requests += 1
         out: list[Problem] = []
         rules = self.rules
-        cid = record.get("custom_id")
-        if type(cid) is not str or not cid:
-            what = "missing" if cid is None else f"{_json_type(cid)}, not a non-empty string"
-            out.append(
-                err(
-                    "custom_id",
-                    "missing_custom_id" if cid is None else "bad_custom_id",
-                    f'custom_id is {what}: give every request a unique string id, such as "request-{line_no}"',
-                )
-            )
-        else:
-            earlier = self.ids.add(hash(cid), line_no)
-            if earlier:
-                out.append(
-                    err(
-                        "custom_id",
-                        "duplicate_custom_id",
-                        f"custom_id {short(cid)} is already used on line {earlier}; every request needs its own id",
-                    )
-                )
+        self._custom_id(record.get("custom_id"), line_no, out)
         method = record.get("method")
         if method != "POST":
             out.append(
@@ -967,6 +1030,27 @@ class BatchChecker:
                 if key not in BATCH_KEYS:
                     out.append(_unknown_key(key, "", "batch requests", BATCH_KEYS))
         return out
+
+    def _custom_id(self, cid: Any, line_no: int, out: list[Problem]) -> None:
+        if type(cid) is not str or not cid:
+            what = "missing" if cid is None else f"{_json_type(cid)}, not a non-empty string"
+            out.append(
+                err(
+                    "custom_id",
+                    "missing_custom_id" if cid is None else "bad_custom_id",
+                    f'custom_id is {what}: give every request a unique string id, such as "request-{line_no}"',
+                )
+            )
+            return
+        earlier = self.ids.add(hash(cid), line_no)
+        if earlier:
+            out.append(
+                err(
+                    "custom_id",
+                    "duplicate_custom_id",
+                    f"custom_id {short(cid)} is already used on line {earlier}; every request needs its own id",
+                )
+            )
 
     def _body(self, body: dict[str, Any], kind: str, line_no: int, out: list[Problem]) -> None:
         model = body.get("model")
@@ -1009,11 +1093,11 @@ class BatchChecker:
                         chars += len(content)
                     elif content is not None:
                         chars += json_chars(content)
-            tokens = -(-chars // CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * len(messages) + TOKENS_PER_REPLY
+            tokens = estimate_tokens(chars) + TOKENS_PER_MESSAGE * len(messages) + TOKENS_PER_REPLY
             self.stats.add(messages=len(messages), tokens=tokens, roles=roles, format=kind or None)
         else:
             data = body.get("input", body.get("prompt"))
-            size = -(-json_chars(data) // CHARS_PER_TOKEN) if data is not None else None
+            size = estimate_tokens(json_chars(data)) if data is not None else None
             self.stats.add(tokens=size, format=kind or None)
 
     def finish(self) -> list[Problem]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from attrs import frozen
 
-from llmfiles.validate.stats import CHARS_PER_TOKEN
+from llmfiles.validate.stats import CHARS_PER_TOKEN, estimate_tokens
 
 #: OpenAI's published overheads of the chat format
 TOKENS_PER_MESSAGE = 3
@@ -44,7 +44,8 @@ class TokenCounter:
 
 
 def estimate(text: str) -> int:
-    return -(-len(text) // CHARS_PER_TOKEN)
+    """The estimated tokens of ``text`` (:func:`llmfiles.validate.stats.estimate_tokens` of its length)."""
+    return estimate_tokens(len(text))
 
 
 ESTIMATE = TokenCounter(

@@ -5,6 +5,11 @@ A Gemini tuning record is ``{"systemInstruction"?: {"parts": [...]}, "contents":
 [...], ...}}``.  :func:`chat_to_gemini` turns an OpenAI chat fine-tuning record (``messages``, optional ``tools``)
 into a tuning record; :func:`convert_record` is the ``gemini`` conversion the plugin registers, which the core
 applies to a whole file (``llmfiles convert --to gemini``, ``convert="gemini"`` while uploading).
+
+The rules follow "Prepare supervised fine-tuning data for Gemini models" (Vertex AI,
+https://cloud.google.com/vertex-ai/generative-ai/docs/models/gemini-supervised-tuning-prepare) for tuning records
+and "Batch prediction from Cloud Storage" (https://cloud.google.com/vertex-ai/generative-ai/docs/multimodal/
+batch-prediction-from-cloud-storage) for batch records; each checker's docstring says which rule comes from where.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from llmfiles.models import Problem
-from llmfiles.validate.stats import ExampleStats, estimate_tokens, json_chars
+from llmfiles.validate.rules import bom_warning
+from llmfiles.validate.stats import ExampleStats, FileFacts, estimate_tokens, json_chars
 
 #: the name of the conversion to the Gemini tuning format
 GEMINI = "gemini"
@@ -135,8 +141,7 @@ def chat_to_gemini(record: Mapping[str, Any]) -> dict[str, Any]:
         where = f"messages[{i}]"
         if not isinstance(msg, dict):
             raise ConversionError("each message must be an object", where)
-        role = msg.get("role")
-        if role in ("system", "developer"):
+        if msg.get("role") in ("system", "developer"):
             if contents:
                 raise ConversionError(
                     "a system message after the first turn cannot be converted: Gemini has one systemInstruction, "
@@ -145,32 +150,7 @@ def chat_to_gemini(record: Mapping[str, Any]) -> dict[str, Any]:
                 )
             system.extend(_text_parts(msg.get("content"), where))
             continue
-        if role == "user":
-            gemini_role, parts = "user", _text_parts(msg.get("content"), where)
-        elif role == "assistant":
-            calls = msg.get("tool_calls") or []
-            if not isinstance(calls, list):
-                raise ConversionError("tool_calls must be a list", f"{where}.tool_calls")
-            parts = _text_parts(msg.get("content"), where, allow_empty=bool(calls))
-            for j, call in enumerate(calls):
-                call_id, part = _function_call(call, f"{where}.tool_calls[{j}]")
-                if call_id:
-                    call_names[call_id] = part["functionCall"]["name"]
-                parts.append(part)
-            gemini_role = "model"
-        elif role in ("tool", "function"):
-            name = msg.get("name") if role == "function" else call_names.get(str(msg.get("tool_call_id")))
-            if not isinstance(name, str) or not name:
-                raise ConversionError(
-                    "the tool message answers no earlier tool call (its tool_call_id matches none)",
-                    f"{where}.tool_call_id",
-                )
-            gemini_role = "user"
-            parts = [{"functionResponse": {"name": name, "response": _function_response(msg.get("content"))}}]
-        else:
-            raise ConversionError(
-                f"role {role!r} has no Gemini equivalent; use system, user, assistant or tool", f"{where}.role"
-            )
+        gemini_role, parts = _turn(msg, where, call_names)
         if contents and contents[-1]["role"] == gemini_role:
             contents[-1]["parts"].extend(parts)
         else:
@@ -183,6 +163,36 @@ def chat_to_gemini(record: Mapping[str, Any]) -> dict[str, Any]:
     if tools:
         out["tools"] = [{"functionDeclarations": _function_declarations(tools)}]
     return out
+
+
+def _turn(msg: dict[str, Any], where: str, call_names: dict[str, str]) -> tuple[str, list[dict[str, Any]]]:
+    """The Gemini role and parts of one user, assistant or tool message (``call_names`` maps tool call ids to the
+    functions they called, for the tool messages that answer them)."""
+    role = msg.get("role")
+    if role == "user":
+        return "user", _text_parts(msg.get("content"), where)
+    if role == "assistant":
+        calls = msg.get("tool_calls") or []
+        if not isinstance(calls, list):
+            raise ConversionError("tool_calls must be a list", f"{where}.tool_calls")
+        parts = _text_parts(msg.get("content"), where, allow_empty=bool(calls))
+        for j, call in enumerate(calls):
+            call_id, part = _function_call(call, f"{where}.tool_calls[{j}]")
+            if call_id:
+                call_names[call_id] = part["functionCall"]["name"]
+            parts.append(part)
+        return "model", parts
+    if role in ("tool", "function"):
+        name = msg.get("name") if role == "function" else call_names.get(str(msg.get("tool_call_id")))
+        if not isinstance(name, str) or not name:
+            raise ConversionError(
+                "the tool message answers no earlier tool call (its tool_call_id matches none)",
+                f"{where}.tool_call_id",
+            )
+        return "user", [{"functionResponse": {"name": name, "response": _function_response(msg.get("content"))}}]
+    raise ConversionError(
+        f"role {role!r} has no Gemini equivalent; use system, user, assistant or tool", f"{where}.role"
+    )
 
 
 def _function_declarations(tools: Any) -> list[dict[str, Any]]:
@@ -259,7 +269,15 @@ def _check_part(part: Any, where: str) -> list[tuple[str, str, str]]:
 
 
 def check_contents(contents: Any, where: str, *, last_model: bool) -> list[tuple[str, str, str]]:
-    """Problems ``(path, code, message)`` of a Gemini ``contents`` list."""
+    """Problems ``(path, code, message)`` of a Gemini ``contents`` list.
+
+    From "Prepare supervised fine-tuning data for Gemini models" (Vertex AI,
+    https://cloud.google.com/vertex-ai/generative-ai/docs/models/gemini-supervised-tuning-prepare): each turn is
+    ``{"role": "user" | "model", "parts": [...]}``, each part holds one kind of data.  For a tuning example
+    (``last_model``) the turn rules of the same page apply: the conversation starts with the user, the ``user`` and
+    ``model`` roles repeat in an alternating manner (two turns of one role in a row are one turn: merge their
+    parts), and the example ends with the model's answer, the output to learn.
+    """
     if not isinstance(contents, list) or not contents:
         return [(where, "no_contents", "contents must be a non-empty list of turns")]
     out: list[tuple[str, str, str]] = []
@@ -280,7 +298,26 @@ def check_contents(contents: Any, where: str, *, last_model: bool) -> list[tuple
         return out
     if contents[0].get("role") != "user":
         out.append((f"{where}[0].role", "first_turn_not_user", "the conversation must start with a user turn"))
-    if last_model and contents[-1].get("role") != "model":
+    if last_model:
+        out.extend(_turn_order(contents, where))
+    return out
+
+
+def _turn_order(contents: list[dict[str, Any]], where: str) -> list[tuple[str, str, str]]:
+    out: list[tuple[str, str, str]] = []
+    for i in range(1, len(contents)):
+        role = contents[i]["role"]
+        if role == contents[i - 1]["role"]:
+            out.append(
+                (
+                    f"{where}[{i}].role",
+                    "turns_not_alternating",
+                    f"two {role!r} turns in a row (turns {i - 1} and {i}); user and model turns alternate in a "
+                    "tuning example: put the parts of both in one turn",
+                )
+            )
+            break
+    if contents[-1]["role"] != "model":
         out.append(
             (
                 f"{where}[{len(contents) - 1}].role",
@@ -312,10 +349,30 @@ def check_tuning_record(record: Mapping[str, Any]) -> list[tuple[str, str, str]]
 
 
 def check_chat_record(record: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """Problems of an OpenAI chat-format record, the format Vertex takes for open-model tuning."""
+    """Problems of an OpenAI chat-format record, the format Vertex takes for open-model tuning.
+
+    A ``messages`` record with a ``model`` turn is the tuning format of Gemini 1.0 Pro (``{"messages": [{"role":
+    "system" | "user" | "model", "content": "..."}]}``, from "Prepare supervised tuning data" of Gemini 1.0 Pro,
+    https://cloud.google.com/vertex-ai/generative-ai/docs/models/gemini-supervised-tuning-about), which is retired
+    with Gemini 1.0 ("Model versions and lifecycle",
+    https://cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions): it is refused as such, with the
+    format that replaced it.
+    """
     messages = record.get("messages")
     if not isinstance(messages, list) or not messages:
         return [("messages", "no_messages", "messages must be a non-empty list")]
+    roles = [m.get("role") if isinstance(m, dict) else None for m in messages]
+    if "model" in roles:
+        i = roles.index("model")
+        return [
+            (
+                f"messages[{i}].role",
+                "retired_format",
+                "this is the tuning format of Gemini 1.0 Pro (messages with role 'model'), which is retired with "
+                "Gemini 1.0: write the example as {'systemInstruction'?: {'parts': [...]}, 'contents': [{'role': "
+                "'user' | 'model', 'parts': [{'text': ...}]}]}",
+            )
+        ]
     out: list[tuple[str, str, str]] = []
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict) or not isinstance(msg.get("role"), str):
@@ -336,6 +393,28 @@ def record_format(record: Mapping[str, Any]) -> Format | None:
     return None
 
 
+def _text_chars(turn: Any) -> int:
+    """The characters of a turn's text (a Gemini turn's text parts, a chat message's content; function calls and
+    responses as compact JSON), not of the JSON around it: what the token estimate counts."""
+    if not isinstance(turn, dict):
+        return 0
+    content = turn.get("content")
+    if isinstance(content, str):
+        return len(content)
+    parts = turn.get("parts") if "parts" in turn else content
+    chars = 0
+    for part in parts if isinstance(parts, list) else ():
+        if not isinstance(part, dict):
+            continue
+        text = part.get("text")
+        if isinstance(text, str):
+            chars += len(text)
+        for key in ("functionCall", "functionResponse"):
+            if key in part:
+                chars += json_chars(part[key])
+    return chars
+
+
 class TuningChecker:
     """Checks the records of a Vertex ``fine-tune`` file: in the Gemini format, or in the OpenAI chat format, which
     Vertex takes for open models such as Llama and Gemma (a warning says Gemini models need the Gemini format:
@@ -345,6 +424,10 @@ class TuningChecker:
         self.file_format: Format | None = None
         self.first_line = 0
         self.stats = ExampleStats()
+
+    def start(self, facts: FileFacts) -> list[Problem]:
+        """A BOM at the start of the file is a warning (:func:`llmfiles.validate.rules.bom_warning`)."""
+        return [bom_warning("Vertex AI")] if facts.has_bom else []
 
     def check(self, line_no: int, record: dict[str, Any]) -> list[Problem]:
         """The problems of one record (``line_no`` is its line in the file)."""
@@ -388,12 +471,9 @@ class TuningChecker:
             self.stats.add(format=fmt)
             return
         roles = [t["role"] for t in turns if isinstance(t, dict) and isinstance(t.get("role"), str)]
-        self.stats.add(
-            messages=len(turns),
-            tokens=estimate_tokens(json_chars(turns) + json_chars(record.get("systemInstruction") or "")),
-            roles=roles,
-            format=fmt,
-        )
+        system = record.get("systemInstruction")
+        chars = sum(map(_text_chars, turns)) + (_text_chars(system) if system is not None else 0)
+        self.stats.add(messages=len(turns), tokens=estimate_tokens(chars), roles=roles, format=fmt)
 
     def finish(self) -> list[Problem]:
         """The problems of the file as a whole (a chat-format file: a warning)."""
@@ -413,6 +493,10 @@ class TuningChecker:
 
 class BatchChecker:
     """Checks the records of a Vertex batch-prediction input file: ``{"request": {"contents": [...], ...}}``."""
+
+    def start(self, facts: FileFacts) -> list[Problem]:
+        """A BOM at the start of the file is a warning (:func:`llmfiles.validate.rules.bom_warning`)."""
+        return [bom_warning("Vertex AI")] if facts.has_bom else []
 
     def check(self, line_no: int, record: dict[str, Any]) -> list[Problem]:
         """The problems of one batch record (``line_no`` is its line in the file)."""

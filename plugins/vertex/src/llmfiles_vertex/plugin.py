@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from llmfiles import hookimpl
-from llmfiles.errors import ConfigurationError
+from llmfiles.errors import InvalidSetting
 from llmfiles.models import (
     Credentials,
     Delete,
@@ -158,10 +158,11 @@ def endpoint(credentials: Credentials, settings: Settings) -> gcs.Endpoint:
 
 
 def bucket_of(settings: Settings) -> str:
-    """The ``bucket`` setting, checked; a :class:`ConfigurationError` saying how to set it when there is none."""
+    """The ``bucket`` setting, checked; an :class:`InvalidSetting` (a :class:`ConfigurationError`) saying how to set
+    it when there is none (the dry run lists it beside missing credentials)."""
     value = settings.get("bucket")
     if not value:
-        raise ConfigurationError(
+        raise InvalidSetting(
             f"provider {NAME!r} needs a Cloud Storage bucket to put the files in: pass bucket='my-bucket' "
             "(CLI: -s bucket=my-bucket), or set LLMFILES_GCS_BUCKET (or GCS_BUCKET_NAME)"
         )
