@@ -45,11 +45,14 @@ def test_each_bad_file_has_exactly_its_problem(name: str) -> None:
 
 def test_the_corpus_has_a_bad_file_for_every_rule() -> None:
     in_corpus = {e["code"] for e in EXPECTED.values()}
-    assert in_corpus == set(batch.RULES) - {"file_too_large"}  # that one has a test of its own below
+    assert in_corpus == set(batch.RULES) - {"file_too_large", "bom"}  # those have tests of their own below
 
 
 def test_every_rule_cites_googles_documentation() -> None:
     for code, rule in batch.RULES.items():
+        if code == "bom":  # Google's pages say nothing of a BOM: the JSON standard is the source
+            assert rule.doc == "https://www.rfc-editor.org/rfc/rfc8259#section-8.1"
+            continue
         assert rule.code == code and rule.doc.startswith("https://ai.google.dev/"), rule
         assert "#" in rule.doc and rule.says
     # what a page cites is a page of the Gemini API's documentation, the batch guide first of all
@@ -74,6 +77,18 @@ def test_an_input_file_over_2_gb_is_refused_whole() -> None:
     [p] = checker.start(FileFacts(display="x.jsonl", size=batch.MAX_INPUT_BYTES + 1, has_bom=False))
     assert p.code == "file_too_large" and p.line is None and "2,000,000,000" in p.message
     assert checker.start(FileFacts(display="x.jsonl", size=batch.MAX_INPUT_BYTES, has_bom=False)) == []
+
+
+def test_a_byte_order_mark_is_a_warning_and_the_file_is_still_checked(tmp_path: Path) -> None:
+    good = (CORPUS / "batch" / "good" / "docs-example.jsonl").read_bytes()
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + good)
+    report = validate(path)
+    assert report.ok and [(p.code, p.severity, p.line) for p in report.problems] == [("bom", "warning", None)]
+    assert "RFC 8259" in report.problems[0].message and "Gemini" in report.problems[0].message
+    path.write_bytes(b"\xef\xbb\xbf" + good.replace(b'"key"', b'"kee"', 1))  # the records are checked after it
+    assert {"bom", "missing_key"} <= {p.code for p in validate(path).problems}
+    assert [p.code for p in validate(CORPUS / "batch" / "good" / "docs-example.jsonl").problems] == []
 
 
 def test_a_bare_request_is_still_checked_as_a_request() -> None:

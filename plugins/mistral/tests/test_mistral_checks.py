@@ -49,12 +49,15 @@ def test_each_bad_file_has_exactly_its_problem(name: str) -> None:
 
 def test_the_corpus_has_a_bad_file_for_every_rule() -> None:
     in_corpus = {e["code"] for e in EXPECTED.values()}
-    assert in_corpus == set(checks.RULES) - {"file_too_large", "too_many_requests"}  # tested below
+    assert in_corpus == set(checks.RULES) - {"file_too_large", "too_many_requests", "bom"}  # tested below
 
 
 def test_every_rule_cites_mistrals_documentation() -> None:
     for code, rule in checks.RULES.items():
         assert rule.code == code and rule.says, rule
+        if code == "bom":  # Mistral's pages say nothing of a BOM: the JSON standard is the source
+            assert rule.doc == "https://www.rfc-editor.org/rfc/rfc8259#section-8.1"
+            continue
         assert rule.doc.startswith(("https://docs.mistral.ai/", "https://github.com/mistralai/platform-docs-public/"))
     assert checks.RULES["content_with_tool_calls"].doc == checks.FT_DOC
     assert checks.RULES["missing_custom_id"].doc == "https://docs.mistral.ai/studio/batch-processing"
@@ -104,6 +107,25 @@ def test_a_call_that_ends_the_conversation_is_fine_and_a_tool_answer_that_does_i
         ("tool_call_not_answered", "messages[1].tool_calls"),
         ("last_not_assistant", "messages[2].role"),
     ]
+
+
+@pytest.mark.parametrize("purpose", ["fine-tune", "batch"])
+def test_a_byte_order_mark_is_a_warning_and_the_file_is_still_checked(purpose: str, tmp_path: Path) -> None:
+    record: dict[str, Any] = (
+        {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
+        if purpose == "fine-tune"
+        else {"custom_id": "0", "body": {"max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}]}}
+    )
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(record).encode() + b"\n")
+    report = validate(path, purpose)
+    assert report.ok and [(p.code, p.severity, p.line) for p in report.problems] == [("bom", "warning", None)]
+    assert "RFC 8259" in report.problems[0].message and "Mistral" in report.problems[0].message
+    path.write_bytes(json.dumps(record).encode() + b"\n")
+    assert validate(path, purpose).problems == []
+    broken = {"messages": [{"role": "function", "content": "x"}]} if purpose == "fine-tune" else {"body": {}}
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(broken).encode() + b"\n")
+    assert "bom" in {p.code for p in validate(path, purpose).problems} and not validate(path, purpose).ok
 
 
 def test_size_and_count_limits() -> None:

@@ -25,12 +25,16 @@ from typing import Any, Literal
 from attrs import frozen
 
 from llmfiles.models import Problem
+from llmfiles.validate.rules import bom_warning
 from llmfiles.validate.stats import ExampleStats, FileFacts, HashIndex, estimate_tokens, json_chars
 
 BATCH_DOC = "https://ai.google.dev/gemini-api/docs/batch-api#input-file"
 REQUEST_DOC = "https://ai.google.dev/api/generate-content#request-body"
 CONTENT_DOC = "https://ai.google.dev/api/caching#Content"
 PART_DOC = "https://ai.google.dev/api/caching#Part"
+#: RFC 8259, section 8.1: JSON text is sent without a byte order mark (Google's pages say nothing of one; the core's
+#: :func:`llmfiles.validate.rules.bom_warning` makes the warning, as the other providers' checkers do)
+BOM_DOC = "https://www.rfc-editor.org/rfc/rfc8259#section-8.1"
 #: "The maximum allowed file size for an input file is 2GB."
 MAX_INPUT_BYTES = 2 * 1000**3
 
@@ -97,6 +101,12 @@ RULES: Mapping[str, Rule] = {
             "generationConfig, cachedContent",
         ),
         Rule(code="file_too_large", severity="error", doc=BATCH_DOC, says="an input file is at most 2GB"),
+        Rule(
+            code="bom",
+            severity="warning",
+            doc=BOM_DOC,
+            says="JSON text is sent without a byte order mark; Google's pages say nothing of one",
+        ),
     )
 }
 
@@ -242,17 +252,19 @@ class BatchChecker:
         self.stats = ExampleStats(unit="requests")
 
     def start(self, facts: FileFacts) -> list[Problem]:
-        """A file over the 2 GB an input file may have."""
+        """A file over the 2 GB an input file may have; a byte order mark (a warning: Google's pages ask for JSONL and
+        say nothing of one, see :func:`llmfiles.validate.rules.bom_warning`)."""
+        out = [bom_warning("Gemini")] if facts.has_bom else []
         if facts.size > MAX_INPUT_BYTES:
-            return [
+            out.append(
                 problem(
                     "file_too_large",
                     "",
                     f"the file has {facts.size:,} bytes; a batch input file may have at most {MAX_INPUT_BYTES:,}: "
                     "split it into several batches",
                 )
-            ]
-        return []
+            )
+        return out
 
     def check(self, line_no: int, record: dict[str, Any]) -> list[Problem]:
         """The problems of one line."""

@@ -28,7 +28,8 @@ from typing import Any, Literal
 from attrs import frozen
 
 from llmfiles.models import Problem
-from llmfiles.validate.stats import CHARS_PER_TOKEN, ExampleStats, FileFacts, HashIndex, json_chars
+from llmfiles.validate.rules import bom_warning
+from llmfiles.validate.stats import ExampleStats, FileFacts, HashIndex, estimate_tokens, json_chars
 
 FT_DOC = "https://docs.mistral.ai/resources/deprecated/finetuning/text_vision_finetuning"
 FT_FAQ = f"{FT_DOC}#faq"
@@ -37,6 +38,9 @@ E2E_DOC = (
     "_03_e2e_examples/page.mdx"
 )
 BATCH_DOC = "https://docs.mistral.ai/studio/batch-processing"
+#: RFC 8259, section 8.1: JSON text is sent without a byte order mark (Mistral's pages say nothing of one; the core's
+#: :func:`llmfiles.validate.rules.bom_warning` makes the warning, as the other providers' checkers do)
+BOM_DOC = "https://www.rfc-editor.org/rfc/rfc8259#section-8.1"
 #: the fine-tuning FAQ: "the size limit for an individual training data file is 512MB"
 MAX_FILE_BYTES = 512 * 1000 * 1000
 #: the batch page: "We support up to 1 million requests in a single batch"
@@ -131,6 +135,12 @@ RULES: Mapping[str, Rule] = {
         ),
         Rule(code="unknown_field", severity="warning", doc=FT_DOC, says="examples hold messages (and tools)"),
         Rule(code="file_too_large", severity="error", doc=FT_FAQ, says="a training file has at most 512MB"),
+        Rule(
+            code="bom",
+            severity="warning",
+            doc=BOM_DOC,
+            says="JSON text is sent without a byte order mark; Mistral's pages say nothing of one",
+        ),
         Rule(code="missing_custom_id", severity="error", doc=BATCH_DOC, says="each request has a unique custom_id"),
         Rule(code="bad_custom_id", severity="error", doc=BATCH_DOC, says="custom_id is a string naming the request"),
         Rule(code="duplicate_custom_id", severity="error", doc=BATCH_DOC, says="custom_id is unique"),
@@ -179,16 +189,18 @@ class FineTuneChecker:
         self.stats = ExampleStats(unit="examples")
 
     def start(self, facts: FileFacts) -> list[Problem]:
+        """A file over the 512 MB a training file may have; a byte order mark (a warning, see :data:`BOM_DOC`)."""
+        out = [bom_warning("Mistral")] if facts.has_bom else []
         if facts.size > MAX_FILE_BYTES:
-            return [
+            out.append(
                 problem(
                     "file_too_large",
                     "",
                     f"the file has {facts.size:,} bytes; a training file may have {MAX_FILE_BYTES:,}: split it (a job "
                     "takes several files)",
                 )
-            ]
-        return []
+            )
+        return out
 
     def check(self, line_no: int, record: dict[str, Any]) -> list[Problem]:
         messages = record.get("messages")
@@ -208,7 +220,7 @@ class FineTuneChecker:
             if k not in RECORD_KEYS
         )
         chars = json_chars(messages) + json_chars(record.get("tools") or "")
-        self.stats.add(messages=len(messages), tokens=-(-chars // CHARS_PER_TOKEN), roles=roles, format="chat")
+        self.stats.add(messages=len(messages), tokens=estimate_tokens(chars), roles=roles, format="chat")
         return out
 
     def _message(
@@ -421,6 +433,10 @@ class BatchChecker:
         self.model_line = 0
         self.stats = ExampleStats(unit="requests")
 
+    def start(self, facts: FileFacts) -> list[Problem]:
+        """A byte order mark (a warning, see :data:`BOM_DOC`)."""
+        return [bom_warning("Mistral")] if facts.has_bom else []
+
     def check(self, line_no: int, record: dict[str, Any]) -> list[Problem]:
         self.requests += 1
         out = self._custom_id(line_no, record.get("custom_id"), "custom_id" in record)
@@ -486,7 +502,7 @@ class BatchChecker:
                 )
         self.stats.add(
             messages=len(messages) if isinstance(messages, list) else None,
-            tokens=-(-json_chars(messages if messages is not None else body) // CHARS_PER_TOKEN),
+            tokens=estimate_tokens(json_chars(messages if messages is not None else body)),
             roles=roles,
             format="chat" if "messages" in body else None,
         )
