@@ -460,6 +460,8 @@ CONTRACT = (
     "InProcessServer",
     "key_credentials",
     "missing_credentials",
+    "guarded_read",
+    "guarded_error",
 )
 
 

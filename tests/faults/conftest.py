@@ -14,8 +14,12 @@ from pathlib import Path
 
 import pytest
 from faultlib import GCS_BUCKET, PROVIDERS, REGION, S3_BUCKET, Harness, make_harness
+from loopback import sitecustomize as loopback
 
 os.environ["NO_GCE_CHECK"] = "true"  # google-auth never probes a metadata server here
+#: every process the suite starts imports this folder's ``sitecustomize``: it looks up loopback names only
+LOOPBACK_GUARD = str(Path(loopback.__file__).parent)
+loopback.install()  # and so does this one
 
 _KEEP = ("LLMFILES_PRISM",)
 _PREFIXES = ("AWS_", "AZURE_", "IDENTITY_", "MSI_", "IMDS_", "GOOGLE_", "OPENAI_", "LLMFILES_")
@@ -25,7 +29,7 @@ _OTHER = ("STORAGE_EMULATOR_HOST", "GCS_BUCKET_NAME")
 @pytest.fixture(autouse=True)
 def _fault_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No test sees the developer's keys, endpoints, identities or llmfiles settings; none can reach a real
-    identity service or instance metadata."""
+    identity service or instance metadata; none (nor any process it starts) looks up a name that is not loopback."""
     for name in list(os.environ):
         if (name.startswith(_PREFIXES) or name in _OTHER) and name not in _KEEP:
             monkeypatch.delenv(name, raising=False)
@@ -35,11 +39,15 @@ def _fault_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws" / "credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (LOOPBACK_GUARD, os.environ.get("PYTHONPATH")) if p))
     from llmfiles.api import _reset_default_client
 
     _reset_default_client()
+    loopback.REFUSED.clear()
     yield
     _reset_default_client()
+    refused, loopback.REFUSED[:] = list(loopback.REFUSED), []
+    assert not refused, f"the test looked up names that are not loopback: {refused}"
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,10 @@ A module of its own, not ``conftest``: conftest names clash when several suites 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -69,6 +73,10 @@ class Harness:
     sequential = False
     #: the provider's protocol has a complete request (GCS: the last chunk completes)
     has_complete = True
+    #: whether what a create whose answer was lost made can be told apart from another upload of the same name and
+    #: size (a name unique to the upload, or a checksum the provider reports); OpenAI and Azure cannot: the upload then
+    #: stops with ``MaybeUploaded`` naming the file instead of guessing
+    tells_lost_answers = True
 
     def __init__(self, proxy: FaultProxy, settings: dict[str, Any]) -> None:
         self.proxy = proxy
@@ -135,6 +143,7 @@ class Harness:
 
 class OpenAIHarness(Harness):
     name = "openai"
+    tells_lost_answers = False
     large = {"multipart_threshold": 256 * KiB, "part_size": 256 * KiB}
     large_bytes = MiB + 1234
     part_bytes = 256 * KiB
@@ -316,3 +325,66 @@ def make_harness(name: str, request: pytest.FixtureRequest, prefix: str) -> Iter
             assert not proxy.errors, f"the fault proxy failed: {proxy.errors!r}"
         return
     raise ValueError(name)
+
+
+# --- the command line -----------------------------------------------------------------------------------------
+
+
+def cli_env(h: Harness) -> dict[str, str]:
+    """The environment that points the CLI at the harness's proxy, with the planted secret."""
+    env = dict(os.environ)
+    s = h.settings
+    if h.name == "openai":
+        env.update(OPENAI_API_KEY=OPENAI_KEY, OPENAI_BASE_URL=s["api_base"])
+    elif h.name == "azure":
+        env.update(AZURE_OPENAI_API_KEY=AZURE_KEY, AZURE_OPENAI_ENDPOINT=s["api_base"])
+    elif h.name == "vertex_ai":
+        env.update(
+            GOOGLE_OAUTH_ACCESS_TOKEN=GOOGLE_TOKEN,
+            STORAGE_EMULATOR_HOST=s["api_base"],
+            LLMFILES_GCS_BUCKET=GCS_BUCKET,
+            LLMFILES_GCS_PREFIX=s["prefix"],
+        )
+    else:
+        env.update(
+            AWS_ACCESS_KEY_ID=AWS_KEY_ID,
+            AWS_SECRET_ACCESS_KEY=AWS_SECRET,
+            AWS_ENDPOINT_URL_S3=s["api_base"],
+            AWS_REGION=REGION,
+            LLMFILES_S3_BUCKET=S3_BUCKET,
+            LLMFILES_S3_PREFIX=s["prefix"],
+        )
+    env.update(LLMFILES_TIMEOUT="5", LLMFILES_MAX_RETRY_WAIT="0.01")
+    return env
+
+
+def run_cli(
+    h: Harness, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``llmfiles ARGS`` in another process, pointed at the harness (``env`` adds to :func:`cli_env`)."""
+    return subprocess.run(
+        [sys.executable, "-m", "llmfiles", *args],
+        env={**cli_env(h), **(env or {})},
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def run_bounded(call: Callable[[], Any], limit: float) -> Any:
+    """What ``call()`` returns or raises (the exception is returned), run in a thread given ``limit`` seconds; a call
+    still running then fails the test (it would otherwise hang the suite on a bug)."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(limit)
+    assert not worker.is_alive(), f"still running after {limit:g}s"
+    return outcome[0]

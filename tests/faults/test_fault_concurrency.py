@@ -6,10 +6,10 @@ the client is closed no socket or file descriptor is left open."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import os
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +38,20 @@ def sockets(fds: dict[str, str]) -> int:
     return sum(1 for target in fds.values() if target.startswith("socket:"))
 
 
+def settled_fds(server: OpenAILikeServer, tmp_path: Path, sample: Path) -> dict[str, str]:
+    """The descriptors open once everything that opens some on first use has run (one upload of each kind through a
+    client of its own, closed again) and the server closed every connection: what the test's own calls leave open
+    is then exactly what is open beyond these (nothing else in the process opens or closes descriptors meanwhile)."""
+    with llmfiles.Client("openai", api_base=server.url, api_key=server.api_key, max_retry_wait=0.01) as warm:
+        small = chat_file(tmp_path / "warm-up.jsonl", min_bytes=8 * KiB, tag="warm-up ")
+        for path in (small, sample):
+            warm.upload(path, purpose="fine-tune", multipart_threshold=256 * KiB, part_size=256 * KiB)
+    assert server.wait_idle(), "the server kept connections of the warm-up open"
+    server.reset()
+    gc.collect()  # sockets and files only garbage refers to
+    return open_fds()
+
+
 @pytest.fixture
 def server() -> Iterator[OpenAILikeServer]:
     with OpenAILikeServer(api_key="sk-base-0123456789") as s:
@@ -56,7 +70,7 @@ def test_threads_and_tasks_share_one_client_without_cross_talk_or_leaks(
         # every 8th call is a large upload (the Uploads API in parts); the others one request each
         size = 600 * KiB if i % 8 == 0 else 8 * KiB
         files[i] = chat_file(tmp_path / f"caller-{i:03d}.jsonl", min_bytes=size, tag=f"caller {i} ")
-    baseline = open_fds()
+    baseline = settled_fds(server, tmp_path, files[0])
 
     client = llmfiles.Client("openai", api_base=server.url, max_retry_wait=0.01)
     results: dict[int, llmfiles.FileObject] = {}
@@ -124,14 +138,8 @@ def test_threads_and_tasks_share_one_client_without_cross_talk_or_leaks(
     client.close()
 
     # the server closes its side once the client's connections are gone; then no descriptor opened since is open
-    # (descriptors of earlier tests may close meanwhile: only new ones count)
-    def opened_since() -> dict[str, str]:
-        return {fd: target for fd, target in open_fds().items() if baseline.get(fd) != target}
-
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and opened_since():
-        time.sleep(0.05)
-    leaked = opened_since()
+    assert server.wait_idle(), "the server still has connections open: the client did not close its own"
+    leaked = dict(set(open_fds().items()) - set(baseline.items()))
     assert not leaked, f"left open: {sorted(leaked.values())} ({sockets(leaked)} sockets)"
 
 

@@ -17,7 +17,14 @@ Every request passes through unchanged unless a rule matches it; a rule then bre
   server never gets the request) or after the server did the work (``forward=True``: the answer comes too late);
 * :class:`TruncateResponse` — forward, then send the server's answer cut after ``n`` body bytes and reset;
 * :class:`ReplaceResponse` — forward (the server does the work), then answer something else (a 502 from a gateway,
-  an HTML page, a body that is not JSON).
+  an HTML page, a body that is not JSON);
+* :class:`Answer` — answer itself with what a function makes of the request (pages that never end, say);
+* :class:`Drip` — answer itself one byte at a time, a byte a second: the head and the body, or the head at once and
+  then the body (a server that never trips a timeout between bytes);
+* :class:`Swallow` — read the head, never the body, and hold the connection (a peer that stopped reading: the
+  client's send blocks once the socket buffers are full);
+* :class:`Flood` — answer itself with a body of ``size`` zero bytes, made as it is sent (a gigabyte costs no
+  memory), for as long as the client reads.
 
 :func:`reset_offset` picks a deterministic "random" byte offset from a seed, for :class:`DropAfter`.
 
@@ -127,6 +134,32 @@ class ReplaceResponse:
     body: bytes = b""
 
 
+@define(frozen=True)
+class Answer:
+    make: Callable[[ProxyRequest], tuple[int, Mapping[str, str], bytes]]
+
+
+@define(frozen=True)
+class Drip:
+    status: int = 200
+    headers: Mapping[str, str] = field(factory=dict)
+    body: bytes = b""
+    every: float = 1.0
+    #: drip the head too (else the head goes at once, then the body drips)
+    head: bool = True
+
+
+@define(frozen=True)
+class Swallow:
+    pass
+
+
+@define(frozen=True)
+class Flood:
+    size: int
+    headers: Mapping[str, str] = field(factory=dict)
+
+
 def reset_offset(seed: int, length: int) -> int:
     """A byte offset in ``[1, length)`` that depends only on ``seed`` (a connection reset "at a random offset"
     that is the same in every run)."""
@@ -148,6 +181,7 @@ class FaultProxy:
         *,
         keep_bodies: bool = False,
         fix_response: Callable[[ProxyRequest, bytes], bytes] | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.keep_bodies = keep_bodies
@@ -160,10 +194,10 @@ class FaultProxy:
         self.dropped: bytes | None = None
         self._lock = threading.Lock()
         self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.bind((host, 0))
         self._sock.listen(64)
         self.port = int(self._sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self._threads: list[threading.Thread] = []
         self._closed = False
         self._closing = threading.Event()
@@ -233,6 +267,20 @@ class FaultProxy:
                 method, target, headers, raw_headers = _parse_head(head)
                 req = ProxyRequest(method=method, target=target, headers=headers, body=b"")
                 action = self._action_for(req)
+                if isinstance(action, Swallow):
+                    req.action = "swallow"
+                    self._record(req, b"")
+                    self._closing.wait(3600)
+                    return
+                if isinstance(action, Flood):
+                    req.action = f"flood {action.size} bytes"
+                    self._record(req, _read_body(conn, headers, rest))
+                    _flood(conn, action)
+                    return
+                if isinstance(action, (Answer, Drip)):
+                    self._record(req, _read_body(conn, headers, rest))
+                    self._answer(conn, req, action)
+                    return
                 if isinstance(action, Respond):
                     req.action = "respond"
                     self._record(req, _read_body(conn, headers, rest))
@@ -308,6 +356,26 @@ class FaultProxy:
         except Exception as exc:  # recorded for the test to see; never raised into the accept loop
             if not self._closed:
                 self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def _answer(self, conn: socket.socket, req: ProxyRequest, action: Answer | Drip) -> None:
+        if isinstance(action, Answer):
+            req.action = "answer"
+            status, headers, body = action.make(req)
+            _send_response(conn, status, dict(headers), body)
+            return
+        req.action = "drip" + (" head and body" if action.head else " body")
+        head, _, body = _response_bytes(action.status, dict(action.headers), action.body).partition(b"\r\n\r\n")
+        head += b"\r\n\r\n"
+        slow = head + body if action.head else body
+        try:
+            if not action.head:
+                conn.sendall(head)
+            for i in range(len(slow)):
+                if self._closing.wait(action.every):
+                    return
+                conn.sendall(slow[i : i + 1])
+        except OSError:
+            pass  # the client gave up: that is what it should do
 
     def _record(self, req: ProxyRequest, body: bytes) -> None:
         req.body = body if self.keep_bodies else b""
@@ -427,14 +495,33 @@ def _close_delimited(response: bytes, *, head_only: bool = False) -> bytes:
     return ("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + body
 
 
-def _send_response(conn: socket.socket, status: int, headers: dict[str, str], body: bytes) -> None:
+def _response_bytes(status: int, headers: dict[str, str], body: bytes) -> bytes:
     lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     lines += [f"Content-Length: {len(body)}", "Connection: close"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def _send_response(conn: socket.socket, status: int, headers: dict[str, str], body: bytes) -> None:
     try:
-        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        conn.sendall(_response_bytes(status, headers, body))
     except OSError:
         pass  # the client stopped reading (an answer too large for it, say): that is its right
+
+
+def _flood(conn: socket.socket, action: Flood) -> None:
+    head = _response_bytes(200, {**action.headers}, b"").replace(
+        b"Content-Length: 0", f"Content-Length: {action.size}".encode()
+    )
+    block = bytes(1024 * 1024)
+    try:
+        conn.sendall(head)
+        left = action.size
+        while left > 0:
+            conn.sendall(block[: min(left, len(block))])
+            left -= len(block)
+    except OSError:
+        pass  # the client stopped reading: what it should do
 
 
 def _reset(conn: socket.socket) -> None:

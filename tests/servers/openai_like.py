@@ -380,6 +380,9 @@ class OpenAILikeServer:
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
+        #: server-side sockets not closed yet (a connection is counted until its socket is closed)
+        self._open_sockets = 0
+        self._idle = threading.Condition(self._lock)
         self.reset()
 
     @classmethod
@@ -420,6 +423,12 @@ class OpenAILikeServer:
         httpd.server_close()
         if self._thread is not None:
             self._thread.join()
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until every connection the server accepted is closed on its side (each handler thread closes its
+        socket once the client closed its end); ``False`` if some are still open after ``timeout``."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._open_sockets == 0, timeout)
 
     def __enter__(self) -> OpenAILikeServer:
         return self.start()
@@ -1048,6 +1057,26 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = False
     app: OpenAILikeServer
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.app._lock:
+            self.app._open_sockets += 1
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._closed_one()
+            raise
+
+    def shutdown_request(self, request: Any) -> None:
+        try:
+            super().shutdown_request(request)
+        finally:
+            self._closed_one()
+
+    def _closed_one(self) -> None:
+        with self.app._idle:
+            self.app._open_sockets -= 1
+            self.app._idle.notify_all()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # a client that disconnects is not a server error; anything else is kept for the test to see

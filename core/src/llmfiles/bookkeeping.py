@@ -189,7 +189,11 @@ class Ledger:
 def state_error(db: StateDB | None, exc: BaseException) -> LLMFilesError:
     """A state database that cannot be read, as an error that says which file and what to do."""
     where = db.path if db is not None else "the state database"
+    if db is not None and db.path.is_symlink():
+        why = "it is a symbolic link, which llmfiles does not follow"
+    else:
+        why = f"{type(exc).__name__}: {exc}"
     return LLMFilesError(
-        f"llmfiles' state database {where} cannot be read ({type(exc).__name__}: {exc}); move it aside (it only holds "
-        "unfinished uploads and the record of uploaded files) and run again"
+        f"llmfiles' state database {where} cannot be read ({why}); move it aside (it only holds unfinished uploads "
+        "and the record of uploaded files) and run again"
     )

@@ -183,8 +183,26 @@ class Call:
         """Send ``exchange`` and return what its reader made of the answer.
 
         ``digests`` gives the digests of the file's bytes as sent (for a lost answer's probe); ``file_id`` is the
-        file the request is about (a 404 is then :class:`FileNotFound`).
+        file the request is about (a 404 is then :class:`FileNotFound`).  A provider error leaves with every echo of
+        a secret masked, in its message and each of its fields, and without the errors it was raised from (a JSON
+        parser's error keeps the whole answer it could not parse).
         """
+        try:
+            return self._run(exchange, body, retries, sink, on_sink_chunk, digests, file_id)
+        except ProviderError as exc:
+            failed = exc.redacted(self.secrets)
+        raise failed  # out of the ``except``: it carries no context
+
+    def _run(
+        self,
+        exchange: Exchange[T],
+        body: BodySource | None,
+        retries: bool,
+        sink: IO[bytes] | None,
+        on_sink_chunk: Callable[[bytes], None] | None,
+        digests: Callable[[], Mapping[str, str]] | None,
+        file_id: str | None,
+    ) -> T:
         with plugin_boundary(self.plugin, "llmfiles_request", self.secrets):
             request = self.plugins.prepare_request(self.name, exchange.request)
         policy = self.policy if retries else _once(self.policy)
@@ -210,12 +228,13 @@ class Call:
                 with plugin_boundary(self.name, "the answer", self.secrets, reading=True):
                     return exchange.read(response)
             except ProviderError as exc:
-                if probe is None or second_try:
-                    raise exc.redacted(self.secrets) from None
-                # a create answered 2xx with a body that cannot be read: the file may exist; look before sending again
-                found = self._look(probe, started, digests, f"an unreadable answer ({exc.message})")
-                if found is not None:
-                    return found  # type: ignore[return-value]
+                unreadable = exc.redacted(self.secrets)
+            if probe is None or second_try:
+                raise unreadable
+            # a create answered 2xx with a body that cannot be read: the file may exist; look before sending again
+            found = self._look(probe, started, digests, f"an unreadable answer ({unreadable.message})")
+            if found is not None:
+                return found  # type: ignore[return-value]
         raise AssertionError("unreachable")
 
     def _error(
@@ -232,7 +251,9 @@ class Call:
             err = ProviderError(text, provider=self.name, status=response.status)
         if err.status is None:
             err.status = response.status
-        if response.status in (401, 403) and not isinstance(err, AuthenticationError):
+        # a refusal from a provider that takes no credentials (the local store) is not about a credential
+        credentialed = self.credentials.kind != "none"
+        if response.status in (401, 403) and credentialed and not isinstance(err, AuthenticationError):
             err = err.becoming(
                 AuthenticationError,
                 f"{err.message} (the credential used came from {self.credentials.source}; check it is valid and "

@@ -2,18 +2,22 @@
 
 Exit codes: 0 ok, 1 provider or network error, 2 usage, configuration or validation error.  Errors are one
 clear line on stderr (plus notes), with a traceback only under ``--debug``.  ``--json`` prints machine-readable
-JSON only.
+JSON only.  Human output shows text that came from a server (ids, names, statuses, error messages) with its control
+characters escaped (:func:`llmfiles.redact.printable`): it cannot recolour the terminal, set its title or fake a line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from llmfiles.redact import printable
 
 if TYPE_CHECKING:
     from llmfiles.api import Client
@@ -52,7 +56,7 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _usage_error(message: str) -> int:
-    print(f"llmfiles: error: {message}", file=sys.stderr)
+    print(f"llmfiles: error: {printable(message)}", file=sys.stderr)
     return 2
 
 
@@ -198,11 +202,27 @@ def _when(ts: int | None) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
+def _lines(text: str) -> list[str]:
+    """``text``'s own lines (llmfiles' layout), each with its control characters escaped."""
+    return [printable(line) for line in text.split("\n")]
+
+
+def _error_text(exc: BaseException) -> str:
+    """An error's message for the terminal: a validation error keeps the lines llmfiles made of its problems; any
+    other message may hold a server's text, whose newlines must not start lines of their own."""
+    from llmfiles.errors import ValidationError
+
+    text = str(exc)
+    return "\n".join(_lines(text)) if isinstance(exc, ValidationError) else printable(text)
+
+
 def _describe(f: FileObject) -> str:
+    p = printable
+    details = f" ({p(f.status_details)})" if f.status_details else ""
     return (
-        f"{f.id}\n  filename:   {f.filename}\n  purpose:    {f.purpose}\n  bytes:      {f.bytes:,}\n"
-        f"  status:     {f.status}{' (' + f.status_details + ')' if f.status_details else ''}\n"
-        f"  created:    {_when(f.created_at)}\n  provider:   {f.provider}"
+        f"{p(f.id)}\n  filename:   {p(f.filename)}\n  purpose:    {p(f.purpose)}\n  bytes:      {f.bytes:,}\n"
+        f"  status:     {p(f.status)}{details}\n"
+        f"  created:    {_when(f.created_at)}\n  provider:   {p(f.provider)}"
     )
 
 
@@ -265,8 +285,8 @@ def _cmd_providers(client: Client, args: argparse.Namespace) -> int:
     else:
         for r in rows:
             alias = f" (also: {', '.join(r['aliases'])})" if r["aliases"] else ""
-            print(f"{r['name']}{alias}  [{r['package']}]  {r['description']}")
-            print(f"    purposes: {', '.join(r['purposes'])}")
+            print(printable(f"{r['name']}{alias}  [{r['package']}]  {r['description']}"))
+            print(printable(f"    purposes: {', '.join(r['purposes'])}"))
     return 0
 
 
@@ -300,9 +320,9 @@ def _dry_run(client: Client, args: argparse.Namespace, settings: dict[str, Any])
             if k == "ok" or (k == "problems" and not v):
                 continue
             if isinstance(v, list):
-                text = "\n      ".join(str(x).replace("\n", "\n      ") for x in v)
+                text = "\n      ".join("\n      ".join(_lines(str(x))) for x in v)
             else:
-                text = f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+                text = f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else printable(str(v))
             print(f"  {k + ':':<13} {text}")
     return 0 if ok else 2
 
@@ -362,7 +382,8 @@ def _cmd_list(client: Client, args: argparse.Namespace) -> int:
     count = 0
     for f in files:
         count += 1
-        print(f"{f.id}  {f.purpose:<11} {f.bytes:>14,}  {_when(f.created_at)}  {f.status:<9}  {f.filename}")
+        p = printable
+        print(f"{p(f.id)}  {p(f.purpose):<11} {f.bytes:>14,}  {_when(f.created_at)}  {p(f.status):<9}  {p(f.filename)}")
     if count == 0:
         print("no files", file=sys.stderr)
     return 0
@@ -384,7 +405,7 @@ def _cmd_delete(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"id": args.id, "deleted": True})
     else:
-        print(f"deleted {args.id}")
+        print(f"deleted {printable(args.id)}")
     return 0
 
 
@@ -399,14 +420,14 @@ def _cmd_download(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"id": args.id, "path": os.fspath(path), "bytes": path.stat().st_size})
     else:
-        print(f"saved {args.id} to {path} ({path.stat().st_size:,} bytes)")
+        print(f"saved {printable(args.id)} to {printable(str(path))} ({path.stat().st_size:,} bytes)")
     return 0
 
 
 def _print_report(label: str, report: Report) -> None:
     """The listed problems of ``report``, each on a line starting with ``label`` (the file whose lines they are)."""
     for p in report.problems:
-        print(f"{label}: {p.describe()}")
+        print("\n".join(_lines(f"{label}: {p.describe()}")))
     if report.hidden:
         print(f"... and {report.hidden} more problem(s) (raise --max-problems to see them)")
 
@@ -421,8 +442,8 @@ def _cmd_uploads(client: Client, args: argparse.Namespace) -> int:
     for r in rows:
         done = f"{r['bytes_done']:,} of {r['bytes']:,} bytes ({r['parts_done']}/{r['parts']} parts)"
         state = "running now" if r["running"] else f"expires {_when(r['expires_at'])}" if r["expires_at"] else ""
-        print(f"{r['id']}  {r['provider']:<10} {done}  started {_when(r['started_at'])}  {state}")
-        print(f"    {r['file']} -> {r['destination']} ({r['purpose']})")
+        print(printable(f"{r['id']}  {r['provider']:<10} {done}  started {_when(r['started_at'])}  {state}"))
+        print(printable(f"    {r['file']} -> {r['destination']} ({r['purpose']})"))
     return 0
 
 
@@ -431,7 +452,7 @@ def _cmd_abort(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result)
     else:
-        print(f"upload {result['id']} of {result['file']}: {result['note']}; forgotten")
+        print(printable(f"upload {result['id']} of {result['file']}: {result['note']}; forgotten"))
     return 0
 
 
@@ -456,9 +477,9 @@ def _cmd_validate(client: Client, args: argparse.Namespace) -> int:
         if report.record_rules is False:
             verdict += " as JSONL (no record rules ran: see 'checked')"
         counts = f"{report.records:,} records, {report.errors} error(s), {report.warnings} warning(s)"
-        print(f"{args.file}: {verdict}: {counts}")
+        print(printable(f"{args.file}: {verdict}: {counts}"))
         for line in report.summary():
-            print(f"  {line}")
+            print(f"  {printable(line)}")
     return 0 if report.ok else 2
 
 
@@ -476,11 +497,13 @@ def _cmd_convert(client: Client, args: argparse.Namespace) -> int:
         assert result.output is not None
         out = result.output
         print(
-            f"{args.output}: written: {out.records:,} records in the {result.converter} format, checked: "
-            f"{out.errors} error(s), {out.warnings} warning(s)"
+            printable(
+                f"{args.output}: written: {out.records:,} records in the {result.converter} format, checked: "
+                f"{out.errors} error(s), {out.warnings} warning(s)"
+            )
         )
         for line in out.summary():
-            print(f"  {line}")
+            print(f"  {printable(line)}")
         return 0
     if result.output is None:
         why = f"{result.conversion.errors} error(s) in {args.file} stop its conversion"
@@ -489,7 +512,7 @@ def _cmd_convert(client: Client, args: argparse.Namespace) -> int:
             f"the records of {args.file}, converted, break {result.output.errors} rule(s) of the "
             f"{result.converter} format"
         )
-    print(f"{args.output}: NOT written: {why}; fix {args.file} and run again")
+    print(printable(f"{args.output}: NOT written: {why}; fix {args.file} and run again"))
     return 2
 
 
@@ -507,18 +530,58 @@ COMMANDS = {
 }
 
 
+class _Printable(logging.Formatter):
+    """Log lines with the control characters of their messages escaped (a message may quote a server)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler writing to whatever ``sys.stderr`` is when a record comes (as Python's last-resort handler)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def _setup_logging(debug: bool) -> None:
+    """Where log records go: warnings (everything with ``--debug``) to stderr, escaped, unless the process has
+    configured logging itself."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = _Stderr()
+        handler.setFormatter(_Printable("%(levelname)s %(name)s: %(message)s" if debug else "%(message)s"))
+        root.addHandler(handler)
+        if debug:
+            root.setLevel(logging.DEBUG)
+    if debug:
+        # urllib3 logs whole URLs at DEBUG, signed query strings included; llmfiles logs its own, redacted
+        logging.getLogger("urllib3").setLevel(logging.INFO)
+
+
+def _report(exc: BaseException, debug: bool) -> None:
+    """An error (or an interruption) on stderr: one line, then its notes (what became of the upload)."""
+    if isinstance(exc, KeyboardInterrupt):
+        print("llmfiles: interrupted", file=sys.stderr)
+    else:
+        if debug:
+            import traceback
+
+            traceback.print_exception(exc)
+        print(f"llmfiles: error: {_error_text(exc)}", file=sys.stderr)
+    for note in getattr(exc, "__notes__", ()):
+        print(f"  {printable(str(note))}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    if args.debug:
-        import logging
-
-        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
-        # urllib3 logs whole URLs at DEBUG, signed query strings included; llmfiles logs its own, redacted
-        logging.getLogger("urllib3").setLevel(logging.INFO)
+    _setup_logging(args.debug)
     from llmfiles.api import Client
     from llmfiles.errors import LLMFilesError
 
@@ -526,16 +589,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](client, args)
     except LLMFilesError as exc:
-        if args.debug:
-            import traceback
-
-            traceback.print_exc()
-        print(f"llmfiles: error: {exc}", file=sys.stderr)
-        for note in getattr(exc, "__notes__", ()):
-            print(f"  {note}", file=sys.stderr)
+        _report(exc, args.debug)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("llmfiles: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        _report(exc, args.debug)
         return 130
     except BrokenPipeError:
         return 0
@@ -543,7 +600,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(
-            f"llmfiles: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            f"llmfiles: internal error: {type(exc).__name__}: {printable(str(exc))} (run with --debug for the "
+            "traceback)",
             file=sys.stderr,
         )
         return 1

@@ -51,7 +51,7 @@ from llmfiles.models import (
 )
 from llmfiles.paths import default_home, private_dir
 from llmfiles.pluginapi import hookimpl
-from llmfiles.provider import BaseProvider, Exchange, Http, PartsUpload, Probe
+from llmfiles.provider import BaseProvider, Exchange, Http, PartsUpload, Probe, guarded_error, guarded_read
 
 NAME = "local"
 SCHEME = "local"
@@ -159,7 +159,7 @@ def _candidates(facts: UploadFacts) -> Callable[[HttpResponse], Sequence[FileObj
     def read(response: HttpResponse) -> Sequence[FileObject]:
         return [f for f in _page(response).files if f.filename == facts.filename and f.bytes == facts.size]
 
-    return read
+    return guarded_read(NAME, read)
 
 
 class LocalParts(PartsUpload):
@@ -181,6 +181,8 @@ class LocalParts(PartsUpload):
 
         def read(response: HttpResponse) -> Receipt:
             data = response.json()
+            if not isinstance(data, dict):
+                raise TypeError(f"the answer is a {type(data).__name__}")
             if data.get("md5") != part.sent.get("md5"):
                 raise ProviderError(
                     f"part {part.number} arrived damaged (md5 {data.get('md5')} != sent {part.sent.get('md5')})",
@@ -189,7 +191,8 @@ class LocalParts(PartsUpload):
                 )
             return {"id": data["id"], "offset": part.offset, "length": part.length}
 
-        return Exchange(request=HttpRequest(method="PUT", url=url, body=(part.body,)), read=read, error=_error)
+        request = HttpRequest(method="PUT", url=url, body=(part.body,))
+        return Exchange(request=request, read=guarded_read(NAME, read), error=_error)
 
     def complete(
         self, state: UploadState, receipts: Sequence[Receipt], digests: Mapping[str, str]
@@ -208,6 +211,9 @@ class LocalParts(PartsUpload):
 
 
 def _file_object(data: Mapping[str, Any]) -> FileObject:
+    texts = [data["id"], data["filename"], data["purpose"]]
+    if not all(isinstance(t, str) for t in texts):
+        raise TypeError("the file's id, name and purpose must be strings")
     md5 = data.get("md5")
     return FileObject(
         id=data["id"],
@@ -222,31 +228,41 @@ def _file_object(data: Mapping[str, Any]) -> FileObject:
     )
 
 
-def _file(response: HttpResponse) -> FileObject:
+def _read_file(response: HttpResponse) -> FileObject:
     return _file_object(response.json())
 
 
-def _page(response: HttpResponse) -> FilePage:
+def _read_page(response: HttpResponse) -> FilePage:
     data = response.json()
     files = tuple(_file_object(d) for d in data["data"])
     return FilePage(files=files, next_cursor=files[-1].id if data.get("has_more") and files else None)
 
 
-def _upload_id(response: HttpResponse) -> UploadState:
-    return {"upload_id": response.json()["id"]}
+def _read_upload_id(response: HttpResponse) -> UploadState:
+    upload_id = response.json()["id"]
+    if not isinstance(upload_id, str):
+        raise TypeError(f"the upload id is a {type(upload_id).__name__}")
+    return {"upload_id": upload_id}
 
 
 def _true(response: HttpResponse) -> bool:
     return True
 
 
-def _error(response: HttpResponse) -> ProviderError:
+def _read_error(response: HttpResponse) -> ProviderError:
     try:
         err = response.json()["error"]
-        message, code = err["message"], err.get("code")
+        message, code = str(err["message"]), err.get("code")
     except (ValueError, KeyError, TypeError):
         message, code = response.body.decode("utf-8", "replace")[:500], None
-    return ProviderError(message, provider=NAME, status=response.status, code=code)
+    return ProviderError(message, provider=NAME, status=response.status, code=None if code is None else str(code))
+
+
+# an answer of another shape than the store's is an error of the provider, never a KeyError
+_file = guarded_read(NAME, _read_file)
+_page = guarded_read(NAME, _read_page)
+_upload_id = guarded_read(NAME, _read_upload_id)
+_error = guarded_error(NAME, _read_error)
 
 
 # --- the store, answering local: requests --------------------------------------------------------------------

@@ -323,10 +323,13 @@ class HttpResponse:
         return self.headers.get(name.lower(), default)
 
     def json(self) -> Any:
-        """The body parsed as JSON; raises ``ValueError`` when it is not JSON."""
+        """The body parsed as JSON; raises ``ValueError`` when it is not JSON (or nested too deeply to parse)."""
         import json
 
-        return json.loads(self.body)
+        try:
+            return json.loads(self.body)
+        except RecursionError:
+            raise ValueError("the JSON answer is nested too deeply to be read") from None
 
     def __repr__(self) -> str:
         return (

@@ -496,22 +496,32 @@ def _same_receipt(listed: Receipt, recorded: Receipt) -> bool:
 
 
 def _in_parallel(send_part: Callable[[Part], Receipt], todo: list[Part], max_concurrency: int) -> dict[int, Receipt]:
+    from llmfiles.transport import cancellable
+
     pool = ThreadPoolExecutor(max_workers=min(max_concurrency, len(todo)), thread_name_prefix="llmfiles-part")
     pending: dict[Any, int] = {}
-    try:
-        # each part runs in a copy of the caller's context, so progress callbacks see its contextvars
-        pending = {pool.submit(contextvars.copy_context().run, send_part, p): p.index for p in todo}
-        finished, _ = wait(pending, return_when=FIRST_EXCEPTION)
-        failed = [f for f in finished if f.exception() is not None]
-        if failed:
-            exc = failed[0].exception()
-            assert exc is not None
-            raise exc
-        return {i: f.result() for f, i in pending.items()}
-    finally:
-        for f in pending:
-            f.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+    with cancellable() as cancel:
+        try:
+            # each part runs in a copy of the caller's context, so progress callbacks see its contextvars (and the
+            # parts' requests, the cancel)
+            pending = {pool.submit(contextvars.copy_context().run, send_part, p): p.index for p in todo}
+            finished, _ = wait(pending, return_when=FIRST_EXCEPTION)
+            failed = [f for f in finished if f.exception() is not None]
+            if failed:
+                exc = failed[0].exception()
+                assert exc is not None
+                raise exc
+            return {i: f.result() for f, i in pending.items()}
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                # Ctrl-C: the parts in flight are cut, not waited for (their answers may take minutes); a part that
+                # failed leaves the others to finish, so that what they sent is recorded for the next run
+                cancel.cancel()
+            raise
+        finally:
+            for f in pending:
+                f.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _abort(protocol: UploadProtocol, state: UploadState, run: Runner, exc: BaseException) -> None:

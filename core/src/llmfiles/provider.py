@@ -23,7 +23,7 @@ from typing import IO, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from attrs import field, frozen
 
-from llmfiles.errors import MissingCredentials, ProviderError
+from llmfiles.errors import LLMFilesError, MissingCredentials, ProviderError
 from llmfiles.models import (
     NO_CREDENTIALS,
     Credentials,
@@ -81,6 +81,47 @@ class Exchange(Generic[T_co]):
     read: Callable[[HttpResponse], T_co]
     error: Callable[[HttpResponse], ProviderError]
     probe: Probe | None = None
+
+
+def guarded_read(provider: str, read: Callable[[HttpResponse], T]) -> Callable[[HttpResponse], T]:
+    """``read``, turning any exception but an llmfiles error into a :class:`~llmfiles.errors.ProviderError` that
+    says the answer could not be read: a reader meets whatever a server (or a middlebox) sends, and an answer of an
+    unexpected shape is the provider's error, never a bare ``KeyError`` or ``RecursionError``."""
+
+    def guarded(response: HttpResponse) -> T:
+        try:
+            return read(response)
+        except LLMFilesError:
+            raise
+        except Exception as exc:
+            failed = _unreadable(provider, response, exc)
+        raise failed  # out of the ``except``: not chained to an error that may quote the whole answer
+
+    return guarded
+
+
+def guarded_error(
+    provider: str, error: Callable[[HttpResponse], ProviderError]
+) -> Callable[[HttpResponse], ProviderError]:
+    """``error``, answering a :class:`~llmfiles.errors.ProviderError` made of the status and the start of the body
+    when the provider's error reader cannot read the error answer."""
+
+    def guarded(response: HttpResponse) -> ProviderError:
+        try:
+            return error(response)
+        except Exception:
+            text = response.body[:300].decode("utf-8", "replace").strip() or f"HTTP {response.status}"
+            return ProviderError(text, provider=provider, status=response.status)
+
+    return guarded
+
+
+def _unreadable(provider: str, response: HttpResponse, exc: Exception) -> ProviderError:
+    return ProviderError(
+        f"unexpected answer: it could not be read ({type(exc).__name__}: {str(exc)[:200]})",
+        provider=provider,
+        status=response.status,
+    )
 
 
 # --- large uploads -------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ def unfinished(ledger: Ledger) -> list[dict[str, Any]]:
         return []
     try:
         return [saved.describe() for saved in db.sessions()]
-    except (sqlite3.Error, ValueError) as exc:
+    except (sqlite3.Error, ValueError, OSError) as exc:  # (OSError: a symbolic link, a folder in its place)
         raise state_error(db, exc) from None
 
 
@@ -32,7 +32,7 @@ def abort(ledger: Ledger, resolver: Resolver, upload_id: str, settings: Mapping[
     db = ledger.db(create=False)
     try:
         saved = db.session(upload_id) if db is not None and upload_id else None
-    except (sqlite3.Error, ValueError) as exc:
+    except (sqlite3.Error, ValueError, OSError) as exc:  # (OSError: a symbolic link, a folder in its place)
         raise state_error(db, exc) from None
     if db is None or saved is None:
         raise InputError(f"no unfinished upload {upload_id!r}; `llmfiles uploads` lists them")

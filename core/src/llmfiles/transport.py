@@ -14,6 +14,8 @@ create's answer was lost.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import heapq
 import itertools
 import logging
@@ -24,7 +26,7 @@ from typing import IO, TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from attrs import field, frozen
 
-from llmfiles.clock import SYSTEM_CLOCK, Clock
+from llmfiles.clock import SYSTEM_CLOCK, Clock, SystemClock
 from llmfiles.errors import (
     AnswerLost,
     DeadlineExceeded,
@@ -36,7 +38,7 @@ from llmfiles.errors import (
 )
 from llmfiles.models import FileRange, HttpRequest, HttpResponse, body_length
 from llmfiles.redact import SENSITIVE_HEADERS, redact, redact_url, redacted_headers
-from llmfiles.urls import Origin, check_url
+from llmfiles.urls import Origin, check_url, redirect_target
 
 if TYPE_CHECKING:
     import urllib3
@@ -136,19 +138,28 @@ class Sent(Generic[T]):
 class _Budget:
     """A time limit on one thread's current request: the deadline, tightened to ``timeout`` once the request is sent
     (its answer must come within that, however slowly it drips); the watchdog shuts the connection's socket when it
-    passes."""
+    passes (and a :class:`Cancel` the request was made under, when it is cancelled)."""
 
-    __slots__ = ("_dog", "conn", "deadline", "fired", "when")
+    __slots__ = ("_dog", "cancel", "conn", "deadline", "fired", "when")
 
     def __init__(self, dog: _Watchdog, deadline: float | None) -> None:
         self._dog = dog
         self.deadline = deadline
         self.when: float | None = None
         self.conn: Any = None
-        #: why the watchdog cut the connection: "deadline" or "stall" (``None``: it did not)
+        #: why the connection was cut: "deadline", "stall" or "cancelled" (``None``: it was not)
         self.fired: str | None = None
+        self.cancel = _cancel.get()
+        if self.cancel is not None:
+            self.cancel.watch(self)
         if deadline is not None:
             self.limit(deadline)
+
+    def done(self) -> None:
+        """The request is over (its connection is back in the pool, or closed)."""
+        self.conn = None
+        if self.cancel is not None:
+            self.cancel.forget(self)
 
     def limit(self, when: float) -> None:
         """Cut the connection at ``when`` at the latest."""
@@ -160,6 +171,55 @@ class _Budget:
 
 
 _current = threading.local()
+
+
+class Cancel:
+    """Cuts the requests made under it, in whichever thread (see :func:`cancellable`): the large-file engine cancels
+    the parts in flight when the upload is interrupted, instead of waiting for answers that may take minutes."""
+
+    def __init__(self) -> None:
+        self.cancelled = threading.Event()
+        self._budgets: set[_Budget] = set()
+        self._lock = threading.Lock()
+
+    def cancel(self) -> None:
+        """Cut every request in flight under this, and refuse the next ones."""
+        with self._lock:
+            self.cancelled.set()
+            budgets = list(self._budgets)
+        for budget in budgets:
+            budget.fired = budget.fired or "cancelled"
+            if budget.conn is not None:
+                _shut(budget.conn)
+
+    def watch(self, budget: _Budget) -> None:
+        with self._lock:
+            if self.cancelled.is_set():
+                budget.fired = "cancelled"
+            self._budgets.add(budget)
+
+    def forget(self, budget: _Budget) -> None:
+        with self._lock:
+            self._budgets.discard(budget)
+
+    def check(self) -> None:
+        if self.cancelled.is_set():
+            raise _Cancelled("cancelled: the operation this request belonged to was stopped")
+
+
+_cancel: contextvars.ContextVar[Cancel | None] = contextvars.ContextVar("llmfiles_cancel", default=None)
+
+
+@contextlib.contextmanager
+def cancellable() -> Iterator[Cancel]:
+    """Requests sent in this context (and in threads run in copies of it) can be cut at once by the
+    :class:`Cancel` it yields."""
+    cancel = Cancel()
+    token = _cancel.set(cancel)
+    try:
+        yield cancel
+    finally:
+        _cancel.reset(token)
 
 
 class _Watchdog:
@@ -345,11 +405,17 @@ class Transport:
         return pool
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection, now (urllib3's ``PoolManager.clear`` only forgets its pools, whose
+        connections then close whenever the garbage collector gets to them)."""
         with self._lock:
-            for pool in self._pools.values():
-                pool.clear()
-            self._pools.clear()
+            managers, self._pools = list(self._pools.values()), {}
+        for manager in managers:
+            # (a RecentlyUsedContainer refuses to be iterated: its keys() is a copy taken under its lock)
+            pools = [manager.pools.get(key) for key in manager.pools.keys()]  # noqa: SIM118
+            manager.clear()
+            for pool in pools:
+                if pool is not None:
+                    pool.close()
 
     # -- public ----------------------------------------------------------------------------------------------
 
@@ -385,37 +451,69 @@ class Transport:
             respect_retry_after_header=True,
         )
         attempt = 1
-        while True:
-            if policy.past_deadline():
-                raise DeadlineExceeded(f"the operation's deadline passed before {request.method} could be sent")
-            stream = _BodyStream(request, body, policy)
-            if sink is not None:
-                sink.seek(0)
-                sink.truncate()
-            try:
-                response = self._attempt(request, stream, policy, sink, on_sink_chunk, server)
-            except _Retryable as exc:
-                err = exc.error
-                if lost is not None and _may_have_happened(request, stream):
-                    found = _ask(lost, request, str(err), policy)
-                    if found is not None:
-                        return Sent(response=None, attempts=attempt, found=found)
-                if policy.max_retries == 0:
-                    raise err from None  # no retry was allowed, so none was exhausted
-                retry = self._next(retry, request, err, attempt, policy, None)
-                attempt += 1
-                continue
-            if response.status not in RETRY_STATUSES:
-                return Sent(response=response, attempts=attempt)
-            # a rate limit is answered before anything is done; other failures may come after the work was done
-            if response.status != 429 and lost is not None and _may_have_happened(request, stream):
-                found = _ask(lost, request, f"HTTP {response.status}", policy)
+        stream = _BodyStream(request, body, policy)  # (the attempt that is under way)
+        try:
+            while True:
+                if policy.past_deadline():
+                    raise DeadlineExceeded(f"the operation's deadline passed before {request.method} could be sent")
+                cancel = _cancel.get()
+                if cancel is not None:
+                    cancel.check()
+                stream = _BodyStream(request, body, policy)
+                sent = self._try_once(request, stream, policy, sink, on_sink_chunk, server, lost, retry, attempt)
+                if isinstance(sent, Sent):
+                    return sent
+                retry, attempt = sent, attempt + 1
+        except KeyboardInterrupt as exc:
+            if lost is not None:  # a create: say whether the provider may have made what it creates
+                exc.add_note(_unfinished_note(stream, "interrupted"))
+            raise
+        except DeadlineExceeded as exc:
+            if lost is not None and stream.finished:  # a create whose answer the deadline cut off
+                exc.add_note(_unfinished_note(stream, "stopped by the deadline"))
+            raise
+
+    def _try_once(
+        self,
+        request: HttpRequest,
+        stream: _BodyStream,
+        policy: Policy,
+        sink: IO[bytes] | None,
+        on_sink_chunk: Callable[[bytes], None] | None,
+        server: InProcessServer | None,
+        lost: Callable[[str], T | None] | None,
+        retry: Any,
+        attempt: int,
+    ) -> Sent[T] | Any:
+        """One attempt: its outcome (a :class:`Sent`), or the ``Retry`` to go on with (after its wait)."""
+        if sink is not None:
+            sink.seek(0)
+            sink.truncate()
+        try:
+            response = self._attempt(request, stream, policy, sink, on_sink_chunk, server)
+        except _Retryable as exc:
+            failed: LLMFilesError | None = _scrubbed(exc.error, policy.secrets)
+        else:
+            failed = None
+        # (handled out of the ``except``: what is raised from here has no context to carry a secret in)
+        if failed is not None:
+            if lost is not None and _may_have_happened(request, stream):
+                found = _ask(lost, request, str(failed), policy)
                 if found is not None:
                     return Sent(response=None, attempts=attempt, found=found)
-            if attempt > policy.max_retries:
-                return Sent(response=response, attempts=attempt)
-            retry = self._next(retry, request, None, attempt, policy, response)
-            attempt += 1
+            if policy.max_retries == 0:
+                raise failed  # no retry was allowed, so none was exhausted
+            return self._next(retry, request, failed, attempt, policy, None)
+        if response.status not in RETRY_STATUSES:
+            return Sent(response=response, attempts=attempt)
+        # a rate limit is answered before anything is done; other failures may come after the work was done
+        if response.status != 429 and lost is not None and _may_have_happened(request, stream):
+            found = _ask(lost, request, f"HTTP {response.status}", policy)
+            if found is not None:
+                return Sent(response=None, attempts=attempt, found=found)
+        if attempt > policy.max_retries:
+            return Sent(response=response, attempts=attempt)
+        return self._next(retry, request, None, attempt, policy, response)
 
     def _next(
         self,
@@ -471,7 +569,12 @@ class Transport:
         log.info("retrying %s after %s in %.2fs (attempt %d of %d)", notice.request, notice.reason, wait, *_of(notice))
         if policy.on_retry is not None:
             policy.on_retry(notice)
-        policy.clock.sleep(wait)
+        cancel = _cancel.get()
+        if cancel is not None and isinstance(policy.clock, SystemClock):
+            cancel.cancelled.wait(wait)  # a cancel ends the wait
+            cancel.check()
+        else:
+            policy.clock.sleep(wait)
         return retry
 
     # -- one attempt -----------------------------------------------------------------------------------------
@@ -501,10 +604,9 @@ class Transport:
             location = _redirect(resp, request.method)
             if location is None:
                 return self._read(resp, url, where, policy, sink, on_sink_chunk)
-            from urllib.parse import urljoin
-
-            new_url = urljoin(url, location)
-            new_where = check_url(new_url, policy.allow_insecure_http, link_local=policy.link_local_http)
+            new_url, new_where = redirect_target(
+                url, location, policy.allow_insecure_http, link_local=policy.link_local_http
+            )
             if new_where != where:
                 # never hand credentials to another origin (decided from the parse urllib3 connects with)
                 headers = {k: v for k, v in headers.items() if k.lower() not in SENSITIVE_HEADERS}
@@ -561,7 +663,7 @@ class Transport:
             raise _Retryable(NetworkError(f"connection to {host} failed: {_why(exc)}")) from None
         finally:
             _current.budget = None
-            budget.conn = None
+            budget.done()
 
     def _read(
         self,
@@ -602,7 +704,7 @@ class Transport:
                 raise _timeout(policy, budget, f"reading from {where.host}", policy.timeout) from None
             raise _Retryable(NetworkError(f"connection to {where.host} broke while reading: {_why(exc)}")) from None
         finally:
-            budget.conn = None
+            budget.done()
             resp.release_conn()
         return HttpResponse(status=status, headers=resp_headers, body=data, url=url)
 
@@ -636,6 +738,22 @@ def _ask(lost: Callable[[str], T | None], request: HttpRequest, what: str, polic
     ) from None
 
 
+def _unfinished_note(stream: _BodyStream, how: str) -> str:
+    """What a create that was ``how`` (interrupted, stopped by the deadline) may have left at the provider."""
+    if stream.finished:
+        return (
+            f"llmfiles: {how} after the request was sent in full: the provider may already have the file; list the "
+            "files (`llmfiles list`) before you upload it again"
+        )
+    return f"llmfiles: {how} before the request was sent in full: the provider did not get the whole file"
+
+
+def _scrubbed(err: LLMFilesError, secrets: tuple[str, ...]) -> LLMFilesError:
+    """``err`` with the secrets masked in its message (a connection error may quote what a server sent)."""
+    text = redact(str(err), secrets)
+    return err if text == str(err) else type(err)(text)
+
+
 def _redirect(resp: Any, method: str) -> str | None:
     if resp.status in (301, 302, 303, 307, 308) and method.upper() in {"GET", "HEAD"}:
         location = resp.headers.get("location")
@@ -647,6 +765,8 @@ def _redirect(resp: Any, method: str) -> str | None:
 
 
 def _timeout(policy: Policy, budget: _Budget, doing: str, seconds: float) -> Exception:
+    if budget.fired == "cancelled":
+        return _Cancelled(f"cancelled while {doing}: the operation this request belonged to was stopped")
     if budget.fired == "deadline" or policy.past_deadline():
         return DeadlineExceeded(f"the operation's deadline passed while {doing}")
     return _Retryable(StallTimeout(f"no progress for {seconds:g}s {doing}"))
@@ -708,6 +828,10 @@ class _Tee:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sink, name)
+
+
+class _Cancelled(LLMFilesError):
+    """Internal: a request cut by a :class:`Cancel` (never retried; the operation that cancelled it reports why)."""
 
 
 class _Retryable(Exception):

@@ -105,6 +105,20 @@ def check_url(
     raise InsecureTransport(f"unsupported URL {redact_url(url)!r}; use https://")
 
 
+def redirect_target(
+    url: str, location: str, allow_insecure_http: bool, *, link_local: bool = False
+) -> tuple[str, Origin]:
+    """The URL a ``Location`` (absolute or relative to ``url``) names, and its origin; :class:`InsecureTransport`
+    when llmfiles must not follow it (see :func:`check_url`) or it cannot be read at all."""
+    from urllib.parse import urljoin
+
+    try:
+        target = urljoin(url, location)
+    except ValueError as exc:  # "Invalid IPv6 URL" and the like
+        raise InsecureTransport(f"refusing a redirect to an URL that cannot be parsed ({exc})") from None
+    return target, check_url(target, allow_insecure_http, link_local=link_local)
+
+
 def describe(request: HttpRequest) -> str:
     """``METHOD url`` for logs and messages, with secrets in the URL hidden."""
     return f"{request.method} {redact_url(request.url)}"

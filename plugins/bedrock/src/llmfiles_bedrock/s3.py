@@ -36,7 +36,7 @@ from llmfiles.models import (
     UploadFacts,
     UploadState,
 )
-from llmfiles.provider import Exchange, PartLimits, PartListing, PartsUpload, Probe
+from llmfiles.provider import Exchange, PartLimits, PartListing, PartsUpload, Probe, guarded_error, guarded_read
 
 log = logging.getLogger("llmfiles.bedrock")
 
@@ -194,7 +194,12 @@ class Endpoint:
                 raise self.error(response)
             return read(response)
 
-        return Exchange(request=request, read=checked, error=self.error, probe=probe)
+        return Exchange(
+            request=request,
+            read=guarded_read(self.provider, checked),
+            error=guarded_error(self.provider, self.error),
+            probe=probe,
+        )
 
 
 def check_api_base(value: Any, where: str) -> str:
@@ -445,7 +450,7 @@ def head_probe(ep: Endpoint, loc: Location) -> Probe:
             raise ep.error(response)
         return [file_from_head(ep.provider, loc, response)]
 
-    return Probe(request=ep.request("HEAD", ep.object_url(loc)), read=read, unique=True)
+    return Probe(request=ep.request("HEAD", ep.object_url(loc)), read=guarded_read(ep.provider, read), unique=True)
 
 
 def put_object(ep: Endpoint, loc: Location, facts: UploadFacts, fmt: str | None) -> Exchange[FileObject]:

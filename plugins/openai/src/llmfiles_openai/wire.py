@@ -35,7 +35,7 @@ from llmfiles.models import (
     UploadState,
 )
 from llmfiles.multipart import multipart_body
-from llmfiles.provider import Exchange, PartLimits, PartsUpload, Probe
+from llmfiles.provider import Exchange, PartLimits, PartsUpload, Probe, guarded_error, guarded_read
 
 T = TypeVar("T")
 
@@ -97,7 +97,12 @@ class Endpoint:
     def exchange(
         self, request: HttpRequest, read: Callable[[HttpResponse], T], probe: Probe | None = None
     ) -> Exchange[T]:
-        return Exchange(request=request, read=read, error=self.error, probe=probe)
+        return Exchange(
+            request=request,
+            read=guarded_read(self.provider, read),
+            error=guarded_error(self.provider, self.error),
+            probe=probe,
+        )
 
 
 def _file_path(file_id: str) -> str:
@@ -187,7 +192,9 @@ def probe(ep: Endpoint, facts: UploadFacts, size: int) -> Probe:
         ]
 
     params = dict(ep.probe_params) if ep.paged_listing else {}
-    return Probe(request=ep.request("GET", "/files", purpose=facts.purpose, **params), read=read)
+    return Probe(
+        request=ep.request("GET", "/files", purpose=facts.purpose, **params), read=guarded_read(ep.provider, read)
+    )
 
 
 # --- the Uploads API -----------------------------------------------------------------------------------------------

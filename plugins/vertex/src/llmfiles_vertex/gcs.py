@@ -36,7 +36,7 @@ from llmfiles.models import (
     UploadFacts,
     UploadState,
 )
-from llmfiles.provider import Exchange, PartLimits, Probe, ResumableUpload
+from llmfiles.provider import Exchange, PartLimits, Probe, ResumableUpload, guarded_error, guarded_read
 from llmfiles.urls import Origin, origin
 
 T = TypeVar("T")
@@ -99,7 +99,12 @@ class Endpoint:
         probe: Probe | None = None,
     ) -> Exchange[T]:
         """``request`` with its reader and Cloud Storage's error reader (``upload``/``file_id`` say what it is)."""
-        return Exchange(request=request, read=read, error=error_reader(self.provider, upload, file_id), probe=probe)
+        return Exchange(
+            request=request,
+            read=guarded_read(self.provider, read),
+            error=guarded_error(self.provider, error_reader(self.provider, upload, file_id)),
+            probe=probe,
+        )
 
 
 # --- names and ids ------------------------------------------------------------------------------------------
@@ -214,7 +219,9 @@ def upload(ep: Endpoint, bucket: str, metadata: Mapping[str, Any], facts: Upload
     def found(response: HttpResponse) -> Sequence[FileObject]:
         return [] if response.status == 404 else [read_file(provider, response)]
 
-    probe = Probe(request=ep.request("GET", ep.objects_url(bucket, name)), read=found, unique=True)
+    probe = Probe(
+        request=ep.request("GET", ep.objects_url(bucket, name)), read=guarded_read(provider, found), unique=True
+    )
     return ep.exchange(request, lambda r: read_file(provider, r), upload=True, probe=probe)
 
 
