@@ -32,7 +32,7 @@ from attrs import field, frozen
 from llmfiles.errors import InputError, ProviderError
 from llmfiles.models import FileObject, FilePage, FileRange, HttpRequest, HttpResponse, UploadFacts
 from llmfiles.multipart import multipart_body
-from llmfiles.provider import Exchange, Probe
+from llmfiles.provider import Exchange, Probe, guarded_error, guarded_read
 
 T = TypeVar("T")
 
@@ -75,7 +75,13 @@ class Endpoint:
     def exchange(
         self, request: HttpRequest, read: Callable[[HttpResponse], T], *, probe: Probe | None = None
     ) -> Exchange[T]:
-        return Exchange(request=request, read=read, error=lambda r: error(self.provider, r), probe=probe)
+        provider = self.provider
+        return Exchange(
+            request=request,
+            read=guarded_read(provider, read),
+            error=guarded_error(provider, lambda r: error(provider, r)),
+            probe=probe,
+        )
 
 
 def normalize_api_base(value: str) -> str:
@@ -135,7 +141,9 @@ def probe(ep: Endpoint, facts: UploadFacts) -> Probe:
             f for f in read_page(ep, response, None).files if f.filename == facts.filename and f.bytes == facts.size
         ]
 
-    return Probe(request=ep.request("GET", ep.url("/v1/files", limit=PROBE_PAGE_SIZE)), read=read)
+    return Probe(
+        request=ep.request("GET", ep.url("/v1/files", limit=PROBE_PAGE_SIZE)), read=guarded_read(ep.provider, read)
+    )
 
 
 def retrieve(ep: Endpoint, file_id: str) -> Exchange[FileObject]:

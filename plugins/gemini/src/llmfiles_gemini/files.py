@@ -46,7 +46,7 @@ from attrs import field, frozen
 
 from llmfiles.errors import AuthenticationError, InputError, ProviderError
 from llmfiles.models import FileObject, FilePage, FileRange, HttpRequest, HttpResponse, Part, UploadFacts, UploadState
-from llmfiles.provider import Exchange, PartLimits, Probe, ResumableUpload
+from llmfiles.provider import Exchange, PartLimits, Probe, ResumableUpload, guarded_error, guarded_read
 
 T = TypeVar("T")
 
@@ -120,9 +120,13 @@ class Endpoint:
         file_id: str | None = None,
         probe: Probe | None = None,
     ) -> Exchange[T]:
-        """``request`` with its reader and the Gemini error reader."""
+        """``request`` with its reader and the Gemini error reader (guarded: an answer of a shape they do not expect
+        is a ``ProviderError`` saying so, never a bare ``KeyError``)."""
         return Exchange(
-            request=request, read=read, error=error_reader(self.provider, file_id, self.key_source), probe=probe
+            request=request,
+            read=guarded_read(self.provider, read),
+            error=guarded_error(self.provider, error_reader(self.provider, file_id, self.key_source)),
+            probe=probe,
         )
 
 
@@ -216,7 +220,11 @@ def lookup_probe(ep: Endpoint, name: str, purposes: Sequence[str]) -> Probe:
     def found(response: HttpResponse) -> Sequence[FileObject]:
         return [] if response.status == 404 else [read_file(provider, response, purposes)]
 
-    return Probe(request=ep.request("GET", ep.url(f"/{VERSION}/{quote(name, safe='/')}")), read=found, unique=True)
+    return Probe(
+        request=ep.request("GET", ep.url(f"/{VERSION}/{quote(name, safe='/')}")),
+        read=guarded_read(provider, found),
+        unique=True,
+    )
 
 
 # --- the resumable session ----------------------------------------------------------------------------------------
@@ -273,7 +281,15 @@ class GeminiResumable(ResumableUpload):
                 provider=provider,
                 status=response.status,
             )
-        return {"upload_url": rebase(url, self.ep.base), "name": self.name, "granularity": granularity}
+        try:
+            upload_url = rebase(url, self.ep.base)
+        except ValueError:  # the URL is a credential: not quoted
+            raise ProviderError(
+                "the resumable upload was started with an upload URL that is no URL (X-Goog-Upload-URL header)",
+                provider=provider,
+                status=response.status,
+            ) from None
+        return {"upload_url": upload_url, "name": self.name, "granularity": granularity}
 
     def chunk(self, state: UploadState, part: Part, final: bool) -> Exchange[int | FileObject]:
         """``upload`` (``upload, finalize`` for the last bytes) at ``X-Goog-Upload-Offset``."""

@@ -24,7 +24,7 @@ from attrs import field, frozen
 from llmfiles.errors import InputError, ProviderError
 from llmfiles.models import FileObject, FilePage, FileRange, HttpRequest, HttpResponse, UploadFacts
 from llmfiles.multipart import multipart_body
-from llmfiles.provider import Exchange, Probe
+from llmfiles.provider import Exchange, Probe, guarded_error, guarded_read
 
 T = TypeVar("T")
 
@@ -57,7 +57,13 @@ class Endpoint:
     def exchange(
         self, request: HttpRequest, read: Callable[[HttpResponse], T], *, probe: Probe | None = None
     ) -> Exchange[T]:
-        return Exchange(request=request, read=read, error=lambda r: error(self.provider, r), probe=probe)
+        provider = self.provider
+        return Exchange(
+            request=request,
+            read=guarded_read(provider, read),
+            error=guarded_error(provider, lambda r: error(provider, r)),
+            probe=probe,
+        )
 
 
 def normalize_api_base(value: str) -> str:
@@ -107,7 +113,7 @@ def probe(ep: Endpoint, facts: UploadFacts) -> Probe:
         return [f for f in files if f.filename == facts.filename and f.bytes in (facts.size, 0)]
 
     request = ep.request("GET", ep.url("/v1/files", page_size=PAGE_SIZE, purpose=facts.purpose, search=facts.filename))
-    return Probe(request=request, read=read)
+    return Probe(request=request, read=guarded_read(ep.provider, read))
 
 
 def retrieve(ep: Endpoint, file_id: str) -> Exchange[FileObject]:
@@ -248,7 +254,8 @@ def _detail(detail: Any) -> str:
         parts = []
         for item in detail[:5]:
             if isinstance(item, Mapping):
-                where = ".".join(str(x) for x in item.get("loc", []) if x != "body")
+                loc = item.get("loc")
+                where = ".".join(str(x) for x in (loc if isinstance(loc, list) else []) if x != "body")
                 parts.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
         return "; ".join(parts) or str(detail)[:300]
     return str(detail)[:300]
