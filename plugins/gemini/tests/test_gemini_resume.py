@@ -153,13 +153,39 @@ def test_chunks_that_do_not_fit_the_declared_granularity_are_refused_before_any_
 
 # --- across runs --------------------------------------------------------------------------------------------------
 
-UPLOAD_SCRIPT = """
+#: the child process refuses to resolve any name but a loopback one, as the tests' own process does (conftest.py)
+LOOPBACK_ONLY = """
+import ipaddress, socket
+_real = socket.getaddrinfo
+def _loopback_only(host, *args, **kw):
+    name = host.decode() if isinstance(host, bytes) else str(host)
+    try:
+        ok = ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        ok = name == "localhost"
+    if not ok:
+        raise OSError(f"the tests resolve loopback names only, not {name!r}")
+    return _real(host, *args, **kw)
+socket.getaddrinfo = _loopback_only
+"""
+UPLOAD_SCRIPT = (
+    LOOPBACK_ONLY
+    + """
 import json, sys
 import llmfiles
 args = json.loads(sys.argv[1])
 with llmfiles.Client("gemini", environ={}, **args["settings"]) as client:
     client.upload(args["path"], purpose="batch", **args["large"])
 """
+)
+
+
+def test_the_upload_process_resolves_loopback_names_only() -> None:
+    probe = "\nsocket.getaddrinfo('127.0.0.1', 80)\nsocket.getaddrinfo('generativelanguage.googleapis.com', 443)"
+    done = subprocess.run(
+        [sys.executable, "-c", LOOPBACK_ONLY + probe], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0 and "loopback names only, not 'generativelanguage.googleapis.com'" in done.stderr
 
 
 def test_kill_9_then_the_same_upload_continues_from_the_offset_gemini_reports(
