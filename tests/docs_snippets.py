@@ -83,6 +83,15 @@ AFTER: dict[str, Callable[[DocsEnv], bool]] = {
         "llmfiles/OPENAI_API_KEY" in env.secrets_manager.asked
         and env.called("llmfiles.upload[bedrock]", "boto3.client().create_model_customization_job")
     ),
+    "plugins/gemini/README.md": lambda env: env.called(
+        "llmfiles.upload[gemini]", "google.genai.Client().batches.create"
+    ),
+    "plugins/anthropic/README.md": lambda env: env.called(
+        "llmfiles.upload[anthropic]", "anthropic.Anthropic().beta.messages.create"
+    ),
+    "plugins/mistral/README.md": lambda env: env.called(
+        "llmfiles.upload[mistral]", "mistralai.Mistral().batch.jobs.create"
+    ),
 }
 #: the secret the README's Secrets Manager lines store, and the key the OpenAI test server then accepts
 OPENAI_KEY = "sk-docs-test-0123456789"
@@ -106,6 +115,9 @@ CLEARED_PREFIXES = (
     "XAI_",
     "PERPLEXITY_",
     "NOVITA_",
+    "GEMINI_",
+    "ANTHROPIC_",
+    "MISTRAL_",
     "STORAGE_EMULATOR_HOST",
     "IDENTITY_",
     "MSI_",
@@ -116,7 +128,7 @@ CLOSED_PORT = "http://127.0.0.1:9"
 #: SDKs the snippets start jobs with: replaced by recorders (:class:`Recorder`)
 SDK_MODULES = ("openai", "google.genai", "google.genai.types")
 #: ... and, in the dry runs, the SDKs that would otherwise reach a provider
-DRY_RUN_SDK_MODULES = ("boto3",)
+DRY_RUN_SDK_MODULES = ("boto3", "anthropic", "mistralai")
 #: distributions a README installs for its own tests, not for users (the ``pip`` stand-in does not check them)
 TEST_ONLY_DISTRIBUTIONS = {"gcp-storage-emulator"}
 
@@ -368,6 +380,15 @@ def write_work_files(work: Path) -> None:
         for i in range(3):
             request = {"contents": [{"role": "user", "parts": [{"text": f"What is {i} + {i}?"}]}]}
             fh.write(json.dumps({"request": request}) + "\n")
+    with open(work / "my-batch-requests.jsonl", "w", encoding="utf-8") as fh:  # Gemini API batch input
+        for i in range(3):
+            request = {"contents": [{"parts": [{"text": f"What is {i} + {i}?"}]}]}
+            fh.write(json.dumps({"key": f"request-{i}", "request": request}) + "\n")
+    with open(work / "batch_input_file.jsonl", "w", encoding="utf-8") as fh:  # Mistral batch input
+        for i in range(3):
+            body = {"max_tokens": 64, "messages": [{"role": "user", "content": f"What is {i} + {i}?"}]}
+            fh.write(json.dumps({"custom_id": str(i), "body": body}) + "\n")
+    (work / "contract.pdf").write_bytes(b"%PDF-1.7\n% a contract to ask Claude about\n%%EOF\n")
 
 
 class DocsEnv:

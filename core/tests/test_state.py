@@ -459,3 +459,23 @@ def test_cli_if_exists_uploads_and_abort(
     assert done.returncode == 0 and json.loads(done.stdout)["aborted"] is True
     assert json.loads(run("uploads", "--json").stdout) == []
     assert list((home / "local" / "uploads").iterdir()) == []
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux's /proc to tell a zombie")
+def test_a_killed_process_not_yet_reaped_holds_no_session() -> None:
+    import signal
+
+    from llmfiles.state import _HOST, _owner_alive
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner = f"{_HOST}:{proc.pid}:token"
+        assert _owner_alive(owner, time.time())
+        os.kill(proc.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _owner_alive(owner, time.time()) and time.monotonic() < deadline:
+            time.sleep(0.05)  # not reaped: only /proc tells it is gone
+        assert not _owner_alive(owner, time.time())
+    finally:
+        proc.kill()
+        proc.wait()

@@ -124,6 +124,13 @@ def test_retryable_statuses_are_retried_until_success(server: FaultServer, fake:
     assert len(clock.sleeps) == 3
 
 
+def test_an_overloaded_529_is_retried_like_a_503(server: FaultServer, fake: Transport, clock: FakeClock) -> None:
+    server.script(respond(529, error="overloaded"), respond(529, error="overloaded"))
+    sent = fake.send(get(server.url + "/f"), on(clock))
+    assert answer_of(sent).status == 200 and sent.attempts == 3 == len(server.requests)
+    assert len(clock.sleeps) == 2
+
+
 @pytest.mark.parametrize("max_retries", [0, 1, 3])
 def test_max_retries_is_honoured_and_the_final_response_returned(
     server: FaultServer, fake: Transport, clock: FakeClock, max_retries: int

@@ -197,6 +197,8 @@ class ProviderInfo:
     checksums: tuple[str, ...] = ()
     #: conversions (by name) that ``convert=`` may apply to this provider's files, the first being ``convert=True``
     conversions: tuple[str, ...] = ()
+    #: purposes the provider does not take, each with what it offers instead (said when the purpose is refused)
+    purpose_notes: Mapping[str, str] = field(factory=dict)
 
 
 @frozen(kw_only=True)

@@ -43,6 +43,9 @@ KNOWN_PACKAGES = {
     "xai": ("llmfiles-openai", "plugins/openai"),
     "perplexity": ("llmfiles-openai", "plugins/openai"),
     "novita": ("llmfiles-openai", "plugins/openai"),
+    "gemini": ("llmfiles-gemini", "plugins/gemini"),
+    "anthropic": ("llmfiles-anthropic", "plugins/anthropic"),
+    "mistral": ("llmfiles-mistral", "plugins/mistral"),
     "local": ("llmfiles", "core"),
 }
 #: folders of plugins that need other plugins of this repository: installed from a checkout, they go in the same

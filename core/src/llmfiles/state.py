@@ -291,7 +291,17 @@ def _owner_alive(owner: str | None, updated_at: float) -> bool:
         return True
     except OSError:
         return False
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited and only waits to be reaped (``kill -9``'d, its parent not yet told): on Linux its
+    ``/proc`` status says so; elsewhere it cannot be told and counts as alive."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 # --- the database --------------------------------------------------------------------------------------------

@@ -50,7 +50,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("llmfiles.transport")
 
 T = TypeVar("T")
-RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+#: answers that are retried (with backoff, Retry-After honoured); 529 is how Anthropic says it is overloaded, documented
+#: as worth retrying (https://platform.claude.com/docs/en/api/errors)
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 BLOCKSIZE = 1024 * 1024
 #: the first socket write of a body carries this much; writes grow (to ``MAX_SEND_PIECE``) while they go out fast
 #: and shrink when they are slow: Python bounds a whole ``sendall`` by the socket timeout, so a large write on a slow

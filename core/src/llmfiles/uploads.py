@@ -58,8 +58,11 @@ class Prepared:
 
 
 def check_purpose(info: ProviderInfo, purpose: Any) -> str:
+    """``purpose`` when ``info`` accepts it; :class:`InvalidPurpose` otherwise, saying what the provider offers
+    instead when it declares that (``ProviderInfo.purpose_notes``)."""
     if not isinstance(purpose, str) or purpose not in info.purposes:
-        raise InvalidPurpose(info.name, str(purpose), info.purposes)
+        note = info.purpose_notes.get(purpose) if isinstance(purpose, str) else None
+        raise InvalidPurpose(info.name, str(purpose), info.purposes, context=f"({note})" if note else "")
     return purpose
 
 

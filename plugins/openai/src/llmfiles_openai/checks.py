@@ -1060,7 +1060,7 @@ class BatchChecker:
                     "body.model",
                     "missing_model",
                     "body.model is missing: name the model"
-                    + (" (the batch deployment's name)" if self.rules.provider != "OpenAI" else ""),
+                    + ("" if self.rules.provider == "OpenAI" else " (the batch deployment's name)"),
                 )
             )
         elif self.model is None:
