@@ -29,6 +29,7 @@ _API = (
     "adelete",
     "download",
     "adownload",
+    "convert",
     "Client",
 )
 _ERRORS = (
@@ -78,6 +79,7 @@ __all__ = [
     "adelete",
     "download",
     "adownload",
+    "convert",
     "Client",
     "LLMFilesError",
     "ConfigurationError",

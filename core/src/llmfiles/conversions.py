@@ -21,7 +21,9 @@ from llmfiles.models import ProviderInfo
 from llmfiles.sources import Source
 
 if TYPE_CHECKING:
+    from llmfiles.models import Settings
     from llmfiles.plugins import PluginManager
+    from llmfiles.validate.convert import Converter
 
 log = logging.getLogger("llmfiles")
 #: converted files older than this are removed from the cache of conversions
@@ -47,11 +49,13 @@ def conversion_name(info: ProviderInfo, value: Any) -> str | None:
     return text
 
 
-def check_purpose_converts(info: ProviderInfo, name: str, purpose: str) -> None:
-    """:class:`InvalidSetting` when the provider's conversion ``name`` is asked for a purpose it does not convert
-    (a provider's conversions are of fine-tuning files)."""
-    if purpose != "fine-tune" and name in info.conversions:
-        raise InvalidSetting(f"convert={name!r} converts fine-tune files; {purpose!r} files are sent as they are")
+def check_purpose_converts(converter: Converter, purpose: str) -> None:
+    """:class:`InvalidSetting` when the conversion is asked for a purpose whose files it does not convert
+    (``Converter.purposes``: ``claude`` converts fine-tune files, ``bedrock-batch`` batch files)."""
+    if purpose not in converter.purposes:
+        raise InvalidSetting(
+            f"convert={converter.name!r} converts {' and '.join(converter.purposes)} files, not {purpose!r} files"
+        )
 
 
 def cache_dir(home: Any) -> Path:
@@ -70,11 +74,15 @@ def cache_dir(home: Any) -> Path:
     return folder
 
 
-def _cached_name(source: Source, name: str) -> str | None:
+def _cached_name(source: Source, converter: Converter, settings: Settings) -> str | None:
+    """The name of the converted file of ``source``: the same input, conversion and settings that change its output
+    (``Converter.settings``) give the same name; ``None`` for an input that is not a file on disk."""
     ident = source.identity
     if source.path is None or ident is None:
         return None
-    key = json.dumps([os.path.realpath(source.path), ident.size, ident.mtime_ns, ident.inode, name])
+    name = converter.name
+    used = [str(settings.get(s)) for s in converter.settings]
+    key = json.dumps([os.path.realpath(source.path), ident.size, ident.mtime_ns, ident.inode, name, *used])
     return f"{hashlib.sha256(key.encode()).hexdigest()[:24]}-{name}.jsonl"
 
 
@@ -84,17 +92,17 @@ def converted_file(plugins: PluginManager, call: Call, source: Source, purpose: 
     name = conversion_name(call.info, call.settings.get("convert"))
     if name is None:
         return None
-    check_purpose_converts(call.info, name, purpose)
     from llmfiles.validate.convert import convert_file
 
     converter = plugins.get_converter(name)
-    cached = _cached_name(source, name)
+    check_purpose_converts(converter, purpose)
+    cached = _cached_name(source, converter, call.settings)
     if cached is not None and (folder / cached).exists():
         log.info("using %s, converted from %s earlier", folder / cached, source.display)
         return folder / cached
     out = folder / (cached or f"{os.getpid()}-{time.time_ns()}-{name}.jsonl")
     with plugin_boundary(name, "the conversion", ()):
-        result = convert_file(source, out, converter, overwrite=True)
+        result = convert_file(source, out, converter, settings=call.settings, overwrite=True)
     try:
         # a file edited while it was converted is not uploaded (a change first: problems found in it may be its doing)
         source.check_unchanged()

@@ -33,7 +33,7 @@ from llmfiles.models import (
     UploadParts,
 )
 from llmfiles.provider import BaseProvider, Exchange, Http, UploadProtocol
-from llmfiles.validate.convert import Converter
+from llmfiles.validate.convert import Converter, settings_free
 from llmfiles.validate.records import RecordChecker
 from llmfiles_bedrock import formats, s3
 
@@ -307,7 +307,7 @@ def converter(target: str) -> Converter:
 
     return Converter(
         name=target,
-        convert=convert,
+        prepare=settings_free(convert),
         # the target's rules; the base model's limits are the provider's checker's (it has the model setting)
         checker=functools.partial(formats.FineTuneChecker, remind=False),
         description=f"Bedrock {target} fine-tuning records",

@@ -29,7 +29,7 @@ from llmfiles.models import (
     UploadParts,
 )
 from llmfiles.provider import BaseProvider, Exchange, Http, UploadProtocol
-from llmfiles.validate.convert import Converter
+from llmfiles.validate.convert import Converter, settings_free
 from llmfiles.validate.records import RecordChecker
 from llmfiles_vertex import auth, gcs, gemini
 
@@ -203,7 +203,7 @@ def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
     register(
         Converter(
             name=gemini.GEMINI,
-            convert=gemini.convert_record,
+            prepare=settings_free(gemini.convert_record),
             checker=gemini.TuningChecker,
             description="Vertex AI Gemini tuning records (contents/systemInstruction/tools)",
             reads="OpenAI chat fine-tuning records ({'messages': [...]}); Gemini records are kept as they are",
