@@ -52,7 +52,9 @@ class Plugin:
 
     @hookimpl
     def llmfiles_register_converters(self, register: Callable[[Converter], None]) -> None:
-        register(Converter(name="upper", prepare=settings_free(upper), checker=NoQ, description="shouting", package="pkg-x"))
+        register(
+            Converter(name="upper", prepare=settings_free(upper), checker=NoQ, description="shouting", package="pkg-x")
+        )
 
 
 @pytest.fixture
