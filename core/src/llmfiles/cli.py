@@ -688,7 +688,8 @@ def _list_converters(client: Client, args: argparse.Namespace) -> int:
         _print_json(listed)
         return 0
     for name, about in listed.items():
-        print(printable(f"{name}  ({about['package'] or 'a plugin'}; converts {', '.join(about['purposes'])} files)"))
+        uses = f"convert= on {', '.join(about['purposes'])} uploads" if about["purposes"] else "llmfiles convert only"
+        print(printable(f"{name}  ({about['package'] or 'a plugin'}; {uses})"))
         print(printable(f"    reads: {about['reads']}"))
         print(printable(f"    makes: {about['description']}"))
         if about["settings"]:

@@ -110,7 +110,7 @@ INFO = ProviderInfo(
     # the ETag of a single PutObject is the MD5 of the object: the core compares it with the MD5 of what it sent
     checksums=("md5",),
     # convert=True is the first: Claude, the model family the README's examples train
-    conversions=formats.FORMATS,
+    conversions=(*formats.FORMATS, "bedrock-batch"),
 )
 
 
@@ -324,11 +324,48 @@ def llmfiles_register_providers(register: Callable[[BedrockProvider], None]) -> 
     register(BedrockProvider())
 
 
+def batch_converters() -> tuple[Converter, Converter]:
+    """``bedrock-batch`` (OpenAI batch lines to batch-inference records, for the ``model`` setting's family) and
+    ``openai-from-bedrock`` (batch-inference results back to OpenAI batch output lines)."""
+    from llmfiles.validate.openai_batch import ResultChecker
+    from llmfiles_bedrock import batch, batch_output
+
+    return (
+        Converter(
+            name=batch.NAME,
+            prepare=batch.prepare,
+            checker=formats.BatchChecker,
+            description="Bedrock batch-inference records {recordId, modelInput} in the model family's InvokeModel "
+            "body (Anthropic Messages, Nova, Llama, Titan Text; -s model=...)",
+            reads="OpenAI batch lines ({custom_id, method, url: /v1/chat/completions, body})",
+            package="llmfiles-bedrock",
+            purposes=("batch",),
+            provider=NAME,
+            settings=("model",),
+        ),
+        Converter(
+            name=batch_output.NAME,
+            prepare=batch_output.prepare,
+            checker=ResultChecker,
+            description="OpenAI batch output lines {id, custom_id, response: {status_code, body: chat.completion}, "
+            "error}",
+            reads="Bedrock batch-inference results (.jsonl.out: {recordId, modelInput, modelOutput | error})",
+            package="llmfiles-bedrock",
+            purposes=(),
+            provider=NAME,
+            settings=("model",),
+        ),
+    )
+
+
 @hookimpl
 def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
-    """``llmfiles convert --to claude|nova|prompt-completion``: the conversions ``convert=`` applies on upload."""
+    """``llmfiles convert --to claude|nova|prompt-completion`` (fine-tuning records), ``bedrock-batch`` (batch
+    records) and ``openai-from-bedrock`` (results back): the first four are what ``convert=`` applies on upload."""
     for target in formats.FORMATS:
         register(converter(target))
+    for conv in batch_converters():
+        register(conv)
 
 
 @hookimpl
