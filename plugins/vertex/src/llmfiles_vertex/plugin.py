@@ -100,7 +100,7 @@ INFO = ProviderInfo(
     default_part_size=16 * MiB,
     supports_parts=True,
     checksums=("md5",),
-    conversions=(gemini.GEMINI,),
+    conversions=(gemini.GEMINI, "vertex-batch"),
 )
 
 
@@ -199,7 +199,39 @@ def llmfiles_register_providers(register: Callable[[VertexProvider], None]) -> N
 
 @hookimpl
 def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
-    """Register the ``gemini`` conversion (``llmfiles convert --to gemini``, ``convert="gemini"``)."""
+    """Register the ``gemini`` conversion (``llmfiles convert --to gemini``, ``convert="gemini"``), ``vertex-batch``
+    (OpenAI batch lines to batch prediction records, ``convert="vertex-batch"`` on batch uploads) and
+    ``openai-from-vertex`` (batch prediction output back to OpenAI batch output lines)."""
+    from llmfiles.validate.openai_batch import ResultChecker
+    from llmfiles_vertex import batch
+
+    register(
+        Converter(
+            name=batch.TO_BATCH,
+            prepare=batch.prepare_batch,
+            checker=gemini.BatchChecker,
+            description="Vertex AI batch prediction records for Gemini {request: GenerateContentRequest}, the "
+            "custom_id in request.labels",
+            reads="OpenAI batch lines ({custom_id, method, url: /v1/chat/completions, body})",
+            package="llmfiles-vertex",
+            purposes=("batch",),
+            provider=NAME,
+        )
+    )
+    register(
+        Converter(
+            name=batch.FROM_RESULTS,
+            prepare=batch.prepare_results,
+            checker=ResultChecker,
+            description="OpenAI batch output lines {id, custom_id, response: {status_code, body: chat.completion}, "
+            "error}",
+            reads="Vertex AI batch prediction output ({status, processed_time, request, response}) of a vertex-batch "
+            "input",
+            package="llmfiles-vertex",
+            purposes=(),
+            provider=NAME,
+        )
+    )
     register(
         Converter(
             name=gemini.GEMINI,
