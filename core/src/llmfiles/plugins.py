@@ -70,6 +70,14 @@ KNOWN_CONVERTERS = {
     "claude": "llmfiles-bedrock",
     "nova": "llmfiles-bedrock",
     "prompt-completion": "llmfiles-bedrock",
+    "vertex-batch": "llmfiles-vertex",
+    "openai-from-vertex": "llmfiles-vertex",
+    "gemini-batch": "llmfiles-gemini",
+    "openai-from-gemini": "llmfiles-gemini",
+    "bedrock-batch": "llmfiles-bedrock",
+    "openai-from-bedrock": "llmfiles-bedrock",
+    "mistral-batch": "llmfiles-mistral",
+    "openai-from-mistral": "llmfiles-mistral",
 }
 
 

@@ -23,6 +23,7 @@ from llmfiles.models import (
     Upload,
 )
 from llmfiles.provider import BaseProvider, Exchange
+from llmfiles.validate.convert import Converter
 from llmfiles.validate.records import RecordChecker
 from llmfiles_mistral import checks, files
 
@@ -56,6 +57,7 @@ INFO = ProviderInfo(
     max_single_request_size=files.MAX_FILE_SIZE,
     # OCR files are documents and images, not JSONL
     jsonl_purposes=("fine-tune", "batch"),
+    conversions=("mistral-batch",),
 )
 
 
@@ -102,3 +104,36 @@ class MistralProvider(BaseProvider):
 def llmfiles_register_providers(register: Callable[[MistralProvider], None]) -> None:
     """Register the ``mistral`` provider."""
     register(MistralProvider())
+
+
+@hookimpl
+def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
+    """``mistral-batch`` (OpenAI batch lines to Mistral's batch lines; ``convert=mistral-batch`` on batch uploads)
+    and ``openai-from-mistral`` (Mistral's batch results back to OpenAI batch output lines)."""
+    from llmfiles.validate.openai_batch import ResultChecker
+    from llmfiles_mistral import conversions
+
+    register(
+        Converter(
+            name=conversions.TO_BATCH,
+            prepare=conversions.prepare_batch,
+            checker=checks.BatchChecker,
+            description="Mistral batch lines {custom_id, body} (random_seed, max_tokens; no method or url)",
+            reads="OpenAI batch lines ({custom_id, method, url: /v1/chat/completions, body})",
+            package="llmfiles-mistral",
+            purposes=("batch",),
+            provider=NAME,
+        )
+    )
+    register(
+        Converter(
+            name=conversions.FROM_RESULTS,
+            prepare=conversions.prepare_results,
+            checker=ResultChecker,
+            description="OpenAI batch output lines {id, custom_id, response: {status_code, request_id, body}, error}",
+            reads="Mistral batch results ({id, custom_id, response: {status_code, body}, error})",
+            package="llmfiles-mistral",
+            purposes=(),
+            provider=NAME,
+        )
+    )
