@@ -50,7 +50,7 @@ KNOWN_PACKAGES = {
 }
 #: folders of plugins that need other plugins of this repository: installed from a checkout, they go in the same
 #: ``pip install`` command, before the plugin (pip cannot find an unpublished dependency anywhere else)
-CHECKOUT_NEEDS = {"plugins/azure": ("plugins/openai",)}
+CHECKOUT_NEEDS = {"plugins/azure": ("plugins/openai",), "plugins/vertex": ("plugins/gemini",)}
 
 
 def install_commands(provider: str) -> tuple[str, str] | None:
