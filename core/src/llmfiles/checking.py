@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from llmfiles.calls import Resolver, plugin_boundary
-from llmfiles.conversions import check_purpose_converts, conversion_name
+from llmfiles.conversions import check_purpose_converts, usual_conversion
 from llmfiles.models import Problem, Progress
 from llmfiles.sources import Source, open_source
 from llmfiles.uploads import check_purpose
@@ -47,7 +47,7 @@ def validate(
     call = resolver.call(provider, explicit, credentials=False)
     with plugin_boundary(call.plugin, "record_checker", call.secrets):
         checker = call.provider.record_checker(purpose, call.settings)
-    name = conversion_name(info, call.settings.get("convert"))
+    name = usual_conversion(resolver.plugins, call, purpose)
     notes: list[str] = []
     if name is not None:
         converter = resolver.plugins.get_converter(name)

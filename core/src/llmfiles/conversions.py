@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmfiles.calls import Call, plugin_boundary
-from llmfiles.errors import FileChanged, InvalidSetting, ValidationError
+from llmfiles.errors import FileChanged, InputError, InvalidSetting, ValidationError
 from llmfiles.models import ProviderInfo
 from llmfiles.sources import Source
 
@@ -47,6 +47,29 @@ def conversion_name(info: ProviderInfo, value: Any) -> str | None:
             f"{', '.join(info.conversions)}"
         )
     return text
+
+
+def usual_conversion(plugins: PluginManager, call: Call, purpose: str) -> str | None:
+    """The conversion the call's ``convert`` setting names for a ``purpose`` file (``None``: none).
+
+    ``convert=True`` is the provider's first conversion (``ProviderInfo.conversions``) that converts ``purpose``
+    files (``claude`` for a Bedrock fine-tune file, ``bedrock-batch`` for a batch file).  The call's settings are
+    given the name, so the provider sees the conversion it got (a Vertex object records it, for example)."""
+    import attrs
+
+    value = call.settings.get("convert")
+    if value is True or str(value).strip().lower() in ("1", "true", "yes", "on"):
+        for name in call.info.conversions:
+            try:
+                converter = plugins.get_converter(name)
+            except InputError:
+                continue
+            if purpose in converter.purposes:
+                values = {**call.settings.values, "convert": name}
+                call.settings = attrs.evolve(call.settings, values=values)
+                return name
+        raise InvalidSetting(f"convert=True: provider {call.info.name!r} has no usual conversion of {purpose!r} files")
+    return conversion_name(call.info, value)
 
 
 def check_purpose_converts(converter: Converter, purpose: str) -> None:
@@ -89,7 +112,7 @@ def _cached_name(source: Source, converter: Converter, settings: Settings) -> st
 def converted_file(plugins: PluginManager, call: Call, source: Source, purpose: str, folder: Path) -> Path | None:
     """The converted file to upload instead of ``source`` (``None``: no conversion asked for); a
     :class:`ValidationError` naming the input's lines when records cannot be converted or break the target's rules."""
-    name = conversion_name(call.info, call.settings.get("convert"))
+    name = usual_conversion(plugins, call, purpose)
     if name is None:
         return None
     from llmfiles.validate.convert import convert_file

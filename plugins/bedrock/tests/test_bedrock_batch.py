@@ -317,3 +317,10 @@ def test_an_unknown_output_shape_is_an_error_not_a_guess(tmp_path: Path) -> None
     with llmfiles.Client(environ={}) as c:
         result = c.convert(src, to="openai-from-bedrock", output=tmp_path / "o.jsonl")
     assert errors_at(result) == [(1, "unknown_output", "modelOutput")] and not (tmp_path / "o.jsonl").exists()
+
+
+def test_convert_true_on_a_batch_upload_is_bedrock_batch(client: llmfiles.Client, tmp_path: Path, s3: Any) -> None:
+    src = write(tmp_path / "batch.jsonl", requests(3, kinds=TEXT_ONLY))
+    fo = client.upload(src, purpose="batch", convert=True, model=NOVA)
+    stored = s3.get_object(Bucket=fo.id.split("/")[2], Key=fo.id.split("/", 3)[3])["Body"].read()
+    assert json.loads(stored.splitlines()[0])["modelInput"]["schemaVersion"] == "messages-v1"

@@ -155,3 +155,10 @@ def test_output_of_another_input_cannot_be_matched(tmp_path: Path) -> None:
     line = {"status": "", "request": {"contents": []}, "response": {"candidates": []}}
     result = convert(tmp_path, [line], to="openai-from-vertex")
     assert errors_at(result) == [(1, "no_custom_id", "request.labels")]
+
+
+def test_convert_true_on_a_batch_upload_is_vertex_batch_and_recorded(client: llmfiles.Client, tmp_path: Path) -> None:
+    fo = client.upload(write(tmp_path / "r.jsonl", requests(3)), purpose="batch", convert=True)
+    stored = client.download(fo.id, tmp_path / "stored.jsonl").read_text()
+    assert json.loads(stored.splitlines()[0])["request"]["labels"] == {"custom_id": "task-000"}
+    assert "vertex-batch" in json.dumps(client.retrieve(fo.id).raw)
