@@ -116,14 +116,12 @@ def _global_options(p: argparse.ArgumentParser) -> None:
 
 def _provider_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--provider", "-p", help="provider name (default: $LLMFILES_PROVIDER, the profile's, else local)")
-    p.add_argument(
-        "--set",
-        "-s",
-        action="append",
-        type=_name_value,
-        metavar="NAME=VALUE",
-        help="a setting, e.g. -s api_base=https://example.com/v1 (repeatable)",
-    )
+    _set_option(p, "a setting, e.g. -s api_base=https://example.com/v1 (repeatable)")
+
+
+def _set_option(p: argparse.ArgumentParser, help: str) -> None:
+    """``--set``/``-s NAME=VALUE``, repeatable."""
+    p.add_argument("--set", "-s", action="append", type=_name_value, metavar="NAME=VALUE", help=help)
 
 
 def _network_options(p: argparse.ArgumentParser) -> None:
@@ -248,14 +246,10 @@ def _check_parsers(sub: Any) -> None:
     _files(p.add_argument("-o", "--output", help="the converted file to write"))
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.add_argument("--max-problems", type=int, default=50, help="problems to list (the rest are counted)")
-    p.add_argument(
-        "--set",
-        "-s",
-        action="append",
-        type=_name_value,
-        metavar="NAME=VALUE",
-        help="a setting of the target provider, e.g. -s model=anthropic.claude-3-5-haiku-20241022-v1:0 for "
-        "bedrock-batch (repeatable)",
+    _set_option(
+        p,
+        "a setting of the target provider, e.g. -s model=anthropic.claude-3-5-haiku-20241022-v1:0 for bedrock-batch "
+        "(repeatable)",
     )
     p.add_argument("--list", action="store_true", help="list the installed conversions and exit")
 

@@ -21,12 +21,15 @@ import hashlib
 import json
 import re
 from collections.abc import Collection, Iterable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from attrs import frozen
 
 from llmfiles.models import Problem
 from llmfiles.validate.stats import FileFacts, HashIndex
+
+if TYPE_CHECKING:
+    from llmfiles.validate.convert import Converter, PrepareFn
 
 INPUT_DOC = "https://platform.openai.com/docs/api-reference/batch/request-input"
 OUTPUT_DOC = "https://platform.openai.com/docs/api-reference/batch/request-output"
@@ -418,6 +421,28 @@ def error_line(provider: str, custom_id: str, code: str, message: str) -> dict[s
         "response": None,
         "error": {"code": code, "message": message},
     }
+
+
+def results_converter(
+    *, name: str, prepare: PrepareFn, reads: str, package: str, provider: str, settings: tuple[str, ...] = ()
+) -> Converter:
+    """The :class:`~llmfiles.validate.convert.Converter` of a provider's batch results to OpenAI batch output
+    lines (``openai-from-...``): checked by :class:`ResultChecker`, used by ``llmfiles convert`` only;
+    ``settings`` are the provider's settings it reads."""
+    from llmfiles.validate.convert import Converter
+
+    return Converter(
+        name=name,
+        prepare=prepare,
+        checker=ResultChecker,
+        description="OpenAI batch output lines {id, custom_id, response: {status_code, request_id, body: "
+        "chat.completion}, error}",
+        reads=reads,
+        package=package,
+        purposes=(),
+        provider=provider,
+        settings=settings,
+    )
 
 
 class ResultChecker:

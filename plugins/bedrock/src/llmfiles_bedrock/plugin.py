@@ -327,7 +327,7 @@ def llmfiles_register_providers(register: Callable[[BedrockProvider], None]) -> 
 def batch_converters() -> tuple[Converter, Converter]:
     """``bedrock-batch`` (OpenAI batch lines to batch-inference records, for the ``model`` setting's family) and
     ``openai-from-bedrock`` (batch-inference results back to OpenAI batch output lines)."""
-    from llmfiles.validate.openai_batch import ResultChecker
+    from llmfiles.validate.openai_batch import results_converter
     from llmfiles_bedrock import batch, batch_output
 
     return (
@@ -343,15 +343,12 @@ def batch_converters() -> tuple[Converter, Converter]:
             provider=NAME,
             settings=("model",),
         ),
-        Converter(
+        results_converter(
             name=batch_output.NAME,
             prepare=batch_output.prepare,
-            checker=ResultChecker,
-            description="OpenAI batch output lines {id, custom_id, response: {status_code, body: chat.completion}, "
-            "error}",
-            reads="Bedrock batch-inference results (.jsonl.out: {recordId, modelInput, modelOutput | error})",
+            reads="Bedrock batch-inference results (.jsonl.out: {recordId, modelInput, modelOutput | error}); "
+            "-s model=... names the model in results that do not",
             package="llmfiles-bedrock",
-            purposes=(),
             provider=NAME,
             settings=("model",),
         ),

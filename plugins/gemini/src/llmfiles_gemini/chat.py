@@ -164,6 +164,24 @@ def _tools(body: Mapping[str, Any], request: dict[str, Any], out: list[Problem])
     request["toolConfig"] = {"functionCallingConfig": config}
 
 
+def convert_line(
+    record: dict[str, Any], target: str, note: ob.ModelNote, media: MediaPart, id_rules: Callable[[str], list[Problem]]
+) -> tuple[str, dict[str, Any] | None, list[Problem]]:
+    """An OpenAI batch line as ``(custom_id, GenerateContentRequest or None, problems)`` for ``target`` (its name
+    in messages): the line read, the model noted, the fields Gemini lacks reported, ``id_rules`` applied to the
+    custom_id, the messages and the body converted."""
+    request, out = ob.read_request(record, target)
+    if request is None:
+        return "", None, out
+    out = [*note.see(request.body), *id_rules(request.custom_id)]
+    out.extend(ob.unmapped(request.body, HANDLED, target, ADVICE))
+    conversation, problems = ob.read_messages(request.body["messages"])
+    out.extend(problems)
+    if conversation is None or any(p.severity == "error" for p in out):
+        return request.custom_id, None, out
+    return request.custom_id, generate_content(request.body, conversation, media, out), out
+
+
 # --- results -------------------------------------------------------------------------------------------------------
 
 

@@ -52,18 +52,8 @@ def prepare_batch(settings: Settings) -> ConvertFn:
     note = ob.ModelNote(TO_BATCH, "named when the batch is created (models/MODEL:batchGenerateContent)")
 
     def convert(record: dict[str, Any]) -> tuple[dict[str, Any] | None, list[Problem]]:
-        request, out = ob.read_request(record, "Gemini API")
-        if request is None:
-            return None, out
-        out = [*note.see(request.body), *ob.unmapped(request.body, chat.HANDLED, "the Gemini API", chat.ADVICE)]
-        conversation, problems = ob.read_messages(request.body["messages"])
-        out.extend(problems)
-        if conversation is None or any(p.severity == "error" for p in out):
-            return None, out
-        converted = chat.generate_content(request.body, conversation, media_part, out)
-        if converted is None:
-            return None, out
-        return {"key": request.custom_id, "request": converted}, out
+        key, converted, out = chat.convert_line(record, "the Gemini API", note, media_part, lambda custom_id: [])
+        return ({"key": key, "request": converted} if converted is not None else None), out
 
     return convert
 

@@ -130,7 +130,7 @@ def llmfiles_register_providers(register: Callable[[GeminiProvider], None]) -> N
 def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
     """``gemini-batch`` (OpenAI batch lines to Batch API input lines; ``convert=gemini-batch`` on batch uploads) and
     ``openai-from-gemini`` (Batch API results back to OpenAI batch output lines)."""
-    from llmfiles.validate.openai_batch import ResultChecker
+    from llmfiles.validate.openai_batch import results_converter
     from llmfiles_gemini import conversions
 
     register(
@@ -146,15 +146,11 @@ def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
         )
     )
     register(
-        Converter(
+        results_converter(
             name=conversions.FROM_RESULTS,
             prepare=conversions.prepare_results,
-            checker=ResultChecker,
-            description="OpenAI batch output lines {id, custom_id, response: {status_code, body: chat.completion}, "
-            "error}",
             reads="Gemini Batch API results ({key, response: GenerateContentResponse} or {key, error: Status})",
             package="llmfiles-gemini",
-            purposes=(),
             provider=NAME,
         )
     )

@@ -110,7 +110,7 @@ def llmfiles_register_providers(register: Callable[[MistralProvider], None]) -> 
 def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
     """``mistral-batch`` (OpenAI batch lines to Mistral's batch lines; ``convert=mistral-batch`` on batch uploads)
     and ``openai-from-mistral`` (Mistral's batch results back to OpenAI batch output lines)."""
-    from llmfiles.validate.openai_batch import ResultChecker
+    from llmfiles.validate.openai_batch import results_converter
     from llmfiles_mistral import conversions
 
     register(
@@ -126,14 +126,11 @@ def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
         )
     )
     register(
-        Converter(
+        results_converter(
             name=conversions.FROM_RESULTS,
             prepare=conversions.prepare_results,
-            checker=ResultChecker,
-            description="OpenAI batch output lines {id, custom_id, response: {status_code, request_id, body}, error}",
             reads="Mistral batch results ({id, custom_id, response: {status_code, body}, error})",
             package="llmfiles-mistral",
-            purposes=(),
             provider=NAME,
         )
     )

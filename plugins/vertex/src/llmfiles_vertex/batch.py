@@ -69,20 +69,10 @@ def prepare_batch(settings: Settings) -> ConvertFn:
     note = ob.ModelNote(TO_BATCH, "named when the job is created (batchPredictionJobs.create model)")
 
     def convert(record: dict[str, Any]) -> tuple[dict[str, Any] | None, list[Problem]]:
-        request, out = ob.read_request(record, "Vertex AI Gemini")
-        if request is None:
-            return None, out
-        out = [*note.see(request.body), *_label(request.custom_id)]
-        out.extend(ob.unmapped(request.body, chat.HANDLED, "Vertex AI Gemini", chat.ADVICE))
-        conversation, problems = ob.read_messages(request.body["messages"])
-        out.extend(problems)
-        if conversation is None or any(p.severity == "error" for p in out):
-            return None, out
-        converted = chat.generate_content(request.body, conversation, media_part, out)
+        custom_id, converted, out = chat.convert_line(record, "Vertex AI Gemini", note, media_part, _label)
         if converted is None:
             return None, out
-        converted["labels"] = {LABEL: request.custom_id}
-        return {"request": converted}, out
+        return {"request": {**converted, "labels": {LABEL: custom_id}}}, out
 
     return convert
 

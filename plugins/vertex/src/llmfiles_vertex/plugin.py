@@ -202,7 +202,7 @@ def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
     """Register the ``gemini`` conversion (``llmfiles convert --to gemini``, ``convert="gemini"``), ``vertex-batch``
     (OpenAI batch lines to batch prediction records, ``convert="vertex-batch"`` on batch uploads) and
     ``openai-from-vertex`` (batch prediction output back to OpenAI batch output lines)."""
-    from llmfiles.validate.openai_batch import ResultChecker
+    from llmfiles.validate.openai_batch import results_converter
     from llmfiles_vertex import batch
 
     register(
@@ -219,16 +219,12 @@ def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
         )
     )
     register(
-        Converter(
+        results_converter(
             name=batch.FROM_RESULTS,
             prepare=batch.prepare_results,
-            checker=ResultChecker,
-            description="OpenAI batch output lines {id, custom_id, response: {status_code, body: chat.completion}, "
-            "error}",
             reads="Vertex AI batch prediction output ({status, processed_time, request, response}) of a vertex-batch "
             "input",
             package="llmfiles-vertex",
-            purposes=(),
             provider=NAME,
         )
     )
