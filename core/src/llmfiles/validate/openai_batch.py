@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from attrs import frozen
@@ -30,6 +30,7 @@ from llmfiles.validate.stats import FileFacts, HashIndex
 
 if TYPE_CHECKING:
     from llmfiles.validate.convert import Converter, PrepareFn
+    from llmfiles.validate.records import RecordChecker
 
 INPUT_DOC = "https://platform.openai.com/docs/api-reference/batch/request-input"
 OUTPUT_DOC = "https://platform.openai.com/docs/api-reference/batch/request-output"
@@ -421,6 +422,34 @@ def error_line(provider: str, custom_id: str, code: str, message: str) -> dict[s
         "response": None,
         "error": {"code": code, "message": message},
     }
+
+
+def requests_converter(
+    *,
+    name: str,
+    prepare: PrepareFn,
+    checker: Callable[[], RecordChecker | None],
+    description: str,
+    package: str,
+    provider: str,
+    settings: tuple[str, ...] = (),
+) -> Converter:
+    """The :class:`~llmfiles.validate.convert.Converter` of OpenAI batch lines to a provider's batch input
+    (``NAME-batch``): ``convert=NAME`` on ``batch`` uploads, ``checker`` the provider's batch rules, ``settings``
+    those it reads."""
+    from llmfiles.validate.convert import Converter
+
+    return Converter(
+        name=name,
+        prepare=prepare,
+        checker=checker,
+        description=description,
+        reads="OpenAI batch lines ({custom_id, method, url: /v1/chat/completions, body})",
+        package=package,
+        purposes=("batch",),
+        provider=provider,
+        settings=settings,
+    )
 
 
 def results_converter(

@@ -155,7 +155,7 @@ def _anthropic_block(block: Block, out: list[Problem]) -> dict[str, Any]:
         return {"type": "tool_use", "id": block.call_id, "name": block.name, "input": dict(block.arguments or {})}
     if block.kind == "tool_result":
         return {"type": "tool_result", "tool_use_id": block.call_id, "content": block.text}
-    _refuse(out, "body.messages", f"a {block.kind} part cannot be sent to Claude on Bedrock (images: data: URLs)")
+    _refuse(out, "body.messages", f"{block.kind} parts cannot be sent to Claude on Bedrock (images: as data: URLs)")
     return {}
 
 
@@ -226,7 +226,7 @@ def _nova_block(block: Block, out: list[Problem]) -> dict[str, Any]:
         return {"toolUse": {"toolUseId": block.call_id, "name": block.name, "input": dict(block.arguments or {})}}
     if block.kind == "tool_result":
         return {"toolResult": {"toolUseId": block.call_id, "content": [{"text": block.text}]}}
-    _refuse(out, "body.messages", f"a {block.kind} part cannot be sent to Nova (images: data: URLs)")
+    _refuse(out, "body.messages", f"{block.kind} parts cannot be sent to Nova (images: as data: URLs)")
     return {}
 
 

@@ -327,19 +327,17 @@ def llmfiles_register_providers(register: Callable[[BedrockProvider], None]) -> 
 def batch_converters() -> tuple[Converter, Converter]:
     """``bedrock-batch`` (OpenAI batch lines to batch-inference records, for the ``model`` setting's family) and
     ``openai-from-bedrock`` (batch-inference results back to OpenAI batch output lines)."""
-    from llmfiles.validate.openai_batch import results_converter
+    from llmfiles.validate.openai_batch import requests_converter, results_converter
     from llmfiles_bedrock import batch, batch_output
 
     return (
-        Converter(
+        requests_converter(
             name=batch.NAME,
             prepare=batch.prepare,
             checker=formats.BatchChecker,
             description="Bedrock batch-inference records {recordId, modelInput} in the model family's InvokeModel "
             "body (Anthropic Messages, Nova, Llama, Titan Text; -s model=...)",
-            reads="OpenAI batch lines ({custom_id, method, url: /v1/chat/completions, body})",
             package="llmfiles-bedrock",
-            purposes=("batch",),
             provider=NAME,
             settings=("model",),
         ),

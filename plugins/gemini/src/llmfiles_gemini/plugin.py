@@ -130,18 +130,16 @@ def llmfiles_register_providers(register: Callable[[GeminiProvider], None]) -> N
 def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
     """``gemini-batch`` (OpenAI batch lines to Batch API input lines; ``convert=gemini-batch`` on batch uploads) and
     ``openai-from-gemini`` (Batch API results back to OpenAI batch output lines)."""
-    from llmfiles.validate.openai_batch import results_converter
+    from llmfiles.validate.openai_batch import requests_converter, results_converter
     from llmfiles_gemini import conversions
 
     register(
-        Converter(
+        requests_converter(
             name=conversions.TO_BATCH,
             prepare=conversions.prepare_batch,
             checker=batch.BatchChecker,
             description="Gemini Batch API input lines {key: custom_id, request: GenerateContentRequest}",
-            reads="OpenAI batch lines ({custom_id, method, url: /v1/chat/completions, body})",
             package="llmfiles-gemini",
-            purposes=("batch",),
             provider=NAME,
         )
     )

@@ -110,18 +110,16 @@ def llmfiles_register_providers(register: Callable[[MistralProvider], None]) -> 
 def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
     """``mistral-batch`` (OpenAI batch lines to Mistral's batch lines; ``convert=mistral-batch`` on batch uploads)
     and ``openai-from-mistral`` (Mistral's batch results back to OpenAI batch output lines)."""
-    from llmfiles.validate.openai_batch import results_converter
+    from llmfiles.validate.openai_batch import requests_converter, results_converter
     from llmfiles_mistral import conversions
 
     register(
-        Converter(
+        requests_converter(
             name=conversions.TO_BATCH,
             prepare=conversions.prepare_batch,
             checker=checks.BatchChecker,
             description="Mistral batch lines {custom_id, body} (random_seed, max_tokens; no method or url)",
-            reads="OpenAI batch lines ({custom_id, method, url: /v1/chat/completions, body})",
             package="llmfiles-mistral",
-            purposes=("batch",),
             provider=NAME,
         )
     )

@@ -202,19 +202,17 @@ def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
     """Register the ``gemini`` conversion (``llmfiles convert --to gemini``, ``convert="gemini"``), ``vertex-batch``
     (OpenAI batch lines to batch prediction records, ``convert="vertex-batch"`` on batch uploads) and
     ``openai-from-vertex`` (batch prediction output back to OpenAI batch output lines)."""
-    from llmfiles.validate.openai_batch import results_converter
+    from llmfiles.validate.openai_batch import requests_converter, results_converter
     from llmfiles_vertex import batch
 
     register(
-        Converter(
+        requests_converter(
             name=batch.TO_BATCH,
             prepare=batch.prepare_batch,
             checker=gemini.BatchChecker,
             description="Vertex AI batch prediction records for Gemini {request: GenerateContentRequest}, the "
             "custom_id in request.labels",
-            reads="OpenAI batch lines ({custom_id, method, url: /v1/chat/completions, body})",
             package="llmfiles-vertex",
-            purposes=("batch",),
             provider=NAME,
         )
     )
