@@ -89,6 +89,27 @@ class InvalidSetting(ConfigurationError):
     """A setting has a value of the wrong kind, or is not a setting of that provider."""
 
 
+class MissingSetting(InvalidSetting):
+    """A setting the provider needs has no value anywhere.  The first line says what is missing and how to give it
+    (``hint``); the places looked at (``looked_at``: the setting, each environment variable, the config file) follow,
+    one a line."""
+
+    def __init__(self, provider: str, setting: str, *, what: str, example: str, env: Sequence[str] = ()) -> None:
+        self.provider = provider
+        self.setting = setting
+        ways = [f"set {env[0]}={example}"] if env else []
+        ways.append(setting_advice(setting, example))
+        ways.append(f"put {setting} under [default.{provider}] in the config file")
+        self.hint = ", ".join(ways[:-1]) + f", or {ways[-1]}"
+        self.looked_at = (
+            f"the {setting} setting ({advice('argument or Client(...)', '-s or --setting')})",
+            *(f"environment variable {name}" for name in env),
+            f"the config file's [default.{provider}] table (or the chosen profile's)",
+        )
+        first = f"provider {provider!r} needs {what}: {self.hint}"
+        super().__init__("\n".join([first, "looked at:", *(f"  {place}" for place in self.looked_at)]))
+
+
 class MissingCredentials(ConfigurationError):
     """No credentials were found.  The message's first line says what is missing and the one thing to do
     (``hint``); every place that was looked at (``looked_at``) follows, one a line."""
@@ -351,6 +372,7 @@ __all__ = [
     "LLMFilesError",
     "MaybeUploaded",
     "MissingCredentials",
+    "MissingSetting",
     "NetworkError",
     "PluginError",
     "ProviderError",
