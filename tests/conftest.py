@@ -21,6 +21,9 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("MULTIPART_THRESHOLD", "PART_SIZE", "MAX_CONCURRENCY", "MAX_RETRIES", "MAX_RETRY_WAIT", "DEADLINE"):
         monkeypatch.delenv(f"LLMFILES_{name}", raising=False)
     monkeypatch.setenv("LLMFILES_HOME", str(tmp_path / "llmfiles-home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config-home"))  # no config file of the developer's
+    for name in ("LLMFILES_CONFIG", "LLMFILES_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

@@ -429,6 +429,8 @@ class DocsEnv:
         env = {
             "HOME": str(home),
             "LLMFILES_HOME": str(self.tmp / "llmfiles-home"),
+            # the config file a page writes (or none): never the developer's
+            "XDG_CONFIG_HOME": str(home / ".config"),
             "PATH": f"{tools}{os.pathsep}{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             "PYTHONPATH": str(guard),
             "LLMFILES_DOCS_TOOLS_LOG": str(self.tools_log),

@@ -142,6 +142,17 @@ def test_every_setting_and_environment_variable_is_in_concepts(rendered: dict[st
                 assert var in page, f"{name}: {var} (setting {spec.name}) is not in docs/concepts.md"
 
 
+def test_every_environment_variable_the_core_reads_is_documented(rendered: dict[str, Page]) -> None:
+    """Every ``LLMFILES_*`` name in the core's source (settings, the config file and profile, the provider, the
+    plugins switch, the parser switch ...) appears on some page of the site."""
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (REPO / "core" / "src").rglob("*.py"))
+    names = sorted(set(re.findall(r"[\"'`](LLMFILES_[A-Z_]+)", source)))
+    assert {"LLMFILES_CONFIG", "LLMFILES_PROFILE", "LLMFILES_PROVIDER", "LLMFILES_HOME"} <= set(names)
+    site = " ".join(page.text for page in rendered.values())
+    missing = [n for n in names if n not in site]
+    assert not missing, f"environment variables no page documents: {missing}"
+
+
 def test_each_provider_page_includes_its_readme(rendered: dict[str, Page]) -> None:
     for page, plugin in {"openai": "openai", "azure": "azure", "vertex": "vertex", "bedrock": "bedrock"}.items():
         readme = (REPO / "plugins" / plugin / "README.md").read_text(encoding="utf-8")
@@ -175,7 +186,7 @@ def _markdown(page: str) -> str:
 
 def test_the_hook_page_lists_every_hook_and_the_contract_in_markdown() -> None:
     text = _markdown("hooks.md")
-    missing = [n for n in [*llmfiles_docs.hook_names(), *llmfiles_docs.CONTRACT[:-2]] if f"`{n}" not in text]
+    missing = [n for n in [*llmfiles_docs.hook_names(), *llmfiles_docs.CONTRACT] if f"`{n}" not in text]
     assert not missing, f"docs/hooks.md does not list {missing} (GitHub shows no generated reference)"
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from clirun import Run, cli_env, make_run
 from faultserver import FaultServer
 
 from llmfiles.transport import Transport
@@ -94,8 +96,25 @@ def transport() -> Iterator[Transport]:
 
 @pytest.fixture(autouse=True)
 def _private_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """llmfiles' data folder (the state database, the local store) is the test's own, never the developer's."""
+    """llmfiles' data folder (the state database, the local store) and config folder are the test's own, never the
+    developer's."""
     monkeypatch.setenv("LLMFILES_HOME", str(tmp_path_factory.mktemp("llmfiles-home")))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config-home")))
+    monkeypatch.delenv("LLMFILES_CONFIG", raising=False)
+    monkeypatch.delenv("LLMFILES_PROFILE", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _hide_pread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``LLMFILES_TESTS_HIDE_PREAD=1`` (test_portable.py runs the upload tests so), ``os.pread`` does not exist,
+    as on Windows: the sources read with seek and read instead."""
+    import os
+
+    if os.environ.get("LLMFILES_TESTS_HIDE_PREAD") == "1":
+        import llmfiles.sources
+
+        monkeypatch.delattr(os, "pread", raising=False)
+        monkeypatch.setattr(llmfiles.sources, "_PREAD", None)
 
 
 @pytest.fixture(autouse=True)
@@ -115,3 +134,15 @@ def _only_the_core(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     _reset_default_client()
     reset_plugin_manager()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """The ``$LLMFILES_HOME`` of the command in a CLI test."""
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def run(home: Path, tmp_path: Path) -> Run:
+    """``run(*args, check=0)``: the ``llmfiles`` command in a subprocess (see clirun.cli_env)."""
+    return make_run(cli_env(home, tmp_path), tmp_path)

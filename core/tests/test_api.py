@@ -374,7 +374,7 @@ def test_reprs_never_show_secrets() -> None:
     assert SECRET not in repr(req)
     settings = Settings(provider="p", values={"api_key": secret, "plain": SECRET}, sources={"api_key": "env X"})
     assert SECRET not in repr(settings)
-    client = Client("local", environ={}, api_key=SECRET)
+    client = make_echo_client("http://127.0.0.1:9", api_key=SECRET)
     assert SECRET not in repr(client)
 
 

@@ -176,9 +176,28 @@ def test_unknown_explicit_setting_is_refused_naming_the_known_ones(train: Path) 
     assert ARG_KEY not in message
 
 
-def test_unknown_client_setting_is_left_alone(train: Path) -> None:
-    client, _, _ = make_client(api_key=CLIENT_KEY, some_other_providers_setting="x")
+class OtherProvider(FakeProvider):
+    info = ProviderInfo(
+        name="other",
+        package="llmfiles-other",
+        purposes=("fine-tune",),
+        settings=(SettingSpec(name="some_other_providers_setting", kind="int"),),
+    )
+
+
+def test_a_client_setting_of_another_provider_is_left_alone(train: Path) -> None:
+    """One Client may serve several providers: a setting the call's provider does not know, but another installed
+    provider does, is left alone; a name no installed provider knows is refused when the client is made (changed:
+    it was ignored), as is a value its setting cannot take."""
+    pm = PluginManager(load_entry_points=False, environ={})
+    pm.register(FakePlugin(FakeProvider()), name="fake")
+    pm.register(FakePlugin(OtherProvider()), name="other")
+    client = Client("fake", plugin_manager=pm, environ={}, api_key=CLIENT_KEY, some_other_providers_setting="3")
     assert credentials_source(client, train) == "Client setting api_key"
+    with pytest.raises(InvalidSetting, match="'some_other_providers_settin' is not a setting of the core or of any"):
+        Client("fake", plugin_manager=pm, environ={}, some_other_providers_settin="3")
+    with pytest.raises(InvalidSetting, match=r"some_other_providers_setting .*'x' is not a valid int"):
+        Client("fake", plugin_manager=pm, environ={}, some_other_providers_setting="x")
 
 
 @pytest.mark.parametrize(

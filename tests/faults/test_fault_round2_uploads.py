@@ -178,7 +178,9 @@ def test_if_exists_holds_across_processes(harness: Harness, tmp_path: Path, mode
     codes = sorted(d.returncode for d in done)
     if mode == "error":
         assert codes == [0] + [2] * (n - 1), [d.stderr for d in done]
-        assert all(only in d.stderr for d in done if d.returncode == 2)
+        # under --json the error is one JSON object on stdout, naming the file already there
+        refused = [json.loads(d.stdout)["error"] for d in done if d.returncode == 2]
+        assert all(e["type"] == "AlreadyUploaded" and e["file"]["id"] == only and only in e["message"] for e in refused)
     else:
         assert codes == [0] * n, [d.stderr for d in done]
         assert {json.loads(d.stdout)["id"] for d in done} == {only}

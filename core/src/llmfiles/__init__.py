@@ -36,6 +36,7 @@ _ERRORS = (
     "ConfigurationError",
     "ProviderNotInstalled",
     "MissingCredentials",
+    "MissingSetting",
     "InputError",
     "InvalidPurpose",
     "BadFile",
@@ -83,6 +84,7 @@ __all__ = [
     "ConfigurationError",
     "ProviderNotInstalled",
     "MissingCredentials",
+    "MissingSetting",
     "InputError",
     "InvalidPurpose",
     "BadFile",
@@ -204,6 +206,9 @@ if TYPE_CHECKING:
     from llmfiles.errors import MaybeUploaded as MaybeUploaded
     from llmfiles.errors import (
         MissingCredentials as MissingCredentials,
+    )
+    from llmfiles.errors import (
+        MissingSetting as MissingSetting,
     )
     from llmfiles.errors import (
         NetworkError as NetworkError,

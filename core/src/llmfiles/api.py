@@ -32,9 +32,13 @@ class Client:
     """Holds settings and a connection pool, and performs every operation.
 
     ``Client(**settings)`` settings sit between a call's explicit arguments and the environment in the settings
-    chain; ``provider`` is the default provider of its calls (else ``$LLMFILES_PROVIDER``, else ``local``).
-    ``on_retry`` is told about every retry (the command line prints them); ``clock`` replaces the real clock (for
-    tests).  A client is safe to share between threads and asyncio tasks.
+    chain; ``provider`` is the default provider of its calls (else ``$LLMFILES_PROVIDER``, else the config
+    profile's, else ``local``); ``profile`` picks the config file's profile (else ``$LLMFILES_PROFILE``, else
+    ``default``).  The provider, the profile and the settings are checked when the client is made: a provider that
+    is not installed, a name that is no setting of the core or of any installed provider, or a value of the wrong
+    kind is refused at once.  ``on_retry`` is told about every retry (the command line prints them); ``clock``
+    replaces the real clock (for tests).  Use it as ``with Client(...) as client`` or ``async with``; it is safe to
+    share between threads and asyncio tasks.
     """
 
     def __init__(
@@ -45,21 +49,36 @@ class Client:
         environ: Mapping[str, str] | None = None,
         clock: Clock | None = None,
         on_retry: Callable[[RetryNotice], None] | None = None,
+        profile: str | None = None,
         **settings: Any,
     ) -> None:
         from llmfiles.bookkeeping import Ledger
         from llmfiles.calls import Resolver
         from llmfiles.clock import SYSTEM_CLOCK
+        from llmfiles.config import ConfigFile
         from llmfiles.plugins import get_plugin_manager
+        from llmfiles.settings import check_client_settings
         from llmfiles.transport import Transport
         from llmfiles.uploads import Uploader
 
+        if profile is not None and (not isinstance(profile, str) or not profile.strip()):
+            raise TypeError(f"profile must be the name of a profile of the config file (a str), not {profile!r}")
         self._provider = provider
         # values of settings that look like credentials are kept as Secrets, so vars(client) never shows them
         self._settings = {k: _guarded(k, v) for k, v in settings.items()}
         self._environ = environ
         self._pm = plugin_manager or get_plugin_manager()
         self._clock = clock or SYSTEM_CLOCK
+        self._config = ConfigFile(profile, self._env)
+        # checked now, not at the first call: the provider is installed, the profile exists, the settings are settings
+        if provider is not None:
+            if not isinstance(provider, str):
+                raise TypeError(f"provider must be a provider's name (a str), not {type(provider).__name__}")
+            if provider:
+                self._pm.get(provider)
+        if profile is not None:
+            self._config.profile()
+        check_client_settings(self._settings, self._installed)
         self._transport = Transport(maxsize=max(32, _int(settings.get("max_concurrency"), 4)), clock=self._clock)
         self._ledger = Ledger(settings.get("home"))
         self._resolver = Resolver(
@@ -70,8 +89,12 @@ class Client:
             default_provider=provider,
             clock=self._clock,
             on_retry=on_retry,
+            config=self._config,
         )
         self._uploader = Uploader(self._resolver, self._ledger, self._pm, settings.get("home"))
+
+    def _installed(self) -> list[ProviderInfo]:
+        return [r.provider.info for r in self._pm.providers().values()]
 
     def __repr__(self) -> str:
         return f"Client(provider={self._provider!r}, settings={sorted(self._settings)!r})"
@@ -85,6 +108,12 @@ class Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
         self.close()
 
     def _env(self) -> Mapping[str, str]:

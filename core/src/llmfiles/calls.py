@@ -42,6 +42,7 @@ from llmfiles.transport import BodySource, Policy, Sent, Transport
 
 if TYPE_CHECKING:
     from llmfiles.clock import Clock
+    from llmfiles.config import ConfigFile, Profile
     from llmfiles.plugins import PluginManager
     from llmfiles.transport import RetryNotice
 
@@ -373,6 +374,7 @@ class Resolver:
         default_provider: str | None,
         clock: Clock,
         on_retry: Callable[[RetryNotice], None] | None = None,
+        config: ConfigFile | None = None,
     ) -> None:
         self.plugins = plugins
         self.transport = transport
@@ -381,11 +383,22 @@ class Resolver:
         self.default_provider = default_provider
         self.clock = clock
         self.on_retry = on_retry
+        self.config = config
+
+    def profile(self) -> Profile | None:
+        """The config file's chosen profile (``None``: no config file)."""
+        return self.config.profile() if self.config is not None else None
 
     def provider_name(self, provider: str | None) -> str:
+        """The provider of a call: its argument, else the client's, else ``$LLMFILES_PROVIDER``, else the config
+        profile's, else ``local``."""
         if provider is not None and not isinstance(provider, str):
             raise TypeError(f"provider must be a provider's name (a str), not {type(provider).__name__}")
-        return provider or self.default_provider or self.environ().get("LLMFILES_PROVIDER") or "local"
+        found = provider or self.default_provider or self.environ().get("LLMFILES_PROVIDER")
+        if not found:
+            profile = self.profile()
+            found = profile.provider if profile is not None else None
+        return found or "local"
 
     def registered(self, provider: str | None) -> Registered:
         return self.plugins.get(self.provider_name(provider))
@@ -398,7 +411,17 @@ class Resolver:
             with plugin_boundary("secret hooks", "llmfiles_get_secret", ()):
                 return self.plugins.get_secret(name, provider, http)
 
-        return resolve_settings(info, explicit, self.client_settings, self.environ(), get_secret=get_secret)
+        config: dict[str, Any] = {}
+        profile = self.profile()
+        if profile is not None:
+            from llmfiles.config import values_for
+            from llmfiles.settings import all_specs
+
+            specs = {spec.name: spec for spec in all_specs(info)}
+            config = values_for(profile, specs, info.name, (info.name, *info.aliases))
+        return resolve_settings(
+            info, explicit, self.client_settings, self.environ(), get_secret=get_secret, config=config
+        )
 
     def _policy(self, provider: str, values: Mapping[str, Any], secrets: Sequence[str]) -> Policy:
         deadline = values.get("deadline")

@@ -1,9 +1,13 @@
 """The ``llmfiles`` command (also ``python -m llmfiles``).
 
-Exit codes: 0 ok, 1 provider or network error, 2 usage, configuration or validation error.  Errors are one
-clear line on stderr (plus notes), with a traceback only under ``--debug``.  ``--json`` prints machine-readable
-JSON only.  Human output shows text that came from a server (ids, names, statuses, error messages) with its control
-characters escaped (:func:`llmfiles.redact.printable`): it cannot recolour the terminal, set its title or fake a line.
+Exit codes: 0 ok, 1 provider or network error, 2 usage, configuration or validation error, 130 interrupted.
+Errors are a short first line on stderr (what failed and the one thing to do), then the lines llmfiles laid out
+(the places looked at) and notes, with a traceback only under ``--debug``; under ``--json`` an error is one JSON
+object on stdout instead (:func:`llmfiles.terminal.error_object`).  ``--debug``, ``--json``, ``--quiet`` and
+``--profile`` are accepted anywhere on the line.  Retries and resumed uploads are said on stderr, one line each
+(``--quiet`` silences them and the progress bars).  Human output shows text that came from a server (ids, names,
+statuses, error messages) with its control characters escaped (:func:`llmfiles.redact.printable`): it cannot
+recolour the terminal, set its title or fake a line.
 """
 
 from __future__ import annotations
@@ -13,91 +17,154 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from llmfiles.redact import printable
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from llmfiles.api import Client
-    from llmfiles.models import FileObject, Progress
+    from llmfiles.models import FileObject
+    from llmfiles.terminal import Terminal
     from llmfiles.validate.jsonl import Report
 
-
-def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
-    settings: dict[str, Any] = {}
-    for item in getattr(args, "set", None) or []:
-        if "=" not in item:
-            raise SystemExit(_usage_error(f"--set expects NAME=VALUE, got {item!r}"))
-        name, value = item.split("=", 1)
-        settings[name.strip().replace("-", "_")] = value
-    for name in (
-        "timeout",
-        "deadline",
-        "part_size",
-        "max_concurrency",
-        "multipart_threshold",
-        "max_retries",
-        "if_exists",
-    ):
-        value = getattr(args, name, None)
-        if value is not None:
-            settings[name] = value
-    if getattr(args, "no_validate", False):
-        settings["validate"] = False
-    if getattr(args, "no_checksum", False):
-        settings["checksum"] = False
-    if getattr(args, "check_first", False):
-        settings["check_first"] = True
-    if getattr(args, "convert", None):
-        settings["convert"] = args.convert
-    return settings
+EXIT_CODES = (
+    "Exit codes: 0 ok, 1 provider or network error, 2 usage, configuration or validation error, 130 interrupted."
+)
+#: the core settings that have options of their own (``--part-size`` ...), as the settings they are
+_SETTING_OPTIONS = ("timeout", "deadline", "part_size", "max_concurrency", "multipart_threshold", "max_retries")
 
 
-def _usage_error(message: str) -> int:
-    print(f"llmfiles: error: {printable(message)}", file=sys.stderr)
-    return 2
+# --- the parser ----------------------------------------------------------------------------------------------
 
 
-def _common(p: argparse.ArgumentParser, *, settings: bool = True) -> None:
-    p.add_argument("--provider", "-p", help="provider name (default: $LLMFILES_PROVIDER or 'local')")
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON only")
-    if settings:
-        p.add_argument(
-            "--set",
-            "-s",
-            action="append",
-            metavar="NAME=VALUE",
-            help="a provider setting, e.g. -s api_base=https://example.com/v1 (repeatable)",
-        )
-        p.add_argument("--timeout", help="seconds a connect or any stall may last (default 600)")
-        p.add_argument("--deadline", help="seconds the whole operation may take")
-        p.add_argument("--max-retries", help="retries of a failed request (default 5)")
+class Parser(argparse.ArgumentParser):
+    """argparse with llmfiles' usage errors: a subcommand's error shows that subcommand's usage (an unknown option
+    too), unknown commands, choices and options get a "did you mean", and under ``--json`` the error is one JSON
+    object."""
+
+    #: set by :func:`main` when the command line asks for ``--json``
+    json_errors = False
+    top = False
+
+    def error(self, message: str) -> NoReturn:
+        if Parser.json_errors:
+            error = {"type": "UsageError", "message": f"{self.prog}: {message}", "exit_code": 2}
+            error.update(hint=f"see `{self.prog} --help`", notes=[])
+            _print_json({"error": error})
+            raise SystemExit(2)
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        ns, extras = super().parse_known_args(args, namespace)
+        if extras and not self.top:  # a subcommand's own usage, not the top-level one
+            from llmfiles.errors import did_you_mean
+
+            flags = [s for a in self._actions for s in a.option_strings]
+            first = next((e for e in extras if e.startswith("-")), extras[0])
+            self.error(f"unrecognized arguments: {' '.join(extras)}{did_you_mean(first.split('=')[0], flags)}")
+        return ns, extras
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        from llmfiles.errors import did_you_mean
+
+        names = [str(c) for c in choices]
+        if isinstance(action, argparse._SubParsersAction):
+            message = f"unknown command {value!r}{did_you_mean(str(value), names)}; the commands: {', '.join(names)}"
+        else:
+            message = f"invalid choice: {value!r}{did_you_mean(str(value), names)} (choose from {', '.join(names)})"
+        raise argparse.ArgumentError(action, message)
+
+
+def _name_value(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expects NAME=VALUE, got {text!r}")
+    name, value = text.split("=", 1)
+    return name.strip().replace("-", "_"), value
+
+
+def _files(action: argparse.Action) -> argparse.Action:
+    """Mark ``action`` as taking a path (shell completion offers files)."""
+    action.complete = "file"  # type: ignore[attr-defined]
+    return action
+
+
+def _global_options(p: argparse.ArgumentParser) -> None:
+    """The options every command takes, anywhere on the line (``default=SUPPRESS``: a subcommand does not reset
+    what the line gave before it)."""
+    g = p.add_argument_group("options of every command")
+    s = argparse.SUPPRESS
+    g.add_argument("--json", action="store_true", default=s, help="print machine-readable JSON only (errors too)")
+    g.add_argument("-q", "--quiet", action="store_true", default=s, help="no progress bars, retry or resume notices")
+    g.add_argument("--debug", action="store_true", default=s, help="show tracebacks, and the logs of the libraries")
+    g.add_argument(
+        "--profile",
+        metavar="NAME",
+        default=s,
+        help="the config file's profile (default: $LLMFILES_PROFILE, else default)",
+    )
+
+
+def _provider_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--provider", "-p", help="provider name (default: $LLMFILES_PROVIDER, the profile's, else local)")
+    p.add_argument(
+        "--set",
+        "-s",
+        action="append",
+        type=_name_value,
+        metavar="NAME=VALUE",
+        help="a setting, e.g. -s api_base=https://example.com/v1 (repeatable)",
+    )
+
+
+def _network_options(p: argparse.ArgumentParser) -> None:
+    _provider_option(p)
+    p.add_argument("--timeout", help="seconds any stall may last (default 600; connecting: connect_timeout, 15)")
+    p.add_argument("--deadline", help="seconds the whole operation may take")
+    p.add_argument("--max-retries", help="retries of a failed request (default 5)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """The parser of the ``llmfiles`` command (the docs, the shell completion and the tests read it too)."""
+    parser = Parser(
         prog="llmfiles",
         description="Put training, validation and batch files onto any LLM provider.",
-        epilog="Exit codes: 0 ok, 1 provider or network error, 2 usage, configuration or validation error.",
+        epilog=EXIT_CODES,
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.top = True
     parser.add_argument("--version", action="version", version=f"llmfiles {_version()}")
+    _global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p = sub.add_parser("providers", help="list installed providers")
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON only")
-    _upload_parser(sub)
+    p = sub.add_parser("providers", help="list the providers: installed, and the others with what to install")
+    _upload_parsers(sub)
     _file_parsers(sub)
     _check_parsers(sub)
+    p = sub.add_parser(
+        "completion",
+        help="print a shell completion script (bash, zsh or fish), made from this parser",
+        description='bash: eval "$(llmfiles completion bash)" in ~/.bashrc; zsh: llmfiles completion zsh > '
+        '"${fpath[1]}/_llmfiles"; fish: llmfiles completion fish > ~/.config/fish/completions/llmfiles.fish',
+    )
+    p.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell to complete for")
+    for command in sub.choices.values():
+        _global_options(command)
     return parser
 
 
-def _upload_parser(sub: Any) -> None:
+def _upload_parsers(sub: Any) -> None:
     p = sub.add_parser("upload", help="upload a file (and optionally its validation file)")
-    p.add_argument("file", help="the file to upload")
+    _files(p.add_argument("file", help="the file to upload; - reads standard input (then --filename names it)"))
     p.add_argument("--purpose", default="fine-tune", help="what the file is for (default: fine-tune)")
-    p.add_argument("--validation", metavar="FILE", help="a validation file to upload together with FILE")
+    _files(p.add_argument("--validation", metavar="FILE", help="a validation file to upload together with FILE"))
     p.add_argument("--filename", help="the name to give the file at the provider (default: its own)")
     p.add_argument("--dry-run", action="store_true", help="run every offline check and print the plan; send nothing")
     p.add_argument("--wait", action="store_true", help="wait until the provider has processed the file")
@@ -131,38 +198,38 @@ def _upload_parser(sub: Any) -> None:
         help="when the provider already has a file with the same content and purpose (recorded by an earlier "
         "upload): upload another copy (new, the default), return that file (reuse), or fail (error)",
     )
-    _common(p)
-    p = sub.add_parser("uploads", help="list unfinished large uploads (run the same upload again to continue one)")
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON only")
+    _network_options(p)
+    sub.add_parser("uploads", help="list unfinished large uploads (run the same upload again to continue one)")
     p = sub.add_parser("abort", help="end an unfinished large upload at the provider and forget it")
     p.add_argument("id", help="the id `llmfiles uploads` shows (a unique prefix is enough)")
-    _common(p)
+    _network_options(p)
 
 
 def _file_parsers(sub: Any) -> None:
     p = sub.add_parser("list", help="list files at the provider")
     p.add_argument("--purpose", help="only files with this purpose")
-    _common(p)
+    p.add_argument("--limit", type=_positive, metavar="N", help="list at most N files")
+    _network_options(p)
     p = sub.add_parser("get", help="show one file")
     p.add_argument("id", help="the file's id at the provider")
-    _common(p)
-    p = sub.add_parser("delete", help="delete one file")
-    p.add_argument("id", help="the file's id at the provider")
-    _common(p)
+    _network_options(p)
+    p = sub.add_parser("delete", help="delete files (each id in turn; the others still go when one fails)")
+    p.add_argument("ids", nargs="+", metavar="ID", help="the id of a file at the provider")
+    _network_options(p)
     p = sub.add_parser("download", help="download a file's content")
     p.add_argument("id", help="the file's id at the provider")
-    p.add_argument("-o", "--output", required=True, help="file path, or a folder to keep the file's name")
+    _files(p.add_argument("-o", "--output", required=True, help="file path, or a folder to keep the file's name"))
     p.add_argument("--force", action="store_true", help="replace the output file if it exists")
-    _common(p)
+    _network_options(p)
 
 
 def _check_parsers(sub: Any) -> None:
-    p = sub.add_parser("validate", help="check a file offline, as upload would")
-    p.add_argument("file", help="the JSONL file to check")
+    p = sub.add_parser("validate", help="check a file offline, as upload would (no network, no credentials)")
+    _files(p.add_argument("file", help="the JSONL file to check"))
     p.add_argument("--purpose", default="fine-tune", help="what the file is for (default: fine-tune)")
     p.add_argument("--max-problems", type=int, default=50, help="problems to list (the rest are counted)")
     p.add_argument("--convert", metavar="FORMAT", help="check the file as it will be after this conversion")
-    _common(p)
+    _provider_option(p)
     p = sub.add_parser(
         "convert",
         help="convert a JSONL file to another format (offline, streaming), check it, write it atomically",
@@ -170,23 +237,50 @@ def _check_parsers(sub: Any) -> None:
         "target format's rules, and write OUT only if both passed (a temporary file is renamed: never a "
         "half-written OUT).",
     )
-    p.add_argument("file", help="the JSONL file to convert")
+    _files(p.add_argument("file", help="the JSONL file to convert"))
     p.add_argument(
         "--to",
         required=True,
         metavar="FORMAT",
         help="the target format: gemini (llmfiles-vertex); claude, nova, prompt-completion (llmfiles-bedrock)",
     )
-    p.add_argument("-o", "--output", required=True, help="the converted file to write")
+    _files(p.add_argument("-o", "--output", required=True, help="the converted file to write"))
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.add_argument("--max-problems", type=int, default=50, help="problems to list (the rest are counted)")
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON only")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expects a number greater than 0, got {value}")
+    return value
 
 
 def _version() -> str:
     from llmfiles import __version__
 
     return __version__
+
+
+def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the command line gives: ``-s NAME=VALUE`` and the options that are settings."""
+    settings: dict[str, Any] = dict(getattr(args, "set", None) or [])
+    for name in (*_SETTING_OPTIONS, "if_exists"):
+        value = getattr(args, name, None)
+        if value is not None:
+            settings[name] = value
+    if getattr(args, "no_validate", False):
+        settings["validate"] = False
+    if getattr(args, "no_checksum", False):
+        settings["checksum"] = False
+    if getattr(args, "check_first", False):
+        settings["check_first"] = True
+    if getattr(args, "convert", None):
+        settings["convert"] = args.convert
+    return settings
 
 
 # --- output --------------------------------------------------------------------------------------------------
@@ -207,15 +301,6 @@ def _lines(text: str) -> list[str]:
     return [printable(line) for line in text.split("\n")]
 
 
-def _error_text(exc: BaseException) -> str:
-    """An error's message for the terminal: a validation error keeps the lines llmfiles made of its problems; any
-    other message may hold a server's text, whose newlines must not start lines of their own."""
-    from llmfiles.errors import ValidationError
-
-    text = str(exc)
-    return "\n".join(_lines(text)) if isinstance(exc, ValidationError) else printable(text)
-
-
 def _describe(f: FileObject) -> str:
     p = printable
     details = f" ({p(f.status_details)})" if f.status_details else ""
@@ -226,51 +311,18 @@ def _describe(f: FileObject) -> str:
     )
 
 
-class _Bar:
-    """A progress bar on stderr (tqdm), only on a terminal."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bars: dict[str, Any] = {}
-        self.last: dict[str, int] = {}
-
-    def __call__(self, event: Progress) -> None:
-        if not self.enabled:
-            return
-        from tqdm import tqdm
-
-        key = f"{event.operation}:{event.filename}"
-        bar = self.bars.get(key)
-        if bar is None:
-            bar = tqdm(
-                total=event.total,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=f"{event.operation} {event.filename}",
-                file=sys.stderr,
-                leave=True,
-                dynamic_ncols=True,
-            )
-            self.bars[key], self.last[key] = bar, 0
-        bar.update(event.done - self.last[key])
-        self.last[key] = event.done
-
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
-
-
 # --- commands ------------------------------------------------------------------------------------------------
 
 
-def _cmd_providers(client: Client, args: argparse.Namespace) -> int:
-    from llmfiles.plugins import get_plugin_manager
+def _cmd_providers(client: Client, args: argparse.Namespace, term: Terminal) -> int:
+    from llmfiles.plugins import KNOWN_PACKAGES, get_plugin_manager, install_commands
 
     providers = {name: r.provider.info for name, r in get_plugin_manager().providers().items()}
+    taken = {n for info in providers.values() for n in (info.name, *info.aliases)}
     rows: list[dict[str, Any]] = [
         {
             "name": info.name,
+            "installed": True,
             "aliases": list(info.aliases),
             "package": info.package,
             "purposes": list(info.purposes),
@@ -280,35 +332,38 @@ def _cmd_providers(client: Client, args: argparse.Namespace) -> int:
         }
         for info in sorted(providers.values(), key=lambda i: i.name)
     ]
+    missing = [name for name in KNOWN_PACKAGES if name not in taken]
+    for name in missing:
+        pip, checkout = install_commands(name) or ("", "")
+        rows.append({"name": name, "installed": False, "package": KNOWN_PACKAGES[name][0], "install": pip})
+        rows[-1]["install_from_checkout"] = checkout
     if args.json:
         _print_json(rows)
-    else:
-        for r in rows:
-            alias = f" (also: {', '.join(r['aliases'])})" if r["aliases"] else ""
-            print(printable(f"{r['name']}{alias}  [{r['package']}]  {r['description']}"))
-            print(printable(f"    purposes: {', '.join(r['purposes'])}"))
+        return 0
+    for r in rows[: len(providers)]:
+        alias = f" (also: {', '.join(r['aliases'])})" if r["aliases"] else ""
+        print(printable(f"{r['name']}{alias}  [{r['package']}]  {r['description']}"))
+        print(printable(f"    purposes: {', '.join(r['purposes'])}"))
+    by_package: dict[str, list[dict[str, Any]]] = {}
+    for r in rows[len(providers) :]:
+        by_package.setdefault(r["package"], []).append(r)
+    if by_package:
+        print("\nnot installed:")
+    for group in by_package.values():
+        first = group[0]
+        print(printable(f"{', '.join(r['name'] for r in group)}  [{first['package']}]"))
+        print(printable(f"    {first['install']}  (from a checkout of llmfiles: {first['install_from_checkout']})"))
     return 0
 
 
-def _dry_run(client: Client, args: argparse.Namespace, settings: dict[str, Any]) -> int:
-    bar = _Bar(enabled=not args.json and sys.stderr.isatty())  # the content checks read the whole file
-    try:
-        plans = {
-            "training": client.describe_upload(
-                args.file,
-                purpose=args.purpose,
-                provider=args.provider,
-                filename=args.filename,
-                progress=bar,
-                **settings,
-            )
-        }
+def _dry_run(client: Client, args: argparse.Namespace, settings: dict[str, Any], term: Terminal) -> int:
+    try:  # the content checks read the whole file: a bar shows how far
+        common = {"purpose": args.purpose, "provider": args.provider, "progress": term.progress}
+        plans = {"training": client.describe_upload(args.file, filename=args.filename, **common, **settings)}
         if args.validation:
-            plans["validation"] = client.describe_upload(
-                args.validation, purpose=args.purpose, provider=args.provider, progress=bar, **settings
-            )
+            plans["validation"] = client.describe_upload(args.validation, **common, **settings)
     finally:
-        bar.close()
+        term.close()
     ok = all(plan["ok"] for plan in plans.values())
     if args.json:
         _print_json(plans if args.validation else plans["training"])
@@ -327,69 +382,129 @@ def _dry_run(client: Client, args: argparse.Namespace, settings: dict[str, Any])
     return 0 if ok else 2
 
 
-def _cmd_upload(client: Client, args: argparse.Namespace) -> int:
-    from llmfiles.converter import to_dict
-
+def _cmd_upload(client: Client, args: argparse.Namespace, term: Terminal) -> int:
+    if args.file == "-":
+        return _upload_stdin(client, args, term)
     settings = _settings_from(args)
     if args.dry_run:
-        return _dry_run(client, args, settings)
-    bar = _Bar(enabled=not args.json and sys.stderr.isatty())
+        return _dry_run(client, args, settings, term)
+    common = {"purpose": args.purpose, "provider": args.provider, "progress": term.progress, "wait": args.wait}
     try:
         if args.validation:
             result = client.upload_training_files(
-                args.file,
-                args.validation,
-                purpose=args.purpose,
-                provider=args.provider,
-                keep_on_error=args.keep_on_error,
-                progress=bar,
-                wait=args.wait,
-                **settings,
+                args.file, args.validation, keep_on_error=args.keep_on_error, **common, **settings
             )
         else:
-            fo = client.upload(
-                args.file,
-                purpose=args.purpose,
-                provider=args.provider,
-                filename=args.filename,
-                progress=bar,
-                wait=args.wait,
-                **settings,
-            )
+            fo = client.upload(args.file, filename=args.filename, **common, **settings)
     finally:
-        bar.close()  # before the result is printed, so the two do not interleave
-    if args.validation:
-        if args.json:
-            _print_json({"training": to_dict(result.training), "validation": to_dict(result.validation)})
-        else:
-            print("training:   " + _describe(result.training).replace("\n", "\n" + " " * 12))
-            assert result.validation is not None
-            print("validation: " + _describe(result.validation).replace("\n", "\n" + " " * 12))
+        term.close()  # before the result is printed, so the two do not interleave
+    from llmfiles.converter import to_dict
+
+    if not args.validation:
+        _print_json(to_dict(fo)) if args.json else print(_describe(fo))
     elif args.json:
-        _print_json(to_dict(fo))
+        _print_json({"training": to_dict(result.training), "validation": to_dict(result.validation)})
     else:
-        print(_describe(fo))
+        print("training:   " + _describe(result.training).replace("\n", "\n" + " " * 12))
+        assert result.validation is not None
+        print("validation: " + _describe(result.validation).replace("\n", "\n" + " " * 12))
     return 0
 
 
-def _cmd_list(client: Client, args: argparse.Namespace) -> int:
+def _upload_stdin(client: Client, args: argparse.Namespace, term: Terminal) -> int:
+    """``upload -``: standard input into a private temporary file (constant memory), uploaded under ``--filename``
+    with every check, retry and part of a file's upload, then removed."""
+    from llmfiles.errors import InputError
+
+    if not args.filename:
+        raise InputError(
+            "upload -: name the file with --filename (standard input has no name), e.g. --filename x.jsonl"
+        )
+    if args.validation == "-":
+        raise InputError("--validation -: only the uploaded file may come from standard input")
+    info = client.provider_info(args.provider)
+    if sys.stdin.isatty():
+        term.notice("reading the file from standard input (end it with Ctrl-D)")
+    path = _spool(sys.stdin.buffer, info.max_file_size, info.name)
+    try:
+        with open(path, "rb") as fh:
+            args.file = fh
+            return _cmd_upload(client, args, term)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _spool(stream: Any, limit: int | None, provider: str) -> Path:
+    """Copy ``stream`` into a new owner-only file in llmfiles' data folder (not ``/tmp``, often memory), stopping
+    as soon as it grows past ``limit``."""
+    import tempfile
+    from pathlib import Path
+
+    from llmfiles.errors import BadFile, FileTooLarge
+    from llmfiles.paths import default_home, private_dir
+
+    folder = private_dir(default_home() / "stdin")
+    fd, name = tempfile.mkstemp(dir=folder, prefix="stdin-", suffix=".part")
+    path = Path(name)
+    try:
+        size = 0
+        with os.fdopen(fd, "wb") as out:
+            while block := stream.read(1024 * 1024):
+                size += len(block)
+                if limit is not None and size > limit:
+                    raise FileTooLarge("standard input", size, limit, provider, "(it was read this far)")
+                out.write(block)
+        if size == 0:
+            raise BadFile("standard input was empty; providers refuse empty files")
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _cmd_list(client: Client, args: argparse.Namespace, term: Terminal) -> int:
+    from itertools import islice
+
     from llmfiles.converter import to_dict
 
-    files = client.list_files(provider=args.provider, purpose=args.purpose, **_settings_from(args))
+    files: Iterator[FileObject] = client.list_files(
+        provider=args.provider, purpose=args.purpose, **_settings_from(args)
+    )
+    if args.limit:
+        files = islice(files, args.limit)
     if args.json:
         _print_json([to_dict(f) for f in files])
         return 0
-    count = 0
-    for f in files:
-        count += 1
-        p = printable
-        print(f"{p(f.id)}  {p(f.purpose):<11} {f.bytes:>14,}  {_when(f.created_at)}  {p(f.status):<9}  {p(f.filename)}")
-    if count == 0:
+    if not _table(files):
         print("no files", file=sys.stderr)
     return 0
 
 
-def _cmd_get(client: Client, args: argparse.Namespace) -> int:
+def _table(files: Iterable[FileObject]) -> int:
+    """The files as a table with a header row, streamed (column widths from the first rows); how many."""
+    p = printable
+    it = iter(files)
+    count = 0
+    width = 2
+    while batch := _take(it, 100):
+        if count == 0:
+            width = max(width, *(len(p(f.id)) for f in batch))
+            print(f"{'ID':<{width}}  {'PURPOSE':<11} {'BYTES':>14}  {'CREATED':<20}  {'STATUS':<9}  FILENAME")
+        for f in batch:
+            created = _when(f.created_at)
+            row = f"{p(f.id):<{width}}  {p(f.purpose):<11} {f.bytes:>14,}  {created:<20}  {p(f.status):<9}"
+            print(f"{row}  {p(f.filename)}")
+        count += len(batch)
+    return count
+
+
+def _take(it: Iterator[Any], n: int) -> list[Any]:
+    from itertools import islice
+
+    return list(islice(it, n))
+
+
+def _cmd_get(client: Client, args: argparse.Namespace, term: Terminal) -> int:
     from llmfiles.converter import to_dict
 
     fo = client.retrieve(args.id, provider=args.provider, **_settings_from(args))
@@ -400,23 +515,51 @@ def _cmd_get(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_delete(client: Client, args: argparse.Namespace) -> int:
-    client.delete(args.id, provider=args.provider, **_settings_from(args))
+def _cmd_delete(client: Client, args: argparse.Namespace, term: Terminal) -> int:
+    """Each id in turn; one that fails is reported and the others still go (as ``rm``); the exit code is the first
+    failure's.  One id: its result (or its error), as any command; several: a list of results under ``--json``."""
+    from llmfiles.errors import LLMFilesError
+    from llmfiles.terminal import error_lines, error_object
+
+    settings = _settings_from(args)
+    if len(args.ids) == 1:
+        client.delete(args.ids[0], provider=args.provider, **settings)
+        if args.json:
+            _print_json({"id": args.ids[0], "deleted": True})
+        else:
+            print(f"deleted {printable(args.ids[0])}")
+        return 0
+    results: list[dict[str, Any]] = []
+    code = 0
+    for file_id in args.ids:
+        try:
+            client.delete(file_id, provider=args.provider, **settings)
+        except LLMFilesError as exc:
+            code = code or exc.exit_code
+            results.append({"id": file_id, "deleted": False, **error_object(exc, exc.exit_code)})
+            if not args.json:
+                print("\n".join(error_lines(exc)), file=sys.stderr)
+            continue
+        results.append({"id": file_id, "deleted": True})
+        if not args.json:
+            print(f"deleted {printable(file_id)}")
     if args.json:
-        _print_json({"id": args.id, "deleted": True})
-    else:
-        print(f"deleted {printable(args.id)}")
-    return 0
+        _print_json(results)
+    return code
 
 
-def _cmd_download(client: Client, args: argparse.Namespace) -> int:
-    bar = _Bar(enabled=not args.json and sys.stderr.isatty())
+def _cmd_download(client: Client, args: argparse.Namespace, term: Terminal) -> int:
     try:
         path = client.download(
-            args.id, args.output, provider=args.provider, overwrite=args.force, progress=bar, **_settings_from(args)
+            args.id,
+            args.output,
+            provider=args.provider,
+            overwrite=args.force,
+            progress=term.progress,
+            **_settings_from(args),
         )
     finally:
-        bar.close()
+        term.close()
     if args.json:
         _print_json({"id": args.id, "path": os.fspath(path), "bytes": path.stat().st_size})
     else:
@@ -432,7 +575,7 @@ def _print_report(label: str, report: Report) -> None:
         print(f"... and {report.hidden} more problem(s) (raise --max-problems to see them)")
 
 
-def _cmd_uploads(client: Client, args: argparse.Namespace) -> int:
+def _cmd_uploads(client: Client, args: argparse.Namespace, term: Terminal) -> int:
     rows = client.unfinished_uploads()
     if args.json:
         _print_json(rows)
@@ -447,7 +590,7 @@ def _cmd_uploads(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_abort(client: Client, args: argparse.Namespace) -> int:
+def _cmd_abort(client: Client, args: argparse.Namespace, term: Terminal) -> int:
     result = client.abort_upload(args.id, **_settings_from(args))
     if args.json:
         _print_json(result)
@@ -456,19 +599,18 @@ def _cmd_abort(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_validate(client: Client, args: argparse.Namespace) -> int:
-    bar = _Bar(enabled=not args.json and sys.stderr.isatty())
+def _cmd_validate(client: Client, args: argparse.Namespace, term: Terminal) -> int:
     try:
         report = client.validate(
             args.file,
             purpose=args.purpose,
             provider=args.provider,
             max_problems=args.max_problems,
-            progress=bar,
+            progress=term.progress,
             **_settings_from(args),
         )
     finally:
-        bar.close()  # before the report is printed, so the two do not interleave
+        term.close()  # before the report is printed, so the two do not interleave
     if args.json:
         _print_json(report.as_dict())
     else:
@@ -483,7 +625,7 @@ def _cmd_validate(client: Client, args: argparse.Namespace) -> int:
     return 0 if report.ok else 2
 
 
-def _cmd_convert(client: Client, args: argparse.Namespace) -> int:
+def _cmd_convert(client: Client, args: argparse.Namespace, term: Terminal) -> int:
     result = client.convert(
         args.file, to=args.to, output=args.output, overwrite=args.force, max_problems=args.max_problems
     )
@@ -516,6 +658,13 @@ def _cmd_convert(client: Client, args: argparse.Namespace) -> int:
     return 2
 
 
+def _cmd_completion(client: Client, args: argparse.Namespace, term: Terminal) -> int:
+    from llmfiles.completion import script
+
+    sys.stdout.write(script(args.shell, build_parser()))
+    return 0
+
+
 COMMANDS = {
     "providers": _cmd_providers,
     "upload": _cmd_upload,
@@ -527,7 +676,11 @@ COMMANDS = {
     "convert": _cmd_convert,
     "uploads": _cmd_uploads,
     "abort": _cmd_abort,
+    "completion": _cmd_completion,
 }
+
+
+# --- logging, errors and the entry point ------------------------------------------------------------------------
 
 
 class _Printable(logging.Formatter):
@@ -546,64 +699,119 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
-def _setup_logging(debug: bool) -> None:
-    """Where log records go: warnings (everything with ``--debug``) to stderr, escaped, unless the process has
-    configured logging itself."""
+def _ours(record: logging.LogRecord) -> bool:
+    """Records of llmfiles and its plugins (``llmfiles``, ``llmfiles.*``, ``llmfiles_*``); the libraries' own
+    (azure-identity's report of every credential it tried, botocore ...) only under ``--debug``."""
+    return record.name.startswith("llmfiles")
+
+
+def _setup_logging(debug: bool) -> logging.Handler | None:
+    """Where log records go: llmfiles' warnings (everything, the libraries' too, with ``--debug``) to stderr,
+    escaped, unless the process has configured logging itself.  Returns the handler it added."""
     root = logging.getLogger()
-    if not root.handlers:
-        handler = _Stderr()
-        handler.setFormatter(_Printable("%(levelname)s %(name)s: %(message)s" if debug else "%(message)s"))
-        root.addHandler(handler)
-        if debug:
-            root.setLevel(logging.DEBUG)
+    if root.handlers:
+        return None
+    handler = _Stderr()
+    handler.setFormatter(_Printable("%(levelname)s %(name)s: %(message)s" if debug else "%(message)s"))
     if debug:
+        root.setLevel(logging.DEBUG)
         # urllib3 logs whole URLs at DEBUG, signed query strings included; llmfiles logs its own, redacted
         logging.getLogger("urllib3").setLevel(logging.INFO)
-
-
-def _report(exc: BaseException, debug: bool) -> None:
-    """An error (or an interruption) on stderr: one line, then its notes (what became of the upload)."""
-    if isinstance(exc, KeyboardInterrupt):
-        print("llmfiles: interrupted", file=sys.stderr)
     else:
-        if debug:
+        handler.addFilter(_ours)
+    root.addHandler(handler)
+    return handler
+
+
+def _report(exc: BaseException, code: int, args: argparse.Namespace) -> None:
+    """An error (or an interruption): lines on stderr, or under ``--json`` one JSON object on stdout."""
+    from llmfiles.terminal import error_lines, error_object
+
+    if args.json:
+        if isinstance(exc, KeyboardInterrupt):
+            error = {"type": "Interrupted", "message": "interrupted", "exit_code": code, "hint": None}
+            _print_json({"error": {**error, "notes": [str(n) for n in getattr(exc, "__notes__", ())]}})
+        else:
+            _print_json(error_object(exc, code))
+        return
+    if isinstance(exc, KeyboardInterrupt):
+        lines = ["llmfiles: interrupted", *(f"  {printable(str(n))}" for n in getattr(exc, "__notes__", ()))]
+    else:
+        if args.debug:
             import traceback
 
             traceback.print_exception(exc)
-        print(f"llmfiles: error: {_error_text(exc)}", file=sys.stderr)
-    for note in getattr(exc, "__notes__", ()):
-        print(f"  {printable(str(note))}", file=sys.stderr)
+        lines = error_lines(exc)
+    print("\n".join(lines), file=sys.stderr)
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    words = list(sys.argv[1:] if argv is None else argv)
+    Parser.json_errors = "--json" in words[: words.index("--")] if "--" in words else "--json" in words
+    try:
+        args = build_parser().parse_args(words)
+    finally:
+        Parser.json_errors = False
+    for name in ("json", "quiet", "debug"):
+        setattr(args, name, getattr(args, name, False))
+    args.profile = getattr(args, "profile", None)
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run ``llmfiles`` with ``argv`` (default: the process's arguments); return its exit code."""
+    args = _parse(argv)
     if args.command is None:
-        parser.print_help()
+        build_parser().print_help()
         return 2
-    _setup_logging(args.debug)
-    from llmfiles.api import Client
+    from llmfiles import errors
+    from llmfiles.terminal import Terminal
+
+    levels = {name: logging.getLogger(name).level for name in ("", "urllib3")}
+    handler = _setup_logging(args.debug)
+    before = errors.speaking_to("cli")
+    term = Terminal(quiet=args.quiet, bars=not args.json and sys.stderr.isatty())
+    try:
+        return _run(args, term)
+    finally:
+        term.close()
+        errors.speaking_to(before)
+        if handler is not None:  # as it was (main may run in a process that goes on)
+            logging.getLogger().removeHandler(handler)
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
+
+
+def _run(args: argparse.Namespace, term: Terminal) -> int:
     from llmfiles.errors import LLMFilesError
 
-    client = Client()
+    client = None
     try:
-        return COMMANDS[args.command](client, args)
+        from llmfiles.api import Client
+
+        client = Client(profile=args.profile, on_retry=term.retry)
+        return COMMANDS[args.command](client, args, term)
     except LLMFilesError as exc:
-        _report(exc, args.debug)
+        _report(exc, exc.exit_code, args)
         return exc.exit_code
     except KeyboardInterrupt as exc:
-        _report(exc, args.debug)
+        term.close()
+        _report(exc, 130, args)
         return 130
     except BrokenPipeError:
         return 0
     except Exception as exc:
         if args.debug:
             raise
-        print(
-            f"llmfiles: internal error: {type(exc).__name__}: {printable(str(exc))} (run with --debug for the "
-            "traceback)",
-            file=sys.stderr,
-        )
+        if args.json:
+            _report(exc, 1, args)
+        else:
+            print(
+                f"llmfiles: internal error: {type(exc).__name__}: {printable(str(exc))} (run with --debug for the "
+                "traceback)",
+                file=sys.stderr,
+            )
         return 1
     finally:
-        client.close()
+        if client is not None:
+            client.close()

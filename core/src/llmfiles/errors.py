@@ -15,9 +15,30 @@ if TYPE_CHECKING:
 
 
 class LLMFilesError(Exception):
-    """Base class of every error llmfiles raises."""
+    """Base class of every error llmfiles raises.
+
+    ``hint`` is the one thing to do about it, when there is one (also in the message); the command line's
+    ``--json`` error object carries it.
+    """
 
     exit_code = 1
+    hint: str | None = None
+
+
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """`` (did you mean 'fine-tune'?)`` when ``word`` is close to one of ``choices`` (``_`` and ``-`` alike, any
+    case), else ``""``."""
+    import difflib
+
+    def norm(text: str) -> str:
+        return text.strip().lower().replace("_", "-")
+
+    by_norm = {norm(c): c for c in choices if c != word}
+    same = by_norm.get(norm(word))
+    if same is not None:
+        return f" (did you mean {same!r}?)"
+    close = difflib.get_close_matches(norm(word), list(by_norm), n=1, cutoff=0.75)
+    return f" (did you mean {by_norm[close[0]]!r}?)" if close else ""
 
 
 # --- configuration -------------------------------------------------------------------------------------------
@@ -30,18 +51,34 @@ class ConfigurationError(LLMFilesError):
 
 
 class ProviderNotInstalled(ConfigurationError):
-    """No installed plugin provides the requested provider."""
+    """No installed plugin provides the requested provider.  The message says what to install: the distribution
+    from the package index, and the folders to install from a checkout of llmfiles (``checkout``)."""
 
-    def __init__(self, provider: str, *, package: str | None, installed: Sequence[str]) -> None:
+    def __init__(
+        self,
+        provider: str,
+        *,
+        package: str | None,
+        installed: Sequence[str],
+        checkout: str | None = None,
+        suggestion: str = "",
+    ) -> None:
         self.provider = provider
         self.package = package
         self.installed = tuple(installed)
         have = ", ".join(self.installed) or "none"
         if package:
-            hint = f"install it with: pip install {package}"
+            self.hint = f"pip install {package}"
+            where = f" (from a checkout of llmfiles: {checkout})" if checkout else ""
+            first = f"provider {provider!r} is not installed: {self.hint}{where}"
         else:
-            hint = "install the plugin that provides it (its distribution declares an entry point in group 'llmfiles')"
-        super().__init__(f"provider {provider!r} is not installed; {hint} (installed providers: {have})")
+            self.hint = None
+            first = f"provider {provider!r} is not installed{suggestion}" + (
+                ""
+                if suggestion
+                else "; install the plugin that provides it (a distribution with an entry point in group 'llmfiles')"
+            )
+        super().__init__(f"{first}\ninstalled providers: {have}")
 
 
 class PluginError(ConfigurationError):
@@ -52,17 +89,62 @@ class InvalidSetting(ConfigurationError):
     """A setting has a value of the wrong kind, or is not a setting of that provider."""
 
 
+class MissingSetting(InvalidSetting):
+    """A setting the provider needs has no value anywhere.  The first line says what is missing and how to give it
+    (``hint``); the places looked at (``looked_at``: the setting, each environment variable, the config file) follow,
+    one a line."""
+
+    def __init__(self, provider: str, setting: str, *, what: str, example: str, env: Sequence[str] = ()) -> None:
+        self.provider = provider
+        self.setting = setting
+        ways = [f"set {env[0]}={example}"] if env else []
+        ways.append(setting_advice(setting, example))
+        ways.append(f"put {setting} under [default.{provider}] in the config file")
+        self.hint = ", ".join(ways[:-1]) + f", or {ways[-1]}"
+        self.looked_at = (
+            f"the {setting} setting ({advice('argument or Client(...)', '-s or --setting')})",
+            *(f"environment variable {name}" for name in env),
+            f"the config file's [default.{provider}] table (or the chosen profile's)",
+        )
+        first = f"provider {provider!r} needs {what}: {self.hint}"
+        super().__init__("\n".join([first, "looked at:", *(f"  {place}" for place in self.looked_at)]))
+
+
 class MissingCredentials(ConfigurationError):
-    """No credentials were found; the message names every place that was looked at."""
+    """No credentials were found.  The message's first line says what is missing and the one thing to do
+    (``hint``); every place that was looked at (``looked_at``) follows, one a line."""
 
     def __init__(self, provider: str, what: str, looked_at: Sequence[str], hint: str = "") -> None:
         self.provider = provider
         self.looked_at = tuple(looked_at)
-        places = "; ".join(self.looked_at)
-        msg = f"no {what} for provider {provider!r}: looked at {places}"
+        self.hint = hint or None
+        first = f"no {what} for provider {provider!r}"
         if hint:
-            msg += f". {hint}"
-        super().__init__(msg)
+            first += f": {hint}"
+        super().__init__("\n".join([first, "looked at:", *(f"  {place}" for place in self.looked_at)]))
+
+
+def advice(python: str, cli: str) -> str:
+    """What to do, said to whoever reads it: ``python`` (``pass overwrite=True``) for a program using the API,
+    ``cli`` (``pass --force``) on the command line, which declares itself with :func:`speaking_to`."""
+    return cli if _AUDIENCE == "cli" else python
+
+
+def setting_advice(name: str, value: str = "...") -> str:
+    """How to give the setting ``name`` a value: ``pass name=value`` in Python, ``pass -s name=value`` on the
+    command line."""
+    return advice(f"pass {name}={value}", f"pass -s {name}={value}")
+
+
+_AUDIENCE = "python"
+
+
+def speaking_to(audience: str) -> str:
+    """Who error messages are for from now on, ``"python"`` or ``"cli"``; returns the one before (the command line
+    sets it while it runs)."""
+    global _AUDIENCE
+    before, _AUDIENCE = _AUDIENCE, audience
+    return before
 
 
 # --- bad input -----------------------------------------------------------------------------------------------
@@ -82,9 +164,10 @@ class InvalidPurpose(InputError):
         self.purpose = purpose
         self.accepted = tuple(accepted)
         where = f" {context}" if context else ""
+        self.hint = f"use one of: {', '.join(self.accepted)}"
+        suggestion = did_you_mean(purpose, self.accepted)
         super().__init__(
-            f"purpose {purpose!r} is not accepted by provider {provider!r}{where}; "
-            f"use one of: {', '.join(self.accepted)}"
+            f"purpose {purpose!r} is not accepted by provider {provider!r}{where}{suggestion}; {self.hint}"
         )
 
 
@@ -114,10 +197,8 @@ class ValidationError(InputError):
         shown = "\n".join(f"  {p.describe()}" for p in self.problems[:10])
         more = self.total - min(len(self.problems), 10)
         tail = f"\n  ... and {more} more" if more > 0 else ""
-        super().__init__(
-            f"{path}: {self.total} problem(s) found; nothing was uploaded "
-            f"(pass validate=False / --no-validate to upload anyway)\n{shown}{tail}"
-        )
+        self.hint = advice("pass validate=False to upload it anyway", "pass --no-validate to upload it anyway")
+        super().__init__(f"{path}: {self.total} problem(s) found; nothing was uploaded ({self.hint})\n{shown}{tail}")
 
 
 # --- talking to the provider ---------------------------------------------------------------------------------
@@ -291,6 +372,7 @@ __all__ = [
     "LLMFilesError",
     "MaybeUploaded",
     "MissingCredentials",
+    "MissingSetting",
     "NetworkError",
     "PluginError",
     "ProviderError",

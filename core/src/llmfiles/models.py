@@ -117,7 +117,8 @@ class Progress:
     """A progress event for ``progress=`` callbacks.  Callbacks may be called from worker threads.
 
     ``operation`` is ``"upload"``, ``"download"`` or ``"check"``; ``resumed`` is the part of ``done`` that an
-    earlier run had already sent (a resumed upload starts there).
+    earlier run had already sent (a resumed upload starts there).  For an upload in parts, ``parts`` is the number
+    of parts and ``parts_resumed`` how many of them an earlier run had sent (0 otherwise).
     """
 
     operation: str
@@ -125,6 +126,8 @@ class Progress:
     done: int
     total: int | None
     resumed: int = 0
+    parts: int = 0
+    parts_resumed: int = 0
 
 
 # --- provider description and settings -----------------------------------------------------------------------

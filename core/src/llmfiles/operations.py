@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from llmfiles.calls import Call
-from llmfiles.errors import InputError, PluginError, ProviderError
+from llmfiles.errors import InputError, PluginError, ProviderError, advice
 from llmfiles.models import Delete, Download, FileObject, FilePage, ListFiles, Progress, Retrieve
 from llmfiles.provider import Exchange
 from llmfiles.sources import safe_name
@@ -86,7 +86,8 @@ def download(
     progress: Callable[[Progress], None] | None = None,
 ) -> Path:
     """Stream the content of ``file_id`` to ``dest`` (a file path, or a folder to keep the file's own name), through
-    a temporary file beside the target renamed into place only when complete."""
+    a temporary file beside the target renamed into place only when complete.  The file's size is asked of the
+    provider first when it names the target or ``progress`` needs a total."""
     file_id = check_id(file_id)
     target = Path(dest)
     known: FileObject | None = None
@@ -96,9 +97,11 @@ def download(
         fallback = safe_name(file_id.replace("/", "_").replace("\\", "_"), "download")
         target = target / safe_name(known.filename, fallback)
     if target.exists() and not overwrite:
-        raise InputError(f"{target} already exists; pass overwrite=True (CLI: --force) to replace it")
+        raise InputError(f"{target} already exists; {advice('pass overwrite=True', 'pass --force')} to replace it")
     if not target.parent.is_dir():
         raise InputError(f"{target.parent} is not a folder; create it first")
+    if known is None and progress is not None:
+        known = retrieve(call, file_id)
     total: int | None = known.bytes if known is not None and known.bytes else None
     ex = call.exchange(Download(file_id=file_id))
     assert isinstance(ex, Exchange)

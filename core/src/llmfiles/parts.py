@@ -363,7 +363,7 @@ class _Run:
     ) -> FileObject:
         pipeline, journal = self.pipeline, self.journal
         ranges = split(self.source.size, part_size)
-        pipeline.counter.skip(sum(ranges[i][1] for i in done))
+        pipeline.counter.skip(sum(ranges[i][1] for i in done), parts=(len(done), len(ranges)))
         pipeline.start_lead()
         todo = [Part(index=i, offset=off, length=n) for i, (off, n) in enumerate(ranges) if i not in done]
 

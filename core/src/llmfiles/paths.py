@@ -1,25 +1,38 @@
-"""Where llmfiles keeps its data on this machine."""
+"""Where llmfiles keeps its data and looks for its config file on this machine (platformdirs' folders)."""
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+APP = "llmfiles"
+CONFIG_ENV = "LLMFILES_CONFIG"
+CONFIG_NAME = "config.toml"
+
 
 def default_home(environ: Mapping[str, str] | None = None) -> Path:
-    """``$LLMFILES_HOME``, else the platform's user data folder followed by ``llmfiles``."""
+    """``$LLMFILES_HOME``, else the platform's user data folder followed by ``llmfiles`` (platformdirs:
+    ``~/.local/share/llmfiles`` or ``$XDG_DATA_HOME/llmfiles`` on Linux, ``~/Library/Application Support/llmfiles``
+    on macOS, ``%LOCALAPPDATA%\\llmfiles`` on Windows)."""
     env = os.environ if environ is None else environ
     if env.get("LLMFILES_HOME"):
         return Path(env["LLMFILES_HOME"]).expanduser()
-    if sys.platform == "win32":
-        base = Path(env.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "llmfiles"
+    import platformdirs  # here: `import llmfiles` stays cheap
+
+    return Path(platformdirs.user_data_dir(APP, appauthor=False))
+
+
+def config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The config file: ``$LLMFILES_CONFIG``, else ``config.toml`` in the platform's user config folder
+    (platformdirs: ``~/.config/llmfiles`` or ``$XDG_CONFIG_HOME/llmfiles`` on Linux,
+    ``~/Library/Application Support/llmfiles`` on macOS, ``%APPDATA%\\llmfiles`` on Windows)."""
+    env = os.environ if environ is None else environ
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP, appauthor=False, roaming=True)) / CONFIG_NAME
 
 
 def private_dir(path: Path, *, fix_existing: bool = True) -> Path:

@@ -240,6 +240,8 @@ class Counter:
         self.total = total
         self.done = 0
         self.resumed = 0
+        #: the parts of a parts upload, and how many an earlier run had sent
+        self.parts = self.parts_resumed = 0
         self._ranges: dict[tuple[int, int], int] = {}
         self._lock = threading.Lock()
 
@@ -247,7 +249,13 @@ class Counter:
         if self.callback is not None:
             self.callback(
                 Progress(
-                    operation="upload", filename=self.filename, done=self.done, total=self.total, resumed=self.resumed
+                    operation="upload",
+                    filename=self.filename,
+                    done=self.done,
+                    total=self.total,
+                    resumed=self.resumed,
+                    parts=self.parts,
+                    parts_resumed=self.parts_resumed,
                 )
             )
 
@@ -266,14 +274,16 @@ class Counter:
     def reset(self) -> None:
         """Nothing is sent yet (a new start of the upload)."""
         with self._lock:
-            self.done = self.resumed = 0
+            self.done = self.resumed = self.parts = self.parts_resumed = 0
             self._ranges.clear()
 
-    def skip(self, n: int) -> None:
-        """``n`` bytes an earlier run already sent (a resumed upload)."""
+    def skip(self, n: int, parts: tuple[int, int] | None = None) -> None:
+        """``n`` bytes an earlier run already sent (a resumed upload); ``parts``: (parts already sent, parts)."""
         with self._lock:
             self.done += n
             self.resumed += n
+            if parts is not None:
+                self.parts_resumed, self.parts = parts
             self.report()
 
 

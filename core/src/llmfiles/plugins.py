@@ -48,6 +48,22 @@ KNOWN_PACKAGES = {
     "mistral": ("llmfiles-mistral", "plugins/mistral"),
     "local": ("llmfiles", "core"),
 }
+#: folders of plugins that need other plugins of this repository: installed from a checkout, they go in the same
+#: ``pip install`` command, before the plugin (pip cannot find an unpublished dependency anywhere else)
+CHECKOUT_NEEDS = {"plugins/azure": ("plugins/openai",)}
+
+
+def install_commands(provider: str) -> tuple[str, str] | None:
+    """How to install the known ``provider``: from the package index, and from a checkout of llmfiles (run at its
+    top); ``None`` for a provider the project does not know."""
+    known = KNOWN_PACKAGES.get(provider)
+    if known is None:
+        return None
+    dist, folder = known
+    folders = dict.fromkeys(["./core", *(f"./{f}" for f in CHECKOUT_NEEDS.get(folder, ())), f"./{folder}"])
+    return f"pip install {dist}", "pip install " + " ".join(folders)
+
+
 #: The distributions that provide the known conversions.
 KNOWN_CONVERTERS = {
     "gemini": "llmfiles-vertex",
@@ -193,8 +209,17 @@ class PluginManager:
         self.pm  # noqa: B018
         canonical = self._aliases.get(name)
         if canonical is None:
+            from llmfiles.errors import did_you_mean
+
             known = KNOWN_PACKAGES.get(name)
-            raise ProviderNotInstalled(name, package=known[0] if known else None, installed=sorted(self._providers))
+            commands = install_commands(name)
+            raise ProviderNotInstalled(
+                name,
+                package=known[0] if known else None,
+                installed=sorted(self._providers),
+                checkout=commands[1] if commands else None,
+                suggestion=did_you_mean(name, sorted({*self._aliases, *KNOWN_PACKAGES})),
+            )
         return self._providers[canonical]
 
     # -- the cross-cutting hooks, typed ----------------------------------------------------------------------

@@ -300,8 +300,14 @@ def key_credentials(info: ProviderInfo, settings: Settings) -> Credentials:
 
 def missing_credentials(info: ProviderInfo, names: Sequence[str], what: str = "credentials") -> MissingCredentials:
     """The :class:`MissingCredentials` error for ``names``, naming every place the settings chain looked."""
+    from llmfiles.errors import setting_advice
+    from llmfiles.settings import all_specs
+
+    specs = {s.name: s for s in all_specs(info)}
+    env = next((v for n in names for v in specs[n].env), None)
+    todo = setting_advice(names[0])
     return MissingCredentials(
-        info.name, what, places_looked(info, tuple(names)), hint=f"set one of them, or pass {names[0]}=..."
+        info.name, what, places_looked(info, tuple(names)), hint=f"set {env}, or {todo}" if env else todo
     )
 
 

@@ -1,4 +1,5 @@
-"""The settings chain: explicit argument > ``Client`` settings > environment variables > secret hooks.
+"""The settings chain: explicit argument > ``Client`` settings > environment variables > the config file (the chosen
+profile, :mod:`llmfiles.config`) > secret hooks > the default.
 
 Every value remembers where it came from, so errors can say "the key from env OPENAI_API_KEY was refused"
 without ever showing the key.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from llmfiles.errors import InvalidSetting
@@ -249,25 +250,29 @@ def resolve_settings(
     client: Mapping[str, Any],
     environ: Mapping[str, str],
     get_secret: SecretLookup | None = None,
+    config: Mapping[str, tuple[Any, str]] | None = None,
 ) -> Settings:
     """Resolve every setting of ``info`` through the chain and return them with their sources.
 
-    Unknown explicit settings are refused (a typo must not be ignored); ``Client`` settings a provider does not
-    know are left alone, since one ``Client`` may serve several providers.  The core's settings resolve first, so a
+    ``config`` holds what the config file's profile gives this provider (name -> (value, where)).  Unknown explicit
+    settings are refused (a typo must not be ignored); ``Client`` settings a provider does not know are left alone,
+    since one ``Client`` may serve several providers.  The core's settings resolve first, so a
     secret manager asked for a provider's key talks through a transport with the caller's timeout and TLS settings.
     """
     specs = all_specs(info)
     known = {s.name for s in specs}
     unknown = sorted(k for k, v in explicit.items() if k not in known)
     if unknown:
+        from llmfiles.errors import did_you_mean
+
         raise InvalidSetting(
-            f"provider {info.name!r} has no setting {', '.join(map(repr, unknown))}; "
-            f"its settings are: {', '.join(sorted(known))}"
+            f"provider {info.name!r} has no setting {', '.join(map(repr, unknown))}"
+            f"{did_you_mean(unknown[0], sorted(known))}\nits settings: {', '.join(sorted(known))}"
         )
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for spec in specs:
-        value, where = _lookup(spec, info, explicit, client, environ, get_secret, values)
+        value, where = _lookup(spec, info, explicit, client, environ, config or {}, get_secret, values)
         values[spec.name] = _convert(spec, value, where)
         sources[spec.name] = where
     if values.get("multipart_threshold") is None:
@@ -291,6 +296,7 @@ def _lookup(
     explicit: Mapping[str, Any],
     client: Mapping[str, Any],
     environ: Mapping[str, str],
+    config: Mapping[str, tuple[Any, str]],
     get_secret: SecretLookup | None,
     resolved: Mapping[str, Any],
 ) -> tuple[Any, str]:
@@ -303,6 +309,8 @@ def _lookup(
         raw = environ.get(var)
         if raw is not None and raw.strip() != "":
             return raw, f"env {var}"
+    if spec.name in config:
+        return config[spec.name]
     if spec.secret and get_secret is not None:
         for secret_name in spec.lookup_secret_names:
             found = get_secret(secret_name, info.name, resolved)
@@ -330,7 +338,8 @@ def _check_numbers(values: Mapping[str, Any], sources: Mapping[str, str]) -> Non
 
 
 def places_looked(info: ProviderInfo, names: tuple[str, ...]) -> list[str]:
-    """Every place the chain looked for ``names`` (argument, Client, env vars, secret names), for errors."""
+    """Every place the chain looked for ``names`` (argument, Client, env vars, the config file, secret names), for
+    errors."""
     out: list[str] = []
     specs = {s.name: s for s in all_specs(info)}
     for name in names:
@@ -338,6 +347,49 @@ def places_looked(info: ProviderInfo, names: tuple[str, ...]) -> list[str]:
         out.append(f"argument {name}=")
         out.append(f"Client({name}=...)")
         out.extend(f"env {v}" for v in spec.env)
+        out.append(f"config file [PROFILE.{info.name}] {name}")
         if spec.lookup_secret_names:
             out.append("secret hooks for " + ", ".join(spec.lookup_secret_names))
     return out
+
+
+#: names a ``Client`` takes besides settings: ``home`` is its data folder (and the ``local`` store's)
+CLIENT_NAMES = frozenset({"home"})
+
+
+def check_client_settings(settings: Mapping[str, Any], providers: Callable[[], Sequence[ProviderInfo]]) -> None:
+    """Refuse the ``Client(...)`` settings that no provider could use: a name that is no setting of the core or of
+    any installed provider (``providers()`` lists them, loaded only when a name is not a core setting), or a value
+    its setting cannot take (``max_concurrency="x"``).  Checked when the client is made, not at its first call."""
+    from llmfiles.errors import did_you_mean
+
+    core = {spec.name: spec for spec in CORE_SETTINGS}
+    own = {k: v for k, v in settings.items() if k in core}
+    if own:  # converted and checked as a call would (numbers in range, if_exists...)
+        resolve_settings(_CORE_ONLY, {}, own, {})
+    others = [k for k in settings if k not in core and k not in CLIENT_NAMES]
+    if not others:
+        return
+    specs: dict[str, list[SettingSpec]] = {}
+    for info in providers():
+        for spec in info.settings:
+            specs.setdefault(spec.name, []).append(spec)
+    for name in others:
+        found = specs.get(name)
+        if not found:
+            raise InvalidSetting(
+                f"Client setting {name!r} is not a setting of the core or of any installed provider"
+                f"{did_you_mean(name, sorted({*core, *specs}))}"
+            )
+        problems: list[InvalidSetting] = []
+        for spec in found:
+            try:
+                _convert(spec, settings[name], f"Client setting {name}")
+                break
+            except InvalidSetting as exc:
+                problems.append(exc)
+        else:
+            raise problems[0]
+
+
+_CORE_ONLY = ProviderInfo(name="core", package="llmfiles", purposes=())

@@ -328,8 +328,9 @@ class StateDB:
         # create the file owner-only before SQLite opens it (SQLite would use the umask)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
         try:
-            if os.fstat(fd).st_mode & 0o077:
-                os.fchmod(fd, 0o600)
+            fchmod = getattr(os, "fchmod", None)  # (none on Windows before Python 3.13, where modes mean little)
+            if fchmod is not None and os.fstat(fd).st_mode & 0o077:
+                fchmod(fd, 0o600)
         finally:
             os.close(fd)
         conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)

@@ -19,6 +19,7 @@ import contextvars
 import heapq
 import itertools
 import logging
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -35,6 +36,7 @@ from llmfiles.errors import (
     ProviderError,
     RetriesExhausted,
     StallTimeout,
+    advice,
 )
 from llmfiles.models import FileRange, HttpRequest, HttpResponse, body_length
 from llmfiles.redact import SENSITIVE_HEADERS, redact, redact_url, redacted_headers
@@ -652,8 +654,9 @@ class Transport:
             raise _timeout(policy, budget, f"waiting for {host} ({_why(exc)})", stall) from None
         except u3.SSLError as exc:
             raise NetworkError(
-                f"TLS failed with {host}: {_why(exc)}. If the server uses a private CA, pass verify='/path/ca.pem' "
-                "(env LLMFILES_CA_BUNDLE)"
+                f"TLS failed with {host}: {_why(exc)}. If the server uses a private CA, "
+                + advice("pass verify='/path/ca.pem'", "pass -s verify=/path/ca.pem")
+                + " (env LLMFILES_CA_BUNDLE)"
             ) from None
         except (u3.HTTPError, OSError) as exc:
             if budget.fired is not None:
@@ -808,10 +811,15 @@ def _timed_out(exc: BaseException) -> bool:
     return False
 
 
+#: what urllib3 puts before the reason of a connection error: ``HTTPConnection(host='x', port=1): Failed to
+#: establish a new connection: ``
+_U3_PREFIX = re.compile(r"^(?:\w+\(host=.*?, port=\d+\): )?(?:Failed to establish a new connection: )?")
+
+
 def _why(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None)
     text = str(reason) if reason is not None else str(exc)
-    return text or type(exc).__name__
+    return _U3_PREFIX.sub("", text) or type(exc).__name__
 
 
 class _Tee:

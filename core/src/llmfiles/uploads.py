@@ -28,6 +28,7 @@ from llmfiles.errors import (
     MissingCredentials,
     UploadFailed,
     ValidationError,
+    advice,
 )
 from llmfiles.models import FileObject, Progress, ProviderInfo, TrainingFiles, Upload, UploadFacts, UploadParts
 from llmfiles.pipeline import Counter, Inspection, Pipeline, make_checks, read_head, sha256_of
@@ -232,8 +233,11 @@ class Uploader:
                     if mode == "error":
                         raise AlreadyUploaded(
                             f"{prep.display} is already at {prep.call.name} as {existing.id} (same SHA-256 and "
-                            f"purpose {prep.purpose!r}, uploaded {_ago(existing.created_at)}); pass if_exists='reuse' "
-                            "(CLI: --if-exists reuse) to use it, or if_exists='new' to upload another copy",
+                            f"purpose {prep.purpose!r}, uploaded {_ago(existing.created_at)}); "
+                            + advice(
+                                "pass if_exists='reuse' to use it, or if_exists='new' to upload another copy",
+                                "pass --if-exists reuse to use it, or --if-exists new to upload another copy",
+                            ),
                             existing,
                         )
                     log.info("%s is already at %s as %s: reusing it", prep.display, prep.call.name, existing.id)

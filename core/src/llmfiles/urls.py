@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from attrs import frozen
 
-from llmfiles.errors import InsecureTransport
+from llmfiles.errors import InsecureTransport, advice
 from llmfiles.redact import redact_url
 
 if TYPE_CHECKING:
@@ -100,7 +100,9 @@ def check_url(
             return where
         raise InsecureTransport(
             f"refusing plain http:// to {where.host!r}: credentials and data would travel unencrypted. "
-            "Use https://, or pass allow_insecure_http=True (env LLMFILES_ALLOW_INSECURE_HTTP=1) if you mean it"
+            "Use https://, or "
+            + advice("pass allow_insecure_http=True", "pass -s allow_insecure_http=true")
+            + " (env LLMFILES_ALLOW_INSECURE_HTTP=1) if you mean it"
         )
     raise InsecureTransport(f"unsupported URL {redact_url(url)!r}; use https://")
 

@@ -143,13 +143,13 @@ def convert_file(
     Raises :class:`~llmfiles.errors.InputError` when ``output`` exists (unless ``overwrite``) or its folder does
     not; problems in the content are in the returned :class:`ConvertResult`, never raised.
     """
-    from llmfiles.errors import InputError
+    from llmfiles.errors import InputError, advice
 
     target = Path(output)
     if target.is_dir():
         raise InputError(f"{target} is a folder; give the path of the output file")
     if target.exists() and not overwrite:
-        raise InputError(f"{target} already exists; pass overwrite=True (CLI: --force) to replace it")
+        raise InputError(f"{target} already exists; {advice('pass overwrite=True', 'pass --force')} to replace it")
     if not target.parent.is_dir():
         raise InputError(f"{target.parent} is not a folder; create it first")
     tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"

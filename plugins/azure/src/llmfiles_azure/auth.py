@@ -33,7 +33,7 @@ from typing import Any
 import attrs
 from attrs import field, frozen
 
-from llmfiles.errors import AuthenticationError, InvalidSetting, MissingCredentials
+from llmfiles.errors import AuthenticationError, InvalidSetting, MissingCredentials, advice
 from llmfiles.models import Credentials, HttpRequest, Secret, Settings
 from llmfiles.provider import Http
 
@@ -107,7 +107,10 @@ def resolve(provider: str, settings: Settings, key_places: Sequence[str], http: 
             provider,
             f"no credentials for provider {provider!r} (DefaultAzureCredential not tried: "
             f"use_default_credential=False, from {where})",
-            "Set AZURE_OPENAI_API_KEY, pass api_key=..., or pass credential=<an azure-identity credential>",
+            advice(
+                "Set AZURE_OPENAI_API_KEY, pass api_key=..., or pass credential=<an azure-identity credential>",
+                "Set AZURE_OPENAI_API_KEY, or pass -s api_key=...",
+            ),
             looked_at,
         )
     from llmfiles_azure.identity import bound

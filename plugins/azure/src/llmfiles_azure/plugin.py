@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from llmfiles import hookimpl
-from llmfiles.errors import FileTooLarge, InvalidPurpose, InvalidSetting
+from llmfiles.errors import FileTooLarge, InvalidPurpose, InvalidSetting, MissingSetting
 from llmfiles.models import (
     Credentials,
     Operation,
@@ -177,9 +177,12 @@ def target(settings: Settings) -> Target:
     """The endpoint and api-version of these settings; a clear :class:`InvalidSetting` when they are unusable."""
     raw = settings.get("api_base")
     if raw is None or not str(raw).strip():
-        raise InvalidSetting(
-            f"no endpoint for provider {NAME!r}: pass api_base='https://<resource>.openai.azure.com' or set the "
-            f"environment variable {' or '.join(ENDPOINT_ENV)}"
+        raise MissingSetting(
+            NAME,
+            "api_base",
+            what="its endpoint",
+            example="https://RESOURCE.openai.azure.com",
+            env=ENDPOINT_ENV,
         )
     endpoint = str(raw).strip().rstrip("/")
     parts = urlsplit(endpoint)

@@ -139,8 +139,7 @@ def default_identity(
             provider,
             "AWS credentials",
             places,
-            hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, run `aws configure` or `aws sso login`, "
-            "or pass aws_access_key_id=... with aws_secret_access_key=...",
+            hint="run `aws configure` (or `aws sso login`), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
         )
     method = getattr(creds, "method", None) or "chain"
     where = {
@@ -189,11 +188,15 @@ def resolve_region(region: Any, where: str, profile: str | None, *, provider: st
     found = profile_region(profile)
     if found:
         return check_region(found, f"{_profile_label(profile)}"), f"region of {_profile_label(profile)}"
+    from llmfiles.errors import setting_advice
+
+    places = ["argument aws_region=", "Client(aws_region=...)", "env AWS_REGION", "env AWS_DEFAULT_REGION"]
+    places += [f"config file [PROFILE.{provider}] aws_region"]
+    places += [f"'region' of {_profile_label(profile)} in ~/.aws/config"]
     raise ConfigurationError(
-        f"no AWS region for provider {provider!r}: looked at argument aws_region=, Client(aws_region=...), "
-        f"env AWS_REGION, env AWS_DEFAULT_REGION and 'region' of {_profile_label(profile)} in ~/.aws/config. "
-        "S3 buckets and Bedrock jobs live in one region and llmfiles does not guess it: "
-        "set AWS_REGION (for example us-east-1) or pass aws_region=..."
+        f"no AWS region for provider {provider!r} (S3 buckets and Bedrock jobs live in one; llmfiles does not guess "
+        f"it): set AWS_REGION, for example us-east-1, or {setting_advice('aws_region', 'us-east-1')}\nlooked at:\n"
+        + "\n".join(f"  {p}" for p in places)
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from attrs import field, frozen
 
 from llmfiles import hookimpl
-from llmfiles.errors import InvalidSetting, MissingCredentials, PluginError
+from llmfiles.errors import MissingCredentials, MissingSetting, PluginError, advice
 from llmfiles.models import (
     Credentials,
     Delete,
@@ -37,6 +37,8 @@ from llmfiles.validate.convert import Converter
 from llmfiles.validate.records import RecordChecker
 from llmfiles_bedrock import formats, s3
 
+#: where the bucket may come from in the environment, first match wins
+BUCKET_ENV = ("LLMFILES_S3_BUCKET", "AWS_S3_BUCKET_NAME")
 NAME = "bedrock"
 PURPOSES = ("fine-tune", "batch")
 MiB = 1024 * 1024
@@ -46,7 +48,7 @@ DEFAULT_PREFIX = "llmfiles/"
 SETTINGS = (
     SettingSpec(
         name="bucket",
-        env=("LLMFILES_S3_BUCKET", "AWS_S3_BUCKET_NAME"),
+        env=BUCKET_ENV,
         help="the S3 bucket files go to (it must exist, in aws_region)",
     ),
     SettingSpec(
@@ -155,7 +157,10 @@ def _identity(settings: Settings) -> Any:
             NAME,
             f"{missing} (explicit AWS credentials need both aws_access_key_id and aws_secret_access_key)",
             [f"argument {missing}=", f"Client({missing}=...)"],
-            hint="pass aws_access_key_id and aws_secret_access_key together, or neither to use botocore's chain",
+            hint=advice(
+                "pass aws_access_key_id and aws_secret_access_key together, or neither to use botocore's chain",
+                "pass -s aws_access_key_id=... and -s aws_secret_access_key=... together, or neither",
+            ),
         )
     return aws.explicit_identity(str(key_id), secret, token, settings.source("aws_access_key_id"))
 
@@ -279,9 +284,12 @@ def endpoint(credentials: Credentials, settings: Settings) -> s3.Endpoint:
 def _bucket(settings: Settings) -> str:
     bucket = settings.get("bucket")
     if not bucket:
-        raise InvalidSetting(
-            f"provider {NAME!r} needs a bucket: pass bucket=..., or set env LLMFILES_S3_BUCKET or AWS_S3_BUCKET_NAME "
-            "(an existing bucket in the region of your Bedrock jobs)"
+        raise MissingSetting(
+            NAME,
+            "bucket",
+            what="a bucket (an existing S3 bucket in the region of your Bedrock jobs)",
+            example="BUCKET",
+            env=BUCKET_ENV,
         )
     return s3.check_bucket(bucket, settings.source("bucket"))
 

@@ -21,7 +21,7 @@ import warnings
 import weakref
 from typing import Any
 
-from llmfiles.errors import AuthenticationError, InvalidSetting, MissingCredentials
+from llmfiles.errors import AuthenticationError, InvalidSetting, MissingCredentials, advice
 from llmfiles.models import Credentials, ProviderInfo, Secret, Settings
 from llmfiles.provider import Http
 from llmfiles.settings import places_looked
@@ -133,17 +133,19 @@ class GoogleAuth:
         try:
             creds, project = _google("google.auth").default(scopes=[SCOPE], request=CoreRequest(http))
         except exceptions.DefaultCredentialsError as exc:
-            text = str(exc)
-            reason = "" if "default credentials were not found" in text else f" (google-auth: {text})"
+            text = " ".join(str(exc).split())
+            said = [] if "default credentials were not found" in text else [f"  google-auth said: {text[:300]}"]
             raise MissingCredentials(
                 self.info.name,
                 "Google credentials",
                 [
                     *places_looked(self.info, CREDENTIAL_SETTINGS),
                     f"{ADC} (google.auth.default(): gcloud's ADC file, the metadata server on Google Cloud)",
+                    *said,
                 ],
-                hint="run `gcloud auth application-default login`, or pass credentials_file= (a service account "
-                f"key), access_token= or credentials={reason}",
+                hint="run `gcloud auth application-default login`, or "
+                + advice("pass credentials_file=KEY.json", "pass -s credentials_file=KEY.json")
+                + " (a service account key)",
             ) from None
         return creds, project
 
