@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from llmfiles.errors import InputError, InvalidSetting
-from llmfiles.terminal import printable
+from llmfiles.redact import printable
 
 if TYPE_CHECKING:
     from llmfiles.api import Client
     from llmfiles.fanout import FanOut
+    from llmfiles.models import FileLimits
     from llmfiles.shards import SplitUpload
     from llmfiles.split import Shard
     from llmfiles.terminal import Terminal
@@ -52,7 +53,7 @@ def own_settings(client: Client, provider: str | None, settings: dict[str, Any])
     return common
 
 
-def _limits(args: argparse.Namespace) -> Any:
+def _limits(args: argparse.Namespace) -> FileLimits | Literal[True]:
     from llmfiles.models import FileLimits
     from llmfiles.settings import parse_size
 
@@ -69,16 +70,21 @@ def upload_many_or_split(client: Client, args: argparse.Namespace, term: Termina
         raise InputError(f"{what} does not go with --split or several providers (-p a,b): upload the file alone")
     if not args.split and (args.max_bytes or args.max_records or args.min_records):
         raise InputError("--max-bytes, --max-records and --min-records go with --split")
-    split = _limits(args) if args.split else False
-    common = {"purpose": args.purpose, "progress": term.progress, "wait": args.wait, "filename": args.filename}
+    common: dict[str, Any] = {
+        "purpose": args.purpose,
+        "progress": term.progress,
+        "wait": args.wait,
+        "filename": args.filename,
+    }
     try:
         if many(args.provider):
             shared, per = split_settings(settings)
             names = [n.strip() for n in args.provider.split(",")]
+            split = _limits(args) if args.split else False
             fanout = client.upload(args.file, provider=names, split=split, provider_settings=per, **common, **shared)
         else:
             own = own_settings(client, args.provider, settings)
-            result = client.upload(args.file, provider=args.provider, split=split, **common, **own)
+            result = client.upload(args.file, provider=args.provider, split=_limits(args), **common, **own)
     finally:
         term.close()
     if many(args.provider):
