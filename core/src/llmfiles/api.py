@@ -243,6 +243,7 @@ class Client:
         from llmfiles.conversions import cache_dir, converted_file
         from llmfiles.paths import private_dir
         from llmfiles.sources import open_source
+        from llmfiles.split import provider_limits
         from llmfiles.uploads import check_purpose
 
         info = self._resolver.registered(provider).provider.info
@@ -256,7 +257,7 @@ class Client:
             converted = converted_file(self._pm, call, source, purpose, folder)
         finally:
             source.close()
-        limits = shards.limits_for(info.file_limits.get(purpose), split)
+        limits = shards.limits_for(provider_limits(info, purpose), split)
         sent = converted or path
         where = shards.shard_folder(private_dir(folder.parent / "split"), sent, limits, name)
         cut = shards.cut(sent, where, limits, name)
@@ -453,13 +454,13 @@ class Client:
         the byte limit or fewer records than a job's minimum.
         """
         from llmfiles.settings import parse_size
-        from llmfiles.split import SplitResult, effective_limits, split_file
+        from llmfiles.split import SplitResult, effective_limits, provider_limits, split_file
         from llmfiles.uploads import check_purpose
 
         info = self._resolver.registered(provider).provider.info
         purpose = check_purpose(info, purpose)
         limits = effective_limits(
-            info.file_limits.get(purpose),
+            provider_limits(info, purpose),
             max_bytes=None if max_bytes is None else parse_size(max_bytes, name="max_bytes"),
             max_records=max_records,
             min_records=min_records,

@@ -22,7 +22,7 @@ from typing import IO, Any
 from attrs import evolve, frozen
 
 from llmfiles.errors import CannotSplit, FileChanged, InputError
-from llmfiles.models import FileLimits
+from llmfiles.models import FileLimits, ProviderInfo
 
 #: how much of a line is read at a time (the memory a line takes, however long it is)
 BLOCK = 1 << 20
@@ -65,6 +65,16 @@ class _Plan:
     records: int
     first_line: int
     lines: int
+
+
+def provider_limits(info: ProviderInfo, purpose: str) -> FileLimits:
+    """What one file of ``purpose`` may hold at the provider: its declared ``file_limits``, with the byte limit no
+    larger than the largest file it accepts at all (``max_file_size``)."""
+    declared = info.file_limits.get(purpose) or FileLimits()
+    cap = info.max_file_size
+    if cap and (declared.max_bytes is None or declared.max_bytes > cap):
+        return evolve(declared, max_bytes=cap)
+    return declared
 
 
 def effective_limits(
