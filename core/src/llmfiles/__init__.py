@@ -66,7 +66,7 @@ _LAZY = {
     "FileObject": "llmfiles.models",
     "TrainingFiles": "llmfiles.models",
     "FileLimits": "llmfiles.models",
-    "SplitResult": "llmfiles.split",
+    "SplitResult": "llmfiles.splitting",
     "SplitUpload": "llmfiles.shards",
     "FanOut": "llmfiles.fanout",
     "ProviderResult": "llmfiles.fanout",
@@ -251,4 +251,4 @@ if TYPE_CHECKING:
     from llmfiles.models import TrainingFiles as TrainingFiles
     from llmfiles.pluginapi import hookimpl as hookimpl
     from llmfiles.shards import SplitUpload as SplitUpload
-    from llmfiles.split import SplitResult as SplitResult
+    from llmfiles.splitting import SplitResult as SplitResult

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from llmfiles.fanout import FanOut
     from llmfiles.plugins import PluginManager
     from llmfiles.shards import SplitUpload
-    from llmfiles.split import SplitResult
+    from llmfiles.splitting import SplitResult
     from llmfiles.transport import RetryNotice
     from llmfiles.validate.convert import ConvertResult
     from llmfiles.validate.jsonl import Report
@@ -243,7 +243,7 @@ class Client:
         from llmfiles.conversions import cache_dir, converted_file
         from llmfiles.paths import private_dir
         from llmfiles.sources import open_source
-        from llmfiles.split import provider_limits
+        from llmfiles.splitting import provider_limits
         from llmfiles.uploads import check_purpose
 
         info = self._resolver.registered(provider).provider.info
@@ -454,7 +454,7 @@ class Client:
         the byte limit or fewer records than a job's minimum.
         """
         from llmfiles.settings import parse_size
-        from llmfiles.split import SplitResult, effective_limits, provider_limits, split_file
+        from llmfiles.splitting import SplitResult, effective_limits, provider_limits, split_file
         from llmfiles.uploads import check_purpose
 
         info = self._resolver.registered(provider).provider.info

@@ -421,7 +421,7 @@ def _dry_run(client: Client, args: argparse.Namespace, settings: dict[str, Any],
 def _cmd_upload(client: Client, args: argparse.Namespace, term: Terminal) -> int:
     from llmfiles.cli_shards import many, own_settings, upload_many_or_split
 
-    if args.split or many(args.provider):
+    if args.split or many(args.provider) or args.max_bytes or args.max_records or args.min_records:
         return upload_many_or_split(client, args, term, _settings_from(args))
     if args.file == "-":
         return _upload_stdin(client, args, term)

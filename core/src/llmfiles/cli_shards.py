@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from llmfiles.fanout import FanOut
     from llmfiles.models import FileLimits
     from llmfiles.shards import SplitUpload
-    from llmfiles.split import Shard
+    from llmfiles.splitting import Shard
     from llmfiles.terminal import Terminal
 
 

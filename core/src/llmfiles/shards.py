@@ -1,7 +1,7 @@
 """``upload(..., split=True)``: cut a file to the provider's limits, then upload every shard, in parallel.
 
 The file is converted first when ``convert`` asks for it (limits apply to what is sent), then cut by
-:mod:`llmfiles.split` into a private folder of llmfiles' data folder named after the content and the limits, so that
+:mod:`llmfiles.splitting` into a private folder of llmfiles' data folder named after the content and the limits, so that
 running the same upload again finds the same shard files: the shards already uploaded are reused (``if_exists``
 defaults to ``"reuse"`` here) and a large shard whose upload was interrupted resumes where it stopped.  The folder is
 removed once every shard is uploaded and kept while one is missing.
@@ -23,7 +23,7 @@ from attrs import evolve, frozen
 
 from llmfiles.errors import InputError, SplitUploadFailed
 from llmfiles.models import FileLimits, FileObject, Progress
-from llmfiles.split import Shard, effective_limits, split_file
+from llmfiles.splitting import Shard, effective_limits, split_file
 
 ProgressCallback = Callable[[Progress], None]
 #: shards uploaded at the same time (each one may send parts in parallel too)
@@ -94,7 +94,7 @@ class _Totals:
 
     def __init__(self, progress: ProgressCallback | None, name: str, total: int) -> None:
         self.progress, self.name, self.total = progress, name, total
-        self.done: dict[int, tuple[int, int]] = {}
+        self.done: dict[int, tuple[int, int, int, int]] = {}
         self.lock = threading.Lock()
 
     def for_shard(self, index: int) -> ProgressCallback | None:
@@ -105,11 +105,20 @@ class _Totals:
             if event.operation != "upload":
                 return
             with self.lock:
-                self.done[index] = (event.done, event.resumed)
-                done = sum(d for d, _ in self.done.values())
-                resumed = sum(r for _, r in self.done.values())
+                self.done[index] = (event.done, event.resumed, event.parts, event.parts_resumed)
+                done, resumed, parts, parts_resumed = (sum(v) for v in zip(*self.done.values(), strict=True))
             assert self.progress is not None
-            self.progress(evolve(event, filename=self.name, done=done, total=self.total, resumed=resumed))
+            self.progress(
+                evolve(
+                    event,
+                    filename=self.name,
+                    done=done,
+                    total=self.total,
+                    resumed=resumed,
+                    parts=parts,
+                    parts_resumed=parts_resumed,
+                )
+            )
 
         return report
 
