@@ -146,7 +146,7 @@ def test_existing_shards_are_kept_unless_forced_and_an_error_leaves_nothing(
     out = tmp_path / "out"
     out.mkdir()
     (out / "in.002-of-003.jsonl").write_bytes(b"mine")
-    with pytest.raises(llmfiles.InputError, match="already exist .*force"):
+    with pytest.raises(llmfiles.InputError, match=r"already exist .*force"):
         split_file(src, out, FileLimits(max_records=2))
     assert sorted(p.name for p in out.iterdir()) == ["in.002-of-003.jsonl"]
     assert (out / "in.002-of-003.jsonl").read_bytes() == b"mine"
