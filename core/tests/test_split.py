@@ -189,6 +189,8 @@ def test_split_takes_a_path_and_a_purpose_of_the_provider(tmp_path: Path) -> Non
     (tmp_path / "x.jsonl").write_bytes(b"{}\n")
     with pytest.raises(llmfiles.InvalidPurpose):
         llmfiles.split(tmp_path / "x.jsonl", output_dir=tmp_path / "o", provider="local", purpose="nonsense")
+    with pytest.raises(llmfiles.InputError, match="'assistants' files are not JSONL"):
+        llmfiles.split(tmp_path / "x.jsonl", output_dir=tmp_path / "o", provider="local", purpose="assistants")
 
 
 def test_a_provider_s_declared_limits_are_used_and_capped_by_its_largest_file() -> None:

@@ -7,6 +7,7 @@ plain ``-s name=value`` goes to every provider that has such a setting.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
     from llmfiles.shards import SplitUpload
     from llmfiles.splitting import Shard
     from llmfiles.terminal import Terminal
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
 def many(provider: str | None) -> bool:
@@ -117,8 +122,6 @@ def split_upload_dict(result: SplitUpload) -> dict[str, Any]:
 
 
 def _print_split(result: SplitUpload, as_json: bool) -> None:
-    from llmfiles.cli import _print_json
-
     if as_json:
         _print_json(split_upload_dict(result))
         return
@@ -130,7 +133,6 @@ def _print_split(result: SplitUpload, as_json: bool) -> None:
 
 
 def _print_fanout(fanout: FanOut, as_json: bool) -> int:
-    from llmfiles.cli import _print_json
     from llmfiles.converter import to_dict
     from llmfiles.errors import LLMFilesError
     from llmfiles.fanout import summary
@@ -165,8 +167,6 @@ def _print_fanout(fanout: FanOut, as_json: bool) -> int:
 
 def run_split(client: Client, args: argparse.Namespace) -> int:
     """``llmfiles split FILE -o DIR``: the shards written, one line each (or ``--json``)."""
-    from llmfiles.cli import _print_json
-
     result = client.split(
         args.file,
         output_dir=args.output_dir,

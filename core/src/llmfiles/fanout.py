@@ -64,12 +64,8 @@ class FanOut:
 
 
 def provider_names(value: Any) -> list[str] | None:
-    """The providers of a fan-out (a list, a tuple, or ``"a,b"``), or ``None`` for a single provider."""
-    if isinstance(value, str):
-        if "," not in value:
-            return None
-        value = value.split(",")
-    elif not isinstance(value, (list, tuple)):
+    """The providers of a fan-out (a list or a tuple of names), or ``None`` for a single provider."""
+    if not isinstance(value, (list, tuple)):
         return None
     names = [str(v).strip() for v in value]
     if not names or any(not n for n in names):

@@ -69,7 +69,13 @@ class _Plan:
 
 def provider_limits(info: ProviderInfo, purpose: str) -> FileLimits:
     """What one file of ``purpose`` may hold at the provider: its declared ``file_limits``, with the byte limit no
-    larger than the largest file it accepts at all (``max_file_size``)."""
+    larger than the largest file it accepts at all (``max_file_size``).  :class:`InputError` for a purpose whose
+    files are not JSONL (there are no lines to cut them at)."""
+    if purpose not in info.jsonl_purposes:
+        raise InputError(
+            f"{info.name} {purpose!r} files are not JSONL, so they are not split; split cuts the JSONL files of "
+            f"{', '.join(info.jsonl_purposes) or 'no purpose of this provider'}"
+        )
     declared = info.file_limits.get(purpose) or FileLimits()
     cap = info.max_file_size
     if cap and (declared.max_bytes is None or declared.max_bytes > cap):
