@@ -523,10 +523,38 @@ class Client:
 
     # -- async twins -----------------------------------------------------------------------------------------
 
-    async def aupload(self, file: FileArg, **kwargs: Any) -> Any:
+    @overload
+    async def aupload(
+        self, file: FileArg, *, purpose: str, provider: str | None = None, split: Literal[False] = False, **kwargs: Any
+    ) -> FileObject: ...
+
+    @overload
+    async def aupload(
+        self,
+        file: FileArg,
+        *,
+        purpose: str,
+        provider: str | None = None,
+        split: Literal[True] | FileLimits,
+        **kwargs: Any,
+    ) -> SplitUpload: ...
+
+    @overload
+    async def aupload(
+        self,
+        file: FileArg,
+        *,
+        purpose: str,
+        provider: list[str] | tuple[str, ...],
+        split: bool | FileLimits = False,
+        **kwargs: Any,
+    ) -> FanOut: ...
+
+    async def aupload(self, file: FileArg, **kwargs: Any) -> FileObject | SplitUpload | FanOut:
         """:meth:`upload` for asyncio callers (runs in an executor with the caller's contextvars): a FileObject, or
         with ``split`` a SplitUpload, or to several providers a FanOut."""
-        return await run_async(self.upload, file, **kwargs)
+        result: FileObject | SplitUpload | FanOut = await run_async(self.upload, file, **kwargs)
+        return result
 
     async def aupload_training_files(
         self, training: FileArg, validation: FileArg | None = None, **kwargs: Any
@@ -680,9 +708,37 @@ def download(file_id: str, dest: str | os.PathLike[str], *, provider: str | None
     return default_client().download(file_id, dest, provider=provider, **kwargs)
 
 
-async def aupload(file: FileArg, *, purpose: str, provider: Any = None, **kwargs: Any) -> Any:
+@overload
+async def aupload(
+    file: FileArg, *, purpose: str, provider: str | None = None, split: Literal[False] = False, **kwargs: Any
+) -> FileObject: ...
+
+
+@overload
+async def aupload(
+    file: FileArg, *, purpose: str, provider: str | None = None, split: Literal[True] | FileLimits, **kwargs: Any
+) -> SplitUpload: ...
+
+
+@overload
+async def aupload(
+    file: FileArg,
+    *,
+    purpose: str,
+    provider: list[str] | tuple[str, ...],
+    split: bool | FileLimits = False,
+    **kwargs: Any,
+) -> FanOut: ...
+
+
+async def aupload(
+    file: FileArg, *, purpose: str, provider: Any = None, **kwargs: Any
+) -> FileObject | SplitUpload | FanOut:
     """See :meth:`Client.aupload`."""
-    return await run_async(upload, file, purpose=purpose, provider=provider, **kwargs)
+    result: FileObject | SplitUpload | FanOut = await run_async(
+        upload, file, purpose=purpose, provider=provider, **kwargs
+    )
+    return result
 
 
 async def aupload_training_files(training: FileArg, validation: FileArg | None = None, **kwargs: Any) -> TrainingFiles:
