@@ -37,6 +37,7 @@ INFO = ProviderInfo(
     default_multipart_threshold=wire.SINGLE_REQUEST_LIMIT,
     default_part_size=wire.TARGET_PART,
     jsonl_purposes=("fine-tune", "batch-api"),
+    file_limits={"batch-api": checks.BATCH_LIMITS},
     supports_parts=True,
 )
 
