@@ -211,6 +211,7 @@ class Client:
             raise TypeError("provider_settings is for an upload to several providers (provider=[...])")
         assert not isinstance(provider, (list, tuple))
         if split is not False:
+            calls = {"wait": wait, "wait_timeout": wait_timeout}
             return self._upload_split(
                 file,
                 purpose=purpose,
@@ -218,7 +219,7 @@ class Client:
                 filename=filename,
                 progress=progress,
                 split=split,
-                settings=settings,
+                settings={**settings, **calls},
             )
         prep = self._uploader.prepare(file, purpose=purpose, provider=provider, filename=filename, explicit=settings)
         result, _ = self._uploader.send_once(prep, progress)
@@ -249,7 +250,9 @@ class Client:
         info = self._resolver.registered(provider).provider.info
         purpose = check_purpose(info, purpose)
         path = shards.source_path(file, "upload --split")
-        call = self._resolver.call(provider, settings, credentials=False)
+        call = self._resolver.call(
+            provider, {k: v for k, v in settings.items() if k not in ("wait", "wait_timeout")}, credentials=False
+        )
         folder = cache_dir(self._uploader.home)
         source = open_source(path, filename=filename, default_name="upload.jsonl")
         try:
