@@ -160,8 +160,9 @@ def rebalance(fh: IO[bytes], shards: list[_Plan], limits: FileLimits, display: s
     total = sum(s.records for s in shards)
     if total < least:
         raise CannotSplit(
-            f"{display} has {total:,} records; a job takes at least {least:,} ({limits.docs or 'the provider'}): "
-            "add records, or send it with other files in one job"
+            f"{display} has {total:,} records; a job takes at least {least:,}"
+            + (f" ({limits.docs})" if limits.docs else "")
+            + ": add records, or send it with other files in one job"
         )
     last = shards[-1]
     if len(shards) > 1 and last.records < least:
