@@ -7,7 +7,7 @@ redacted before an error is built (see :func:`llmfiles.transport.redact`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -351,12 +351,34 @@ class UploadFailed(LLMFilesError):
     """A large-file upload failed for good; the provider's session was aborted (or the abort is reported)."""
 
 
+class CannotSplit(InputError):
+    """``llmfiles split`` (or ``upload --split``) cannot cut the file into shards that fit the limits: a line longer
+    than the byte limit, fewer records than a job's minimum, or shards that cannot all reach it."""
+
+
+class SplitUploadFailed(LLMFilesError):
+    """Some shards of ``upload --split`` failed to upload; the others are uploaded and kept.
+
+    ``uploaded`` maps a shard's number (1 for the first) to its file object, ``failures`` a shard's number to its
+    error.  Running the same upload again reuses the shards already uploaded and resumes the others.
+    """
+
+    def __init__(self, message: str, *, uploaded: Mapping[int, Any], failures: Mapping[int, BaseException]) -> None:
+        self.uploaded = dict(uploaded)
+        self.failures = dict(failures)
+        codes = {getattr(e, "exit_code", 1) for e in self.failures.values()}
+        self.exit_code = min(codes) if len(codes) == 1 else 1
+        super().__init__(message)
+
+
 class InsecureTransport(ConfigurationError):
     """Plain ``http://`` to a host that is not loopback, without ``allow_insecure_http=True``."""
 
 
 __all__ = [
     "AlreadyUploaded",
+    "CannotSplit",
+    "SplitUploadFailed",
     "AnswerLost",
     "AuthenticationError",
     "BadFile",

@@ -129,6 +129,7 @@ INFO = ProviderInfo(
     supports_parts=True,
     # a BOM claims UTF-8: with validate=False the core still checks the encoding of fine-tuning files as they stream
     utf8_purposes=bom.BOM_PURPOSES,
+    file_limits={"batch": checks.AZURE_BATCH_LIMITS},
 )
 
 

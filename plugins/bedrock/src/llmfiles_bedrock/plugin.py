@@ -113,6 +113,7 @@ INFO = ProviderInfo(
     checksums=("md5",),
     # convert=True is the first: Claude, the model family the README's examples train
     conversions=formats.FORMATS,
+    file_limits={"batch": formats.BATCH_LIMITS},
 )
 
 

@@ -66,6 +66,7 @@ INFO = ProviderInfo(
     default_part_size=files.DEFAULT_CHUNK,
     supports_parts=True,
     jsonl_purposes=("batch",),
+    file_limits={"batch": batch.BATCH_LIMITS},
     checksums=("sha256",),
     purpose_notes={
         "fine-tune": "the Gemini API has no model left to tune (https://ai.google.dev/gemini-api/docs/model-tuning); "

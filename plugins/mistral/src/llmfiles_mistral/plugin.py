@@ -56,6 +56,7 @@ INFO = ProviderInfo(
     max_single_request_size=files.MAX_FILE_SIZE,
     # OCR files are documents and images, not JSONL
     jsonl_purposes=("fine-tune", "batch"),
+    file_limits={"batch": checks.BATCH_LIMITS},
 )
 
 

@@ -41,6 +41,7 @@ INFO = ProviderInfo(
         "batch-api": "llmfiles calls Together's 'batch-api' files purpose 'batch', as for every provider: "
         "use purpose 'batch'"
     },
+    file_limits={"batch": checks.BATCH_LIMITS},
     supports_parts=True,
 )
 

@@ -103,6 +103,7 @@ INFO = ProviderInfo(
     supports_parts=True,
     checksums=("md5",),
     conversions=(gemini.GEMINI,),
+    file_limits={"batch": gemini.BATCH_LIMITS},
 )
 
 
