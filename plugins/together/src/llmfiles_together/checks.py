@@ -234,8 +234,8 @@ SPLIT_HINT = "cut it into files that fit with: llmfiles split FILE -p together -
 
 
 class BatchChecker:
-    """Lines of a ``batch`` file (Together's ``batch-api``): ``custom_id`` (unique, at most 64 characters) and ``body`` (an object), at
-    most :data:`BATCH_LIMITS` requests and bytes."""
+    """Lines of a ``batch`` file (Together's ``batch-api``): ``custom_id`` (unique, at most 64 characters) and
+    ``body`` (an object), at most :data:`BATCH_LIMITS` requests and bytes."""
 
     def __init__(self, limits: FileLimits = BATCH_LIMITS) -> None:
         self.limits = limits
