@@ -179,3 +179,20 @@ def test_every_error_the_docs_name_is_importable_from_llmfiles() -> None:
 def test_every_error_class_is_exported() -> None:
     assert sorted(n for n in _error_classes() if n not in llmfiles.__all__) == []
     assert sorted(errors.__all__) == sorted(_error_classes())
+
+
+@pytest.mark.parametrize("audience", ["python", "cli"])
+def test_a_missing_setting_says_how_to_give_it_first_and_every_place_looked_below(audience: str) -> None:
+    before = speaking_to(audience)
+    try:
+        error = errors.MissingSetting(
+            "bedrock", "bucket", what="a bucket", example="BUCKET", env=("LLMFILES_S3_BUCKET", "AWS_S3_BUCKET_NAME")
+        )
+    finally:
+        speaking_to(before)
+    first, *rest = str(error).splitlines()
+    assert len(first) < 200 and first.startswith("provider 'bedrock' needs a bucket: set LLMFILES_S3_BUCKET=BUCKET")
+    assert ("-s bucket=BUCKET" if audience == "cli" else "pass bucket=BUCKET") in first
+    assert rest[0] == "looked at:" and all(line.startswith("  ") for line in rest[1:])
+    assert [line for line in rest if "AWS_S3_BUCKET_NAME" in line] and "[default.bedrock]" in rest[-1]
+    assert isinstance(error, llmfiles.InvalidSetting) and error.exit_code == 2 and error.hint in first

@@ -346,3 +346,18 @@ def test_check_first_check_worker_and_convert_are_core_settings() -> None:
     assert s["check_first"] is True and s["check_worker"] is False and s["convert"] is None
     assert resolve_settings(info, {"convert": "gemini"}, {}, {})["convert"] == "gemini"
     assert resolve_settings(info, {}, {}, {"LLMFILES_CONVERT": "true"})["convert"] is True
+
+
+def test_missing_credentials_on_the_command_line_name_the_option_not_python(train: Path) -> None:
+    from llmfiles.errors import speaking_to
+
+    client, _, _ = make_client({}, {})
+    before = speaking_to("cli")
+    try:
+        with pytest.raises(MissingCredentials) as info:
+            client.upload(train, purpose="fine-tune")
+    finally:
+        speaking_to(before)
+    message = str(info.value)
+    assert "  -s api_key=..." in message.splitlines() and "env FAKE_API_KEY" in message
+    assert "Client(" not in message and "argument " not in message

@@ -30,6 +30,7 @@ _API = (
     "download",
     "adownload",
     "convert",
+    "split",
     "Client",
 )
 _ERRORS = (
@@ -37,6 +38,7 @@ _ERRORS = (
     "ConfigurationError",
     "ProviderNotInstalled",
     "MissingCredentials",
+    "MissingSetting",
     "InputError",
     "InvalidPurpose",
     "BadFile",
@@ -57,12 +59,19 @@ _ERRORS = (
     "PluginError",
     "StallTimeout",
     "InsecureTransport",
+    "CannotSplit",
+    "SplitUploadFailed",
 )
 _LAZY = {
     **{name: "llmfiles.api" for name in _API},
     **{name: "llmfiles.errors" for name in _ERRORS},
     "FileObject": "llmfiles.models",
     "TrainingFiles": "llmfiles.models",
+    "FileLimits": "llmfiles.models",
+    "SplitResult": "llmfiles.splitting",
+    "SplitUpload": "llmfiles.shards",
+    "FanOut": "llmfiles.fanout",
+    "ProviderResult": "llmfiles.fanout",
     "hookimpl": "llmfiles.pluginapi",
 }
 
@@ -80,11 +89,13 @@ __all__ = [
     "download",
     "adownload",
     "convert",
+    "split",
     "Client",
     "LLMFilesError",
     "ConfigurationError",
     "ProviderNotInstalled",
     "MissingCredentials",
+    "MissingSetting",
     "InputError",
     "InvalidPurpose",
     "BadFile",
@@ -105,8 +116,15 @@ __all__ = [
     "PluginError",
     "StallTimeout",
     "InsecureTransport",
+    "CannotSplit",
+    "SplitUploadFailed",
     "FileObject",
     "TrainingFiles",
+    "FileLimits",
+    "SplitResult",
+    "SplitUpload",
+    "FanOut",
+    "ProviderResult",
     "hookimpl",
     "errors",
     "__version__",
@@ -166,6 +184,9 @@ if TYPE_CHECKING:
         retrieve as retrieve,
     )
     from llmfiles.api import (
+        split as split,
+    )
+    from llmfiles.api import (
         upload as upload,
     )
     from llmfiles.api import (
@@ -179,6 +200,7 @@ if TYPE_CHECKING:
     from llmfiles.errors import (
         BadFile as BadFile,
     )
+    from llmfiles.errors import CannotSplit as CannotSplit
     from llmfiles.errors import (
         ConfigurationError as ConfigurationError,
     )
@@ -208,6 +230,9 @@ if TYPE_CHECKING:
         MissingCredentials as MissingCredentials,
     )
     from llmfiles.errors import (
+        MissingSetting as MissingSetting,
+    )
+    from llmfiles.errors import (
         NetworkError as NetworkError,
     )
     from llmfiles.errors import PluginError as PluginError
@@ -220,11 +245,17 @@ if TYPE_CHECKING:
     from llmfiles.errors import (
         RetriesExhausted as RetriesExhausted,
     )
+    from llmfiles.errors import SplitUploadFailed as SplitUploadFailed
     from llmfiles.errors import StallTimeout as StallTimeout
     from llmfiles.errors import UploadFailed as UploadFailed
     from llmfiles.errors import (
         ValidationError as ValidationError,
     )
+    from llmfiles.fanout import FanOut as FanOut
+    from llmfiles.fanout import ProviderResult as ProviderResult
+    from llmfiles.models import FileLimits as FileLimits
     from llmfiles.models import FileObject as FileObject
     from llmfiles.models import TrainingFiles as TrainingFiles
     from llmfiles.pluginapi import hookimpl as hookimpl
+    from llmfiles.shards import SplitUpload as SplitUpload
+    from llmfiles.splitting import SplitResult as SplitResult

@@ -14,12 +14,15 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from llmfiles.models import FileObject, Progress, ProviderInfo, TrainingFiles
+from llmfiles.models import FileLimits, FileObject, Progress, ProviderInfo, TrainingFiles
 
 if TYPE_CHECKING:
     from llmfiles.clock import Clock
+    from llmfiles.fanout import FanOut
     from llmfiles.models import Settings
     from llmfiles.plugins import PluginManager
+    from llmfiles.shards import SplitUpload
+    from llmfiles.splitting import SplitResult
     from llmfiles.transport import RetryNotice
     from llmfiles.validate.convert import ConvertResult
     from llmfiles.validate.jsonl import Report
@@ -126,18 +129,53 @@ class Client:
 
     # -- uploads ---------------------------------------------------------------------------------------------
 
+    @overload
     def upload(
         self,
         file: FileArg,
         *,
         purpose: str,
         provider: str | None = None,
+        split: Literal[False] = False,
+        **settings: Any,
+    ) -> FileObject: ...
+
+    @overload
+    def upload(
+        self,
+        file: FileArg,
+        *,
+        purpose: str,
+        provider: str | None = None,
+        split: Literal[True] | FileLimits,
+        **settings: Any,
+    ) -> SplitUpload: ...
+
+    @overload
+    def upload(
+        self,
+        file: FileArg,
+        *,
+        purpose: str,
+        provider: list[str] | tuple[str, ...],
+        split: bool | FileLimits = False,
+        **settings: Any,
+    ) -> FanOut: ...
+
+    def upload(
+        self,
+        file: FileArg,
+        *,
+        purpose: str,
+        provider: str | list[str] | tuple[str, ...] | None = None,
         filename: str | None = None,
         progress: ProgressCallback | None = None,
         wait: bool = False,
         wait_timeout: float = 3600.0,
+        split: bool | FileLimits = False,
+        provider_settings: Mapping[str, Mapping[str, Any]] | None = None,
         **settings: Any,
-    ) -> FileObject:
+    ) -> FileObject | SplitUpload | FanOut:
         """Upload ``file`` (a path, a ``pathlib.Path`` or a file opened with ``'rb'``) and return its FileObject.
 
         The purpose, the settings, the file, its size and the credentials are checked before the first byte is sent.
@@ -150,7 +188,40 @@ class Client:
         raises :class:`~llmfiles.errors.AlreadyUploaded`.  ``wait=True`` polls until the provider has processed
         the file.  Every other keyword is a setting of the core or of the provider (for example ``api_key``,
         ``part_size`` or OpenAI's ``expires_after``); an unknown one is refused.
+
+        ``split=True`` cuts the file (after any ``convert``) into shards that fit the provider's documented limits
+        (``split=FileLimits(...)``: these numbers instead) and uploads them all, in parallel, returning a
+        :class:`~llmfiles.shards.SplitUpload`; see :meth:`split`.  ``provider=["openai", "vertex_ai"]`` uploads to
+        each provider in parallel and returns a :class:`~llmfiles.fanout.FanOut` with one result per provider, in
+        order (a failure is that provider's result, never raised); ``provider_settings={"vertex_ai": {...}}`` gives
+        one provider's own settings, the other keywords go to every provider that knows them.
         """
+        from llmfiles.fanout import provider_names
+
+        names = provider_names(provider)
+        if names is not None:
+            return self._upload_many(
+                file,
+                purpose=purpose,
+                names=names,
+                progress=progress,
+                provider_settings=provider_settings or {},
+                explicit={"filename": filename, "wait": wait, "wait_timeout": wait_timeout, "split": split, **settings},
+            )
+        if provider_settings:
+            raise TypeError("provider_settings is for an upload to several providers (provider=[...])")
+        assert not isinstance(provider, (list, tuple))
+        if split is not False:
+            calls = {"wait": wait, "wait_timeout": wait_timeout}
+            return self._upload_split(
+                file,
+                purpose=purpose,
+                provider=provider,
+                filename=filename,
+                progress=progress,
+                split=split,
+                settings={**settings, **calls},
+            )
         prep = self._uploader.prepare(file, purpose=purpose, provider=provider, filename=filename, explicit=settings)
         result, _ = self._uploader.send_once(prep, progress)
         if wait:
@@ -158,6 +229,78 @@ class Client:
 
             result = wait_processed(prep.call, result, wait_timeout)
         return result
+
+    def _upload_split(
+        self,
+        file: FileArg,
+        *,
+        purpose: str,
+        provider: str | None,
+        filename: str | None,
+        progress: ProgressCallback | None,
+        split: bool | FileLimits,
+        settings: dict[str, Any],
+    ) -> SplitUpload:
+        from llmfiles import shards
+        from llmfiles.conversions import cache_dir, converted_file
+        from llmfiles.paths import private_dir
+        from llmfiles.sources import open_source
+        from llmfiles.splitting import provider_limits
+        from llmfiles.uploads import check_purpose
+
+        info = self._resolver.registered(provider).provider.info
+        purpose = check_purpose(info, purpose)
+        path = shards.source_path(file, "upload --split")
+        call = self._resolver.call(
+            provider, {k: v for k, v in settings.items() if k not in ("wait", "wait_timeout")}, credentials=False
+        )
+        folder = cache_dir(self._uploader.home)
+        source = open_source(path, filename=filename, default_name="upload.jsonl")
+        try:
+            name = source.name
+            converted = converted_file(self._pm, call, source, purpose, folder)
+        finally:
+            source.close()
+        limits = shards.limits_for(provider_limits(info, purpose), split)
+        sent = converted or path
+        where = shards.shard_folder(private_dir(folder.parent / "split"), sent, limits, name)
+        cut = shards.cut(sent, where, limits, name)
+        each = functools.partial(self.upload, purpose=purpose, provider=info.name)
+        rest = {**settings, "convert": False}
+        rest.setdefault("if_exists", "reuse")
+        files = shards.upload_shards(
+            each, cut, display=str(path), progress=progress, concurrency=shards.SHARD_CONCURRENCY, settings=rest
+        )
+        shards.remove_folder(where)
+        return shards.SplitUpload(
+            provider=info.name, purpose=purpose, source=str(path), limits=limits, shards=cut, files=files
+        )
+
+    def _upload_many(
+        self,
+        file: FileArg,
+        *,
+        purpose: str,
+        names: list[str],
+        progress: ProgressCallback | None,
+        provider_settings: Mapping[str, Mapping[str, Any]],
+        explicit: dict[str, Any],
+    ) -> FanOut:
+        from llmfiles import fanout
+        from llmfiles.settings import CORE_NAMES
+        from llmfiles.shards import source_path
+        from llmfiles.uploads import check_purpose
+
+        source_path(file, "an upload to several providers")
+        infos = {name: self._resolver.registered(name).provider.info for name in names}
+        for info in infos.values():
+            check_purpose(info, purpose)
+        calls = {"filename", "wait", "wait_timeout", "split"}
+        per = fanout.plan_settings(infos, set(CORE_NAMES) | calls, explicit, provider_settings)
+        for name in names:  # every provider's settings resolve (types, values) before anything is sent
+            self._resolver.call(name, {k: v for k, v in per[name].items() if k not in calls}, credentials=False)
+        each = functools.partial(self.upload, file, purpose=purpose)
+        return fanout.run(each, names, per, progress)
 
     def upload_training_files(
         self,
@@ -331,6 +474,44 @@ class Client:
             for name, c in found
         }
 
+    def split(
+        self,
+        file: str | os.PathLike[str],
+        *,
+        output_dir: str | os.PathLike[str],
+        purpose: str = "batch",
+        provider: str | None = None,
+        force: bool = False,
+        max_bytes: int | str | None = None,
+        max_records: int | None = None,
+        min_records: int | None = None,
+    ) -> SplitResult:
+        """Cut ``file`` into shards in ``output_dir`` that each fit the provider's documented limits for ``purpose``
+        (:attr:`ProviderInfo.file_limits <llmfiles.models.ProviderInfo.file_limits>`; ``max_bytes``, ``max_records``
+        and ``min_records`` replace those numbers).
+
+        Lines are never cut and the shards, put back together in order, are the file byte for byte; they are named
+        so that they sort in order (``data.001-of-003.jsonl``).  Two reads of the file, constant memory; the shards
+        are written under temporary names and renamed only when all are complete, so an error leaves nothing
+        half-written, and existing files are not replaced unless ``force``.  A file that already fits gives one
+        shard.  Offline: no credentials, no network.  :class:`~llmfiles.errors.CannotSplit` for a line longer than
+        the byte limit or fewer records than a job's minimum.
+        """
+        from llmfiles.settings import parse_size
+        from llmfiles.splitting import SplitResult, effective_limits, provider_limits, split_file
+        from llmfiles.uploads import check_purpose
+
+        info = self._resolver.registered(provider).provider.info
+        purpose = check_purpose(info, purpose)
+        limits = effective_limits(
+            provider_limits(info, purpose),
+            max_bytes=None if max_bytes is None else parse_size(max_bytes, name="max_bytes"),
+            max_records=max_records,
+            min_records=min_records,
+        )
+        shards = split_file(file, output_dir, limits, force=force)
+        return SplitResult(source=os.fspath(file), limits=limits, shards=shards)
+
     # -- other operations ------------------------------------------------------------------------------------
 
     def retrieve(self, file_id: str, *, provider: str | None = None, **settings: Any) -> FileObject:
@@ -382,9 +563,38 @@ class Client:
 
     # -- async twins -----------------------------------------------------------------------------------------
 
-    async def aupload(self, file: FileArg, **kwargs: Any) -> FileObject:
-        """:meth:`upload` for asyncio callers (runs in an executor with the caller's contextvars)."""
-        return await run_async(self.upload, file, **kwargs)
+    @overload
+    async def aupload(
+        self, file: FileArg, *, purpose: str, provider: str | None = None, split: Literal[False] = False, **kwargs: Any
+    ) -> FileObject: ...
+
+    @overload
+    async def aupload(
+        self,
+        file: FileArg,
+        *,
+        purpose: str,
+        provider: str | None = None,
+        split: Literal[True] | FileLimits,
+        **kwargs: Any,
+    ) -> SplitUpload: ...
+
+    @overload
+    async def aupload(
+        self,
+        file: FileArg,
+        *,
+        purpose: str,
+        provider: list[str] | tuple[str, ...],
+        split: bool | FileLimits = False,
+        **kwargs: Any,
+    ) -> FanOut: ...
+
+    async def aupload(self, file: FileArg, **kwargs: Any) -> FileObject | SplitUpload | FanOut:
+        """:meth:`upload` for asyncio callers (runs in an executor with the caller's contextvars): a FileObject, or
+        with ``split`` a SplitUpload, or to several providers a FanOut."""
+        result: FileObject | SplitUpload | FanOut = await run_async(self.upload, file, **kwargs)
+        return result
 
     async def aupload_training_files(
         self, training: FileArg, validation: FileArg | None = None, **kwargs: Any
@@ -471,9 +681,39 @@ def _reset_default_client() -> None:
         _default = None
 
 
-def upload(file: FileArg, *, purpose: str, provider: str | None = None, **kwargs: Any) -> FileObject:
-    """Upload ``file`` to ``provider``; see :meth:`Client.upload`."""
-    return default_client().upload(file, purpose=purpose, provider=provider, **kwargs)
+@overload
+def upload(
+    file: FileArg, *, purpose: str, provider: str | None = None, split: Literal[False] = False, **kwargs: Any
+) -> FileObject: ...
+
+
+@overload
+def upload(
+    file: FileArg, *, purpose: str, provider: str | None = None, split: Literal[True] | FileLimits, **kwargs: Any
+) -> SplitUpload: ...
+
+
+@overload
+def upload(
+    file: FileArg,
+    *,
+    purpose: str,
+    provider: list[str] | tuple[str, ...],
+    split: bool | FileLimits = False,
+    **kwargs: Any,
+) -> FanOut: ...
+
+
+def upload(
+    file: FileArg, *, purpose: str, provider: Any = None, split: bool | FileLimits = False, **kwargs: Any
+) -> FileObject | SplitUpload | FanOut:
+    """Upload ``file`` to ``provider`` (or to each of several: ``provider=[...]``); see :meth:`Client.upload`."""
+    return default_client().upload(file, purpose=purpose, provider=provider, split=split, **kwargs)
+
+
+def split(file: str | os.PathLike[str], *, output_dir: str | os.PathLike[str], **kwargs: Any) -> SplitResult:
+    """Cut ``file`` into shards that fit a provider's limits; see :meth:`Client.split`."""
+    return default_client().split(file, output_dir=output_dir, **kwargs)
 
 
 def convert(file: FileArg, *, to: str, output: str | os.PathLike[str], **kwargs: Any) -> ConvertResult:
@@ -514,9 +754,37 @@ def download(file_id: str, dest: str | os.PathLike[str], *, provider: str | None
     return default_client().download(file_id, dest, provider=provider, **kwargs)
 
 
-async def aupload(file: FileArg, *, purpose: str, provider: str | None = None, **kwargs: Any) -> FileObject:
+@overload
+async def aupload(
+    file: FileArg, *, purpose: str, provider: str | None = None, split: Literal[False] = False, **kwargs: Any
+) -> FileObject: ...
+
+
+@overload
+async def aupload(
+    file: FileArg, *, purpose: str, provider: str | None = None, split: Literal[True] | FileLimits, **kwargs: Any
+) -> SplitUpload: ...
+
+
+@overload
+async def aupload(
+    file: FileArg,
+    *,
+    purpose: str,
+    provider: list[str] | tuple[str, ...],
+    split: bool | FileLimits = False,
+    **kwargs: Any,
+) -> FanOut: ...
+
+
+async def aupload(
+    file: FileArg, *, purpose: str, provider: Any = None, **kwargs: Any
+) -> FileObject | SplitUpload | FanOut:
     """See :meth:`Client.aupload`."""
-    return await run_async(upload, file, purpose=purpose, provider=provider, **kwargs)
+    result: FileObject | SplitUpload | FanOut = await run_async(
+        upload, file, purpose=purpose, provider=provider, **kwargs
+    )
+    return result
 
 
 async def aupload_training_files(training: FileArg, validation: FileArg | None = None, **kwargs: Any) -> TrainingFiles:

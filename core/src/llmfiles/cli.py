@@ -146,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     _upload_parsers(sub)
     _file_parsers(sub)
     _check_parsers(sub)
+    _split_parser(sub)
     p = sub.add_parser(
         "completion",
         help="print a shell completion script (bash, zsh or fish), made from this parser",
@@ -181,9 +182,17 @@ def _upload_parsers(sub: Any) -> None:
     p.add_argument(
         "--convert",
         metavar="FORMAT",
+        action="append",
         help="convert the file to this format before uploading it, for providers that can "
-        "(bedrock: claude, nova, prompt-completion; vertex_ai: gemini)",
+        "(bedrock: claude, nova, prompt-completion; vertex_ai: gemini); PROVIDER=FORMAT for one provider of "
+        "several (repeatable)",
     )
+    p.add_argument(
+        "--split",
+        action="store_true",
+        help="cut the file into shards that fit the provider's limits (see llmfiles split) and upload them all",
+    )
+    _limit_options(p, "with --split: ")
     p.add_argument(
         "--keep-on-error", action="store_true", help="keep the training file if the validation file fails to upload"
     )
@@ -254,6 +263,28 @@ def _check_parsers(sub: Any) -> None:
     p.add_argument("--list", action="store_true", help="list the installed conversions and exit")
 
 
+def _limit_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    p.add_argument("--max-bytes", metavar="SIZE", help=prefix + "at most this many bytes a shard (e.g. 100MB)")
+    p.add_argument("--max-records", type=_positive, metavar="N", help=prefix + "at most N records a shard")
+    p.add_argument("--min-records", type=_positive, metavar="N", help=prefix + "at least N records a shard")
+
+
+def _split_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "split",
+        help="cut a JSONL file into shards that each fit a provider's limits (offline)",
+        description="Cut FILE into shards in DIR that each fit the provider's documented limits for the purpose "
+        "(bytes and records a file, records a job); lines are never cut and the shards, in order, are FILE byte "
+        "for byte. --max-bytes, --max-records and --min-records replace the provider's numbers.",
+    )
+    _files(p.add_argument("file", help="the JSONL file to cut"))
+    p.add_argument("--provider", "-p", help="whose limits (default: $LLMFILES_PROVIDER, the profile's, else local)")
+    p.add_argument("--purpose", default="batch", help="what the file is for (default: batch)")
+    _files(p.add_argument("-o", "--output-dir", required=True, metavar="DIR", help="the folder to write the shards to"))
+    p.add_argument("--force", action="store_true", help="replace shards of the same names in DIR")
+    _limit_options(p)
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -283,8 +314,13 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
         settings["checksum"] = False
     if getattr(args, "check_first", False):
         settings["check_first"] = True
-    if getattr(args, "convert", None):
-        settings["convert"] = args.convert
+    converts = getattr(args, "convert", None)
+    for value in converts if isinstance(converts, list) else [converts] if converts else []:
+        if isinstance(value, str) and "=" in value:
+            provider, _, name = value.partition("=")
+            settings[f"{provider.strip()}.convert"] = name.strip()
+        else:
+            settings["convert"] = value
     return settings
 
 
@@ -388,9 +424,13 @@ def _dry_run(client: Client, args: argparse.Namespace, settings: dict[str, Any],
 
 
 def _cmd_upload(client: Client, args: argparse.Namespace, term: Terminal) -> int:
+    from llmfiles.cli_shards import many, own_settings, upload_many_or_split
+
+    if args.split or many(args.provider) or args.max_bytes or args.max_records or args.min_records:
+        return upload_many_or_split(client, args, term, _settings_from(args))
     if args.file == "-":
         return _upload_stdin(client, args, term)
-    settings = _settings_from(args)
+    settings = own_settings(client, args.provider, _settings_from(args))
     if args.dry_run:
         return _dry_run(client, args, settings, term)
     common = {"purpose": args.purpose, "provider": args.provider, "progress": term.progress, "wait": args.wait}
@@ -693,6 +733,12 @@ def _list_converters(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_split(client: Client, args: argparse.Namespace, term: Terminal) -> int:
+    from llmfiles.cli_shards import run_split
+
+    return run_split(client, args)
+
+
 def _cmd_completion(client: Client, args: argparse.Namespace, term: Terminal) -> int:
     from llmfiles.completion import script
 
@@ -708,6 +754,7 @@ COMMANDS = {
     "delete": _cmd_delete,
     "download": _cmd_download,
     "validate": _cmd_validate,
+    "split": _cmd_split,
     "convert": _cmd_convert,
     "uploads": _cmd_uploads,
     "abort": _cmd_abort,

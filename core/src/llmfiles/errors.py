@@ -7,7 +7,7 @@ redacted before an error is built (see :func:`llmfiles.transport.redact`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -87,6 +87,27 @@ class PluginError(ConfigurationError):
 
 class InvalidSetting(ConfigurationError):
     """A setting has a value of the wrong kind, or is not a setting of that provider."""
+
+
+class MissingSetting(InvalidSetting):
+    """A setting the provider needs has no value anywhere.  The first line says what is missing and how to give it
+    (``hint``); the places looked at (``looked_at``: the setting, each environment variable, the config file) follow,
+    one a line."""
+
+    def __init__(self, provider: str, setting: str, *, what: str, example: str, env: Sequence[str] = ()) -> None:
+        self.provider = provider
+        self.setting = setting
+        ways = [f"set {env[0]}={example}"] if env else []
+        ways.append(setting_advice(setting, example))
+        ways.append(f"put {setting} under [default.{provider}] in the config file")
+        self.hint = ", ".join(ways[:-1]) + f", or {ways[-1]}"
+        self.looked_at = (
+            f"the {setting} setting ({advice('argument or Client(...)', '-s or --setting')})",
+            *(f"environment variable {name}" for name in env),
+            f"the config file's [default.{provider}] table (or the chosen profile's)",
+        )
+        first = f"provider {provider!r} needs {what}: {self.hint}"
+        super().__init__("\n".join([first, "looked at:", *(f"  {place}" for place in self.looked_at)]))
 
 
 class MissingCredentials(ConfigurationError):
@@ -330,12 +351,34 @@ class UploadFailed(LLMFilesError):
     """A large-file upload failed for good; the provider's session was aborted (or the abort is reported)."""
 
 
+class CannotSplit(InputError):
+    """``llmfiles split`` (or ``upload --split``) cannot cut the file into shards that fit the limits: a line longer
+    than the byte limit, fewer records than a job's minimum, or shards that cannot all reach it."""
+
+
+class SplitUploadFailed(LLMFilesError):
+    """Some shards of ``upload --split`` failed to upload; the others are uploaded and kept.
+
+    ``uploaded`` maps a shard's number (1 for the first) to its file object, ``failures`` a shard's number to its
+    error.  Running the same upload again reuses the shards already uploaded and resumes the others.
+    """
+
+    def __init__(self, message: str, *, uploaded: Mapping[int, Any], failures: Mapping[int, BaseException]) -> None:
+        self.uploaded = dict(uploaded)
+        self.failures = dict(failures)
+        codes = {getattr(e, "exit_code", 1) for e in self.failures.values()}
+        self.exit_code = min(codes) if len(codes) == 1 else 1
+        super().__init__(message)
+
+
 class InsecureTransport(ConfigurationError):
     """Plain ``http://`` to a host that is not loopback, without ``allow_insecure_http=True``."""
 
 
 __all__ = [
     "AlreadyUploaded",
+    "CannotSplit",
+    "SplitUploadFailed",
     "AnswerLost",
     "AuthenticationError",
     "BadFile",
@@ -351,6 +394,7 @@ __all__ = [
     "LLMFilesError",
     "MaybeUploaded",
     "MissingCredentials",
+    "MissingSetting",
     "NetworkError",
     "PluginError",
     "ProviderError",

@@ -168,6 +168,32 @@ class SettingSpec:
 
 
 @frozen(kw_only=True)
+class FileLimits:
+    """What one file of one purpose may hold at a provider, as its documentation says (``docs``: the page).
+
+    ``max_bytes`` and ``max_records`` bound one file; ``min_records`` is the fewest records a job takes (Amazon
+    Bedrock's minimum records per batch inference job), so no file sent on its own may hold fewer.  ``None`` means
+    the provider documents no such limit.  ``note`` says what the numbers depend on (a model, a quota that can be
+    raised).  A record is a line that is not blank.  The content checks and ``llmfiles split`` read these numbers,
+    so a provider writes each limit once.
+    """
+
+    max_bytes: int | None = None
+    max_records: int | None = None
+    min_records: int | None = None
+    docs: str = ""
+    note: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("max_bytes", "max_records", "min_records"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"FileLimits.{name} must be a positive int or None, not {value!r}")
+        if self.min_records is not None and self.max_records is not None and self.min_records > self.max_records:
+            raise ValueError("FileLimits.min_records is larger than max_records")
+
+
+@frozen(kw_only=True)
 class ProviderInfo:
     """What a provider declares about itself: name, distribution, purposes, settings and limits."""
 
@@ -199,6 +225,8 @@ class ProviderInfo:
     conversions: tuple[str, ...] = ()
     #: purposes the provider does not take, each with what it offers instead (said when the purpose is refused)
     purpose_notes: Mapping[str, str] = field(factory=dict)
+    #: the documented limits of one file, by purpose (what ``llmfiles split`` cuts a file to; see :class:`FileLimits`)
+    file_limits: Mapping[str, FileLimits] = field(factory=dict)
 
 
 @frozen(kw_only=True)

@@ -340,12 +340,15 @@ def _check_numbers(values: Mapping[str, Any], sources: Mapping[str, str]) -> Non
 def places_looked(info: ProviderInfo, names: tuple[str, ...]) -> list[str]:
     """Every place the chain looked for ``names`` (argument, Client, env vars, the config file, secret names), for
     errors."""
+    from llmfiles.errors import advice
+
     out: list[str] = []
     specs = {s.name: s for s in all_specs(info)}
     for name in names:
         spec = specs[name]
-        out.append(f"argument {name}=")
-        out.append(f"Client({name}=...)")
+        # the command line has one way to give a setting, Python two
+        in_python = advice("python", "cli") == "python"
+        out.extend([f"argument {name}=", f"Client({name}=...)"] if in_python else [f"-s {name}=..."])
         out.extend(f"env {v}" for v in spec.env)
         out.append(f"config file [PROFILE.{info.name}] {name}")
         if spec.lookup_secret_names:

@@ -114,8 +114,8 @@ def test_a_file_that_breaks_a_rule_is_never_sent(together_server: TogetherLikeSe
 
 def test_batch_api_lines(client: Client, tmp_path: Path) -> None:
     good = [{"custom_id": f"r{i}", "body": {"model": "m", "messages": []}} for i in range(3)]
-    assert client.validate(_write(tmp_path / "g.jsonl", good), purpose="batch-api").ok
-    dup = client.validate(_write(tmp_path / "d.jsonl", [good[0], good[0]]), purpose="batch-api")
+    assert client.validate(_write(tmp_path / "g.jsonl", good), purpose="batch").ok
+    dup = client.validate(_write(tmp_path / "d.jsonl", [good[0], good[0]]), purpose="batch")
     assert "duplicate_custom_id" in {p.code for p in dup.problems}
-    long_id = client.validate(_write(tmp_path / "l.jsonl", [{"custom_id": "x" * 65, "body": {}}]), purpose="batch-api")
+    long_id = client.validate(_write(tmp_path / "l.jsonl", [{"custom_id": "x" * 65, "body": {}}]), purpose="batch")
     assert "bad_custom_id" in {p.code for p in long_id.problems}

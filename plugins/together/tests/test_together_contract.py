@@ -53,10 +53,10 @@ def test_upload_passes_the_files_contract(client: llmfiles.Client, make_jsonl: A
     assert req.url.endswith("/files/upload") and req.headers["Authorization"] == "Bearer tk-contract"
 
 
-@pytest.mark.parametrize("purpose", ["fine-tune", "eval", "batch-api"])
+@pytest.mark.parametrize("purpose", ["fine-tune", "eval", "batch"])
 def test_every_purpose_passes_the_contract(client: llmfiles.Client, tmp_path: Path, purpose: str) -> None:
     src = tmp_path / "data.jsonl"
-    line = {"custom_id": "r1", "body": {}} if purpose == "batch-api" else {"text": "a sample"}
+    line = {"custom_id": "r1", "body": {}} if purpose == "batch" else {"text": "a sample"}
     src.write_text(json.dumps(line) + "\n")
     assert client.upload(src, purpose=purpose).provider == "together"
 

@@ -192,3 +192,19 @@ def test_other_file_types_are_refused_before_any_request(
     with Client("together", **together_settings) as client, pytest.raises(llmfiles.InputError, match=r"\.jsonl"):
         client.upload(src, purpose="eval")
     assert together_server.requests == []
+
+
+def test_purpose_batch_is_togethers_batch_api_on_the_wire_and_batch_when_read_back(
+    together_server: TogetherLikeServer, together_settings: dict[str, Any], tmp_path: Path
+) -> None:
+    """``batch`` is the purpose's name for every provider; Together's FilePurpose calls it ``batch-api``
+    (https://docs.together.ai/reference/upload-file).  Its own name is refused with the way to say it."""
+    src = tmp_path / "requests.jsonl"
+    src.write_text(json.dumps({"custom_id": "r1", "body": {"model": "m", "messages": []}}) + "\n")
+    with Client("together", **together_settings) as client:
+        fo = client.upload(src, purpose="batch")
+        assert together_server.files[fo.id].purpose == "batch-api"
+        assert fo.purpose == "batch" and client.retrieve(fo.id).purpose == "batch"
+        assert [f.id for f in client.list_files(purpose="batch")] == [fo.id]
+        with pytest.raises(llmfiles.InvalidPurpose, match="use purpose 'batch'"):
+            client.upload(src, purpose="batch-api")

@@ -127,7 +127,7 @@ def test_a_broken_adc_file_is_reported_with_google_auths_reason(
     (gcloud / "application_default_credentials.json").write_text('{"type": "nonsense"}')
     with llmfiles.Client("vertex_ai", **base) as client, pytest.raises(MissingCredentials) as info:
         client.upload(chat_file(tmp_path / "train.jsonl"), purpose="fine-tune")
-    assert "google-auth:" in str(info.value) and "GOOGLE_APPLICATION_CREDENTIALS" in str(info.value)
+    assert "google-auth said:" in str(info.value) and "GOOGLE_APPLICATION_CREDENTIALS" in str(info.value)
 
 
 def test_an_explicit_google_auth_credentials_object(

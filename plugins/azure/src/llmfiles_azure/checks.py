@@ -13,12 +13,21 @@ how-to/fine-tuning: UTF-8 with a BOM, OpenAI's formats) and "Getting started wit
 
 from __future__ import annotations
 
-from llmfiles.models import Problem
+from llmfiles.models import FileLimits, Problem
 from llmfiles.validate.stats import FileFacts
 from llmfiles_openai.checks import MB, BatchRules, FineTuneChecker
 
-AZURE_BATCH = BatchRules(
+#: "Getting started with Azure OpenAI batch deployments" (global batch): 100,000 requests and 200 MB an input file
+AZURE_BATCH_LIMITS = FileLimits(
+    max_bytes=200 * MB,
+    max_records=100_000,
+    docs="https://learn.microsoft.com/azure/ai-foundry/openai/how-to/batch",
+)
+
+AZURE_BATCH = BatchRules.of(
+    AZURE_BATCH_LIMITS,
     provider="Azure OpenAI",
+    name="azure",
     endpoints=(
         "/chat/completions",
         "/embeddings",
@@ -27,8 +36,6 @@ AZURE_BATCH = BatchRules(
         "/v1/embeddings",
         "/v1/responses",
     ),
-    max_requests=100_000,
-    max_bytes=200 * MB,
     same_model="error",
     warn_bom=False,  # as before: Azure documents a BOM for fine-tuning files and says nothing of batch files
 )

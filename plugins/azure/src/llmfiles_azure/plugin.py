@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from llmfiles import hookimpl
-from llmfiles.errors import FileTooLarge, InvalidPurpose, InvalidSetting, setting_advice
+from llmfiles.errors import FileTooLarge, InvalidPurpose, InvalidSetting, MissingSetting
 from llmfiles.models import (
     Credentials,
     Operation,
@@ -129,6 +129,7 @@ INFO = ProviderInfo(
     supports_parts=True,
     # a BOM claims UTF-8: with validate=False the core still checks the encoding of fine-tuning files as they stream
     utf8_purposes=bom.BOM_PURPOSES,
+    file_limits={"batch": checks.AZURE_BATCH_LIMITS},
 )
 
 
@@ -177,10 +178,12 @@ def target(settings: Settings) -> Target:
     """The endpoint and api-version of these settings; a clear :class:`InvalidSetting` when they are unusable."""
     raw = settings.get("api_base")
     if raw is None or not str(raw).strip():
-        raise InvalidSetting(
-            f"no endpoint for provider {NAME!r}: set {ENDPOINT_ENV[0]}=https://RESOURCE.openai.azure.com, "
-            f"{setting_advice('api_base', 'https://RESOURCE.openai.azure.com')}, or put api_base under "
-            f"[default.{NAME}] in the config file"
+        raise MissingSetting(
+            NAME,
+            "api_base",
+            what="its endpoint",
+            example="https://RESOURCE.openai.azure.com",
+            env=ENDPOINT_ENV,
         )
     endpoint = str(raw).strip().rstrip("/")
     parts = urlsplit(endpoint)

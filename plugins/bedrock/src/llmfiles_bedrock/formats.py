@@ -25,7 +25,7 @@ from typing import Any
 
 from attrs import frozen
 
-from llmfiles.models import Problem
+from llmfiles.models import FileLimits, Problem
 from llmfiles.validate.rules import bom_warning
 from llmfiles.validate.stats import CHARS_PER_TOKEN, FileFacts, estimate_tokens
 
@@ -761,17 +761,47 @@ class FineTuneChecker:
         return out
 
 
+#: the batch inference quotas "Format and upload your batch inference data" names (records per input file, minimum
+#: records per job, input file size), at their default values in the Amazon Bedrock service quotas; they are set
+#: per model and some can be raised, so the checker warns instead of refusing (pass max_records=... to split)
+BATCH_LIMITS = FileLimits(
+    max_bytes=1_000_000_000,
+    max_records=50_000,
+    min_records=100,
+    docs="https://docs.aws.amazon.com/general/latest/gr/bedrock.html#limits_bedrock",
+    note="the default quotas (per model, some adjustable): records per input file 50,000, minimum records per "
+    "job 100, input file size 1 GB; see https://docs.aws.amazon.com/bedrock/latest/userguide/batch-inference-data.html",
+)
+
+
 class BatchChecker:
     """Checks a Bedrock batch-inference input file: ``{"recordId"?: str, "modelInput": {...}}`` per line, as "Format
     and upload your batch inference data" (Amazon Bedrock User Guide,
-    https://docs.aws.amazon.com/bedrock/latest/userguide/batch-inference-data.html) describes it."""
+    https://docs.aws.amazon.com/bedrock/latest/userguide/batch-inference-data.html) describes it, and its size and
+    records against :data:`BATCH_LIMITS` (warnings: the quotas are per model and some can be raised)."""
+
+    def __init__(self, limits: FileLimits = BATCH_LIMITS) -> None:
+        self.limits = limits
+        self.records = 0
 
     def start(self, facts: FileFacts) -> list[Problem]:
-        """A BOM at the start of the file is a warning (:func:`llmfiles.validate.rules.bom_warning`)."""
-        return [bom_warning("Amazon Bedrock")] if facts.has_bom else []
+        """A BOM at the start of the file is a warning (:func:`llmfiles.validate.rules.bom_warning`); so is a file
+        over the input file size quota."""
+        out = [bom_warning("Amazon Bedrock")] if facts.has_bom else []
+        most = self.limits.max_bytes
+        if most is not None and facts.size > most:
+            out.append(
+                _quota_warning(
+                    "file_too_large",
+                    f"the file has {facts.size:,} bytes, more than the {most:,} of Bedrock's default batch input "
+                    f"file size quota: {SPLIT_HINT}",
+                )
+            )
+        return out
 
     def check(self, line_no: int, record: dict[str, Any]) -> Iterable[Problem]:
         """The problems of one batch record (``modelInput`` an object, ``recordId`` a string)."""
+        self.records += 1
         out: list[Problem] = []
         if not isinstance(record.get("modelInput"), dict):
             out.append(
@@ -789,5 +819,29 @@ class BatchChecker:
         return out
 
     def finish(self) -> Iterable[Problem]:
-        """No file-level rules."""
+        """The number of records against the quotas of one input file and one job."""
+        most, least = self.limits.max_records, self.limits.min_records
+        if most is not None and self.records > most:
+            return [
+                _quota_warning(
+                    "too_many_records",
+                    f"the file has {self.records:,} records, more than the {most:,} of Bedrock's default quota of "
+                    f"records per input file: {SPLIT_HINT}",
+                )
+            ]
+        if least is not None and self.records < least:
+            return [
+                _quota_warning(
+                    "too_few_records",
+                    f"the file has {self.records:,} records; a Bedrock batch inference job needs at least {least:,} "
+                    "(the default quota): add records, or send the file with others in one job",
+                )
+            ]
         return []
+
+
+SPLIT_HINT = "cut it into files that fit with: llmfiles split FILE -p bedrock --purpose batch -o DIR"
+
+
+def _quota_warning(code: str, message: str) -> Problem:
+    return Problem(line=None, code=code, message=message, severity="warning")

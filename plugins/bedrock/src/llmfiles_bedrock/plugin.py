@@ -16,7 +16,7 @@ from typing import Any
 from attrs import field, frozen
 
 from llmfiles import hookimpl
-from llmfiles.errors import InvalidSetting, MissingCredentials, PluginError, advice, setting_advice
+from llmfiles.errors import MissingCredentials, MissingSetting, PluginError, advice
 from llmfiles.models import (
     Credentials,
     Delete,
@@ -37,6 +37,8 @@ from llmfiles.validate.convert import Converter, settings_free
 from llmfiles.validate.records import RecordChecker
 from llmfiles_bedrock import formats, s3
 
+#: where the bucket may come from in the environment, first match wins
+BUCKET_ENV = ("LLMFILES_S3_BUCKET", "AWS_S3_BUCKET_NAME")
 NAME = "bedrock"
 PURPOSES = ("fine-tune", "batch")
 MiB = 1024 * 1024
@@ -46,7 +48,7 @@ DEFAULT_PREFIX = "llmfiles/"
 SETTINGS = (
     SettingSpec(
         name="bucket",
-        env=("LLMFILES_S3_BUCKET", "AWS_S3_BUCKET_NAME"),
+        env=BUCKET_ENV,
         help="the S3 bucket files go to (it must exist, in aws_region)",
     ),
     SettingSpec(
@@ -111,6 +113,7 @@ INFO = ProviderInfo(
     checksums=("md5",),
     # convert=True is the first: Claude, the model family the README's examples train
     conversions=(*formats.FORMATS, "bedrock-batch"),
+    file_limits={"batch": formats.BATCH_LIMITS},
 )
 
 
@@ -282,10 +285,12 @@ def endpoint(credentials: Credentials, settings: Settings) -> s3.Endpoint:
 def _bucket(settings: Settings) -> str:
     bucket = settings.get("bucket")
     if not bucket:
-        raise InvalidSetting(
-            f"provider {NAME!r} needs a bucket (an existing S3 bucket in the region of your Bedrock jobs): set "
-            f"LLMFILES_S3_BUCKET, {setting_advice('bucket', 'BUCKET')}, or put bucket under [default.{NAME}] in the "
-            "config file"
+        raise MissingSetting(
+            NAME,
+            "bucket",
+            what="a bucket (an existing S3 bucket in the region of your Bedrock jobs)",
+            example="BUCKET",
+            env=BUCKET_ENV,
         )
     return s3.check_bucket(bucket, settings.source("bucket"))
 

@@ -34,6 +34,7 @@ from llmfiles.models import (
     Credentials,
     Delete,
     Download,
+    FileLimits,
     FileObject,
     FilePage,
     HttpRequest,
@@ -78,6 +79,10 @@ INFO = ProviderInfo(
     max_single_request_size=0,
     default_multipart_threshold=0,
     supports_parts=True,
+    # "Batch inference" guide: a batch dataset is JSONL "under 500MB"; it gives no number of requests
+    file_limits={
+        "batch": FileLimits(max_bytes=500 * 1000 * 1000 - 1, docs="https://docs.fireworks.ai/guides/batch-inference")
+    },
 )
 
 

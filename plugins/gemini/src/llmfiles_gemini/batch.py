@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from attrs import frozen
 
-from llmfiles.models import Problem
+from llmfiles.models import FileLimits, Problem
 from llmfiles.validate.rules import bom_warning
 from llmfiles.validate.stats import ExampleStats, FileFacts, HashIndex, estimate_tokens, json_chars
 
@@ -37,6 +37,8 @@ PART_DOC = "https://ai.google.dev/api/caching#Part"
 BOM_DOC = "https://www.rfc-editor.org/rfc/rfc8259#section-8.1"
 #: "The maximum allowed file size for an input file is 2GB."
 MAX_INPUT_BYTES = 2 * 1000**3
+#: the Batch API's input-file limits, for ``llmfiles split`` (the page gives no number of requests a file)
+BATCH_LIMITS = FileLimits(max_bytes=MAX_INPUT_BYTES, docs=BATCH_DOC)
 
 
 @frozen(kw_only=True)
@@ -261,7 +263,7 @@ class BatchChecker:
                     "file_too_large",
                     "",
                     f"the file has {facts.size:,} bytes; a batch input file may have at most {MAX_INPUT_BYTES:,}: "
-                    "split it into several batches",
+                    "cut it into files that fit with: llmfiles split FILE -p gemini --purpose batch -o DIR",
                 )
             )
         return out

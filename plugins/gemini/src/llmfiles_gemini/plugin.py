@@ -67,6 +67,7 @@ INFO = ProviderInfo(
     default_part_size=files.DEFAULT_CHUNK,
     supports_parts=True,
     jsonl_purposes=("batch",),
+    file_limits={"batch": batch.BATCH_LIMITS},
     checksums=("sha256",),
     conversions=("gemini-batch",),
     purpose_notes={

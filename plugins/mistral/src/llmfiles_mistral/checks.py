@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from attrs import frozen
 
-from llmfiles.models import Problem
+from llmfiles.models import FileLimits, Problem
 from llmfiles.validate.rules import bom_warning
 from llmfiles.validate.stats import ExampleStats, FileFacts, HashIndex, estimate_tokens, json_chars
 
@@ -45,6 +45,9 @@ BOM_DOC = "https://www.rfc-editor.org/rfc/rfc8259#section-8.1"
 MAX_FILE_BYTES = 512 * 1000 * 1000
 #: the batch page: "We support up to 1 million requests in a single batch"
 MAX_REQUESTS = 1_000_000
+#: the batch page's limit, for ``llmfiles split`` (it documents no byte limit of its own: the Files API's 512 MB
+#: a file applies, which the core adds from ``ProviderInfo.max_file_size``)
+BATCH_LIMITS = FileLimits(max_records=MAX_REQUESTS, docs=BATCH_DOC)
 #: "Both id and tool_call_id are randomly generated strings of exactly 9 characters"
 TOOL_CALL_ID_LENGTH = 9
 
@@ -514,7 +517,8 @@ class BatchChecker:
                 problem(
                     "too_many_requests",
                     "",
-                    f"the file has {self.requests:,} requests; a batch takes at most {MAX_REQUESTS:,}: split it",
+                    f"the file has {self.requests:,} requests; a batch takes at most {MAX_REQUESTS:,}: cut it into "
+                    "files that fit with: llmfiles split FILE -p mistral --purpose batch -o DIR",
                 )
             ]
         return []

@@ -58,6 +58,7 @@ INFO = ProviderInfo(
     # OCR files are documents and images, not JSONL
     jsonl_purposes=("fine-tune", "batch"),
     conversions=("mistral-batch",),
+    file_limits={"batch": checks.BATCH_LIMITS},
 )
 
 

@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 from attrs import frozen
 
-from llmfiles.models import Problem
+from llmfiles.models import FileLimits, Problem
 from llmfiles.validate.rules import bom_warning
 from llmfiles.validate.stats import (
     MAX_TOKENS_PER_ESTIMATED_TOKEN,
@@ -921,6 +921,10 @@ BODY_NEEDS: Mapping[str, str] = {
 MB = 1000 * 1000
 
 
+#: a limit no file reaches (a provider that documents none)
+UNLIMITED = 1 << 62
+
+
 @frozen(kw_only=True)
 class BatchRules:
     """One provider's batch-file limits: endpoints, requests per file, bytes per file, one model per file."""
@@ -932,10 +936,47 @@ class BatchRules:
     same_model: Literal["error", "warning"]
     #: whether a file that starts with a BOM gets :func:`llmfiles.validate.rules.bom_warning`
     warn_bom: bool = True
+    #: the provider's name, for the ``llmfiles split`` command the messages suggest ("": no command)
+    name: str = ""
+
+    @classmethod
+    def of(
+        cls,
+        limits: FileLimits,
+        *,
+        provider: str,
+        endpoints: tuple[str, ...],
+        same_model: Literal["error", "warning"],
+        warn_bom: bool = True,
+        name: str = "",
+    ) -> BatchRules:
+        """The rules of a provider whose limits are ``limits`` (its ``ProviderInfo.file_limits["batch"]``)."""
+        return cls(
+            provider=provider,
+            endpoints=endpoints,
+            max_requests=limits.max_records or UNLIMITED,
+            max_bytes=limits.max_bytes or UNLIMITED,
+            same_model=same_model,
+            warn_bom=warn_bom,
+            name=name,
+        )
+
+    def split_hint(self) -> str:
+        """What to do with a file over the limits: the ``llmfiles split`` command."""
+        if not self.name:
+            return "split it into several files"
+        return f"cut it into files that fit with: llmfiles split FILE -p {self.name} --purpose batch -o DIR"
 
 
-OPENAI_BATCH = BatchRules(
+#: OpenAI's "Batch API" guide: 50,000 requests and 200 MB a batch input file
+OPENAI_BATCH_LIMITS = FileLimits(
+    max_bytes=200 * MB, max_records=50_000, docs="https://platform.openai.com/docs/guides/batch"
+)
+
+OPENAI_BATCH = BatchRules.of(
+    OPENAI_BATCH_LIMITS,
     provider="OpenAI",
+    name="openai",
     endpoints=(
         "/v1/chat/completions",
         "/v1/responses",
@@ -946,8 +987,6 @@ OPENAI_BATCH = BatchRules(
         "/v1/images/edits",
         "/v1/videos",
     ),
-    max_requests=50_000,
-    max_bytes=200 * MB,
     same_model="warning",
 )
 
@@ -982,7 +1021,7 @@ class BatchChecker:
                     "",
                     "file_too_large",
                     f"the file has {facts.size:,} bytes; a {self.rules.provider} batch file may have at most "
-                    f"{self.rules.max_bytes:,}: split it into several batches",
+                    f"{self.rules.max_bytes:,}: {self.rules.split_hint()}",
                 )
             )
         return out
@@ -1107,7 +1146,7 @@ class BatchChecker:
                     "",
                     "too_many_requests",
                     f"the file has {self.requests:,} requests; a {self.rules.provider} batch takes at most "
-                    f"{self.rules.max_requests:,}: split it into several files",
+                    f"{self.rules.max_requests:,}: {self.rules.split_hint()}",
                 )
             ]
         return []

@@ -75,6 +75,7 @@ INFO = ProviderInfo(
     default_part_size=MAX_PART_SIZE,
     large_purposes=UPLOADS_PURPOSES,
     supports_parts=True,
+    file_limits={"batch": checks.OPENAI_BATCH_LIMITS},
 )
 
 

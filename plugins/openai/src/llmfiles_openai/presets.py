@@ -19,10 +19,10 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 
 from llmfiles.errors import InvalidSetting
-from llmfiles.models import Credentials, Operation, Problem, ProviderInfo, Settings, SettingSpec
+from llmfiles.models import Credentials, FileLimits, Operation, Problem, ProviderInfo, Settings, SettingSpec
 from llmfiles.provider import BaseProvider, Exchange, UploadProtocol
 from llmfiles.validate.records import RecordChecker
 from llmfiles.validate.stats import ExampleStats, FileFacts, HashIndex
@@ -66,6 +66,13 @@ class Preset:
         if not set(self.jsonl_purposes) <= set(self.purposes):
             raise ValueError(f"preset {self.name}: jsonl_purposes must be among its purposes")
 
+    def file_limits(self) -> dict[str, FileLimits]:
+        """The row's documented batch limits (``max_file_size`` and ``batch_max_lines``), for ``llmfiles split``."""
+        if "batch" not in self.jsonl_purposes or (self.max_file_size is None and self.batch_max_lines is None):
+            return {}
+        docs = self.docs[0] if self.docs else ""
+        return {"batch": FileLimits(max_bytes=self.max_file_size, max_records=self.batch_max_lines, docs=docs)}
+
     def info(self) -> ProviderInfo:
         """The provider's description: its settings, purposes and limits (one request per file: these platforms
         document no Uploads API)."""
@@ -88,6 +95,7 @@ class Preset:
             max_file_size=self.max_file_size,
             max_single_request_size=self.max_file_size,
             jsonl_purposes=self.jsonl_purposes,
+            file_limits=self.file_limits(),
         )
 
 
@@ -143,15 +151,16 @@ class PresetProvider(BaseProvider):
         if preset.record_rules == "openai":
             if purpose == "fine-tune":
                 return checks.FineTuneChecker(provider=preset.title)
-            return checks.BatchChecker(checks.OPENAI_BATCH) if purpose == "batch" else None
+            rules = evolve(checks.OPENAI_BATCH, name=preset.name)
+            return checks.BatchChecker(rules) if purpose == "batch" else None
         if purpose != "batch":
             return None
         if preset.batch_endpoints:
-            rules = checks.BatchRules(
+            rules = checks.BatchRules.of(
+                self.info.file_limits.get("batch") or FileLimits(),
                 provider=preset.title,
+                name=preset.name,
                 endpoints=preset.batch_endpoints,
-                max_requests=preset.batch_max_lines or UNLIMITED,
-                max_bytes=preset.max_file_size or UNLIMITED,
                 same_model="error" if preset.batch_same_model == "error" else "warning",
             )
             return checks.BatchChecker(rules)
@@ -159,7 +168,7 @@ class PresetProvider(BaseProvider):
 
 
 #: a limit no file reaches (a row that documents none)
-UNLIMITED = 1 << 62
+UNLIMITED = checks.UNLIMITED
 
 
 class RequestLines:
@@ -234,7 +243,8 @@ class RequestLines:
                     "",
                     "too_many_requests",
                     f"the file has {self.lines:,} requests; a {self.preset.title} batch file takes at most "
-                    f"{limit:,}: split it into several files",
+                    f"{limit:,}: cut it into files that fit with: llmfiles split FILE -p {self.preset.name} "
+                    "--purpose batch -o DIR",
                 )
             ]
         return []

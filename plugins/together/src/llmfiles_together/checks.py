@@ -18,7 +18,7 @@ the rest:
 * at least one sample (``MIN_SAMPLES``).
 
 ``batch-api`` files (Together's Batch API tutorial): lines ``{"custom_id", "body"}``, ``custom_id`` unique, at
-most 64 characters.
+most 64 characters; at most 50,000 requests and 100 MB a file (the batch overview, :data:`BATCH_LIMITS`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from llmfiles.models import Problem
+from llmfiles.models import FileLimits, Problem
 from llmfiles.validate.stats import ExampleStats, FileFacts, HashIndex
 
 MIN_SAMPLES = 1
@@ -224,14 +224,30 @@ class FineTuneChecker:
         return []
 
 
-class BatchChecker:
-    """Lines of a ``batch-api`` file: ``custom_id`` (unique, at most 64 characters) and ``body`` (an object)."""
+#: Together's batch overview: "up to 50,000 requests per batch" and "up to 100 MB per input file"
+BATCH_LIMITS = FileLimits(
+    max_bytes=100 * 1000 * 1000,
+    max_records=50_000,
+    docs="https://docs.together.ai/docs/inference/batch/overview",
+)
+SPLIT_HINT = "cut it into files that fit with: llmfiles split FILE -p together --purpose batch -o DIR"
 
-    def __init__(self) -> None:
+
+class BatchChecker:
+    """Lines of a ``batch`` file (Together's ``batch-api``): ``custom_id`` (unique, at most 64 characters) and
+    ``body`` (an object), at most :data:`BATCH_LIMITS` requests and bytes."""
+
+    def __init__(self, limits: FileLimits = BATCH_LIMITS) -> None:
+        self.limits = limits
+        self.requests = 0
         self.ids = HashIndex()
         self.stats = ExampleStats(unit="requests")
 
     def start(self, facts: FileFacts) -> Iterable[Problem]:
+        most = self.limits.max_bytes
+        if most is not None and facts.size > most:
+            message = f"the file has {facts.size:,} bytes; a batch input file takes at most {most:,}: {SPLIT_HINT}"
+            return [Problem(line=None, code="file_too_large", message=message)]
         return ()
 
     def check(self, line_no: int, record: dict[str, Any]) -> list[Problem]:
@@ -258,7 +274,12 @@ class BatchChecker:
         if not isinstance(record.get("body"), dict):
             out.append(Problem(line=None, code="bad_body", path="body", message="body must be the request's object"))
         self.stats.add()
+        self.requests += 1
         return out
 
     def finish(self) -> list[Problem]:
+        most = self.limits.max_records
+        if most is not None and self.requests > most:
+            message = f"the file has {self.requests:,} requests; a batch takes at most {most:,}: {SPLIT_HINT}"
+            return [Problem(line=None, code="too_many_requests", message=message)]
         return []

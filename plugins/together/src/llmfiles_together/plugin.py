@@ -13,8 +13,8 @@ from llmfiles.validate.records import RecordChecker
 from llmfiles_together import checks, wire
 
 NAME = "together"
-#: the contract's ``FilePurpose``
-PURPOSES = ("fine-tune", "eval", "eval-sample", "eval-output", "eval-summary", "batch-generated", "batch-api")
+#: the contract's ``FilePurpose``, ``batch-api`` (Batch API input) named ``batch`` as for every provider
+PURPOSES = ("fine-tune", "batch", "eval", "eval-sample", "eval-output", "eval-summary", "batch-generated")
 DEFAULT_API_BASE = "https://api.together.xyz/v1"
 
 INFO = ProviderInfo(
@@ -36,7 +36,12 @@ INFO = ProviderInfo(
     max_single_request_size=wire.SINGLE_REQUEST_LIMIT,
     default_multipart_threshold=wire.SINGLE_REQUEST_LIMIT,
     default_part_size=wire.TARGET_PART,
-    jsonl_purposes=("fine-tune", "batch-api"),
+    jsonl_purposes=("fine-tune", "batch"),
+    purpose_notes={
+        "batch-api": "llmfiles calls Together's 'batch-api' files purpose 'batch', as for every provider: "
+        "use purpose 'batch'"
+    },
+    file_limits={"batch": checks.BATCH_LIMITS},
     supports_parts=True,
 )
 
@@ -65,7 +70,7 @@ class TogetherProvider(BaseProvider):
     def record_checker(self, purpose: str, settings: Settings) -> RecordChecker | None:
         if purpose == "fine-tune":
             return checks.FineTuneChecker()
-        if purpose == "batch-api":
+        if purpose == "batch":
             return checks.BatchChecker()
         return None
 

@@ -133,11 +133,27 @@ def exchange(ep: Endpoint, op: Operation, *, part_size: int | None) -> Exchange[
     return ep.exchange(ep.request("GET", "/files"), lambda r: read_page(ep, r, op.purpose))
 
 
+#: purposes llmfiles names as every provider does, and Together's name for them on the wire
+#: (https://docs.together.ai/reference/upload-file: ``batch-api`` is the Batch API's input file)
+WIRE_PURPOSES = {"batch": "batch-api"}
+_OUR_PURPOSES = {wire: ours for ours, wire in WIRE_PURPOSES.items()}
+
+
+def wire_purpose(purpose: str) -> str:
+    """Together's name for the llmfiles purpose ``purpose``."""
+    return WIRE_PURPOSES.get(purpose, purpose)
+
+
+def our_purpose(purpose: str) -> str:
+    """The llmfiles name of Together's purpose ``purpose`` (``batch-api`` is ``batch``)."""
+    return _OUR_PURPOSES.get(purpose, purpose)
+
+
 def upload(ep: Endpoint, facts: UploadFacts) -> Exchange[FileObject]:
     """``POST /files/upload``: multipart/form-data with ``purpose``, ``file_name``, ``file_type`` and the file."""
     kind = file_type(facts.filename)
     content_type, body = multipart_body(
-        [("purpose", facts.purpose), ("file_name", facts.filename), ("file_type", kind)],
+        [("purpose", wire_purpose(facts.purpose)), ("file_name", facts.filename), ("file_type", kind)],
         [("file", facts.filename, "application/octet-stream", [FileRange(offset=0, length=facts.size)])],
     )
     request = ep.request("POST", "/files/upload", body=body, content_type=content_type)
@@ -219,7 +235,7 @@ class Multipart(PartsUpload):
             "filename": facts.filename,
             "file_size": facts.size,
             "num_parts": self.num_parts,
-            "purpose": facts.purpose,
+            "purpose": wire_purpose(facts.purpose),
             "file_type": self.kind,
         }
         ep, num_parts = self.ep, self.num_parts
@@ -379,7 +395,7 @@ def file_object(provider: str, data: Any) -> FileObject:
         id=file_id,
         provider=provider,
         filename=filename,
-        purpose=purpose,
+        purpose=our_purpose(purpose),
         bytes=_int(data, "bytes", provider),
         created_at=_int(data, "created_at", provider),
         status="processed" if data.get("Processed") is not False else "uploaded",

@@ -19,7 +19,7 @@ import mimetypes
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from llmfiles.models import Problem
+from llmfiles.models import FileLimits, Problem
 from llmfiles.validate.rules import bom_warning
 from llmfiles.validate.stats import ExampleStats, FileFacts, estimate_tokens, json_chars
 
@@ -39,6 +39,15 @@ PART_DATA = (
     "codeExecutionResult",
 )
 TUNING_KEYS = frozenset({"contents", "systemInstruction", "tools", "toolConfig"})
+
+
+#: Vertex batch prediction from Cloud Storage: the page describes the input file (one JSONL file, a request a line)
+#: but llmfiles found no per-file limit of bytes or requests it could cite, so none is declared (``llmfiles split
+#: -p vertex_ai`` needs --max-records/--max-bytes; say which page documents one and it goes here)
+BATCH_LIMITS = FileLimits(
+    docs="https://cloud.google.com/vertex-ai/generative-ai/docs/multimodal/batch-prediction-from-cloud-storage",
+    note="no per-file limit documented on the page llmfiles cites",
+)
 
 
 class ConversionError(ValueError):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from llmfiles import hookimpl
-from llmfiles.errors import InvalidSetting, setting_advice
+from llmfiles.errors import MissingSetting
 from llmfiles.models import (
     Credentials,
     Delete,
@@ -33,6 +33,8 @@ from llmfiles.validate.convert import Converter, settings_free
 from llmfiles.validate.records import RecordChecker
 from llmfiles_vertex import auth, gcs, gemini
 
+#: where the bucket may come from in the environment, first match wins
+BUCKET_ENV = ("LLMFILES_GCS_BUCKET", "GCS_BUCKET_NAME")
 NAME = "vertex_ai"
 ALIASES = ("vertex",)
 PURPOSES = ("fine-tune", "batch")
@@ -42,7 +44,7 @@ TiB = 1024 * 1024 * MiB
 SETTINGS = (
     SettingSpec(
         name="bucket",
-        env=("LLMFILES_GCS_BUCKET", "GCS_BUCKET_NAME"),
+        env=BUCKET_ENV,
         help="the Cloud Storage bucket the files go to (Vertex jobs read them from there)",
     ),
     SettingSpec(
@@ -101,6 +103,7 @@ INFO = ProviderInfo(
     supports_parts=True,
     checksums=("md5",),
     conversions=(gemini.GEMINI, "vertex-batch"),
+    file_limits={"batch": gemini.BATCH_LIMITS},
 )
 
 
@@ -162,9 +165,8 @@ def bucket_of(settings: Settings) -> str:
     it when there is none (the dry run lists it beside missing credentials)."""
     value = settings.get("bucket")
     if not value:
-        raise InvalidSetting(
-            f"provider {NAME!r} needs a Cloud Storage bucket to put the files in: set LLMFILES_GCS_BUCKET, "
-            f"{setting_advice('bucket', 'my-bucket')}, or put bucket under [default.{NAME}] in the config file"
+        raise MissingSetting(
+            NAME, "bucket", what="a Cloud Storage bucket to put the files in", example="my-bucket", env=BUCKET_ENV
         )
     return gcs.check_bucket(str(value), settings.source("bucket"))
 
