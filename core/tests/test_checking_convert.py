@@ -20,7 +20,7 @@ from llmfiles import hookimpl
 from llmfiles.errors import FileChanged, InvalidSetting
 from llmfiles.models import Problem
 from llmfiles.plugins import PluginManager
-from llmfiles.validate.convert import Converter
+from llmfiles.validate.convert import Converter, settings_free
 
 
 def upper(record: dict[str, Any]) -> tuple[dict[str, Any] | None, list[Problem]]:
@@ -59,7 +59,7 @@ class Plugin:
 
     @hookimpl
     def llmfiles_register_converters(self, register: Callable[[Converter], None]) -> None:
-        register(Converter(name="upper", convert=upper, checker=UpperOnly, package="pkg-x"))
+        register(Converter(name="upper", prepare=settings_free(upper), checker=UpperOnly, package="pkg-x"))
 
 
 @pytest.fixture

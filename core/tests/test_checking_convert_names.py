@@ -19,7 +19,7 @@ from llmfiles.local import INFO as LOCAL_INFO
 from llmfiles.local import LocalProvider
 from llmfiles.models import Problem
 from llmfiles.plugins import PluginManager
-from llmfiles.validate.convert import Converter
+from llmfiles.validate.convert import Converter, settings_free
 
 
 def upper(record: dict[str, Any]) -> tuple[dict[str, Any] | None, list[Problem]]:
@@ -52,7 +52,9 @@ class Plugin:
 
     @hookimpl
     def llmfiles_register_converters(self, register: Callable[[Converter], None]) -> None:
-        register(Converter(name="upper", convert=upper, checker=NoQ, description="shouting", package="pkg-x"))
+        register(
+            Converter(name="upper", prepare=settings_free(upper), checker=NoQ, description="shouting", package="pkg-x")
+        )
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from llmfiles.models import Problem
 from llmfiles.plugins import PluginManager
 from llmfiles.sources import FileObjSource, PathSource
 from llmfiles.validate import ExampleStats, FileFacts, Report, check_jsonl, jsonl, parse
-from llmfiles.validate.convert import Converter, convert_file
+from llmfiles.validate.convert import Converter, convert_file, settings_free
 from llmfiles.validate.stats import HashIndex, estimate_tokens, json_chars
 
 
@@ -310,7 +310,11 @@ class NeedsTen:
 class ConvPlugin:
     @hookimpl
     def llmfiles_register_converters(self, register: Callable[[Converter], None]) -> None:
-        register(Converter(name="upper", convert=upper, checker=NeedsTen, description="shouting", package="pkg-x"))
+        register(
+            Converter(
+                name="upper", prepare=settings_free(upper), checker=NeedsTen, description="shouting", package="pkg-x"
+            )
+        )
 
 
 def client(tmp_path: Path, *plugins: object) -> llmfiles.Client:
@@ -382,7 +386,9 @@ def test_an_interrupted_conversion_leaves_no_file(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     with pytest.raises(KeyboardInterrupt):
         convert_file(
-            PathSource(str(path), "in.jsonl", path.stat().st_size), out, Converter(name="x", convert=interrupt)
+            PathSource(str(path), "in.jsonl", path.stat().st_size),
+            out,
+            Converter(name="x", prepare=settings_free(interrupt)),
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
 

@@ -29,6 +29,7 @@ _API = (
     "adelete",
     "download",
     "adownload",
+    "convert",
     "split",
     "Client",
 )
@@ -87,6 +88,7 @@ __all__ = [
     "adelete",
     "download",
     "adownload",
+    "convert",
     "split",
     "Client",
     "LLMFilesError",

@@ -19,6 +19,7 @@ from llmfiles.models import FileLimits, FileObject, Progress, ProviderInfo, Trai
 if TYPE_CHECKING:
     from llmfiles.clock import Clock
     from llmfiles.fanout import FanOut
+    from llmfiles.models import Settings
     from llmfiles.plugins import PluginManager
     from llmfiles.shards import SplitUpload
     from llmfiles.splitting import SplitResult
@@ -414,24 +415,64 @@ class Client:
         output: str | os.PathLike[str],
         overwrite: bool = False,
         max_problems: int = 50,
+        **settings: Any,
     ) -> ConvertResult:
         """Convert ``file`` record by record into ``output`` in the format ``to``, then check the result.
 
-        ``to`` names a conversion a plugin provides (``gemini`` from llmfiles-vertex; ``claude``, ``nova`` and
-        ``prompt-completion`` from llmfiles-bedrock).  The input is streamed; ``output`` appears only when every
-        record converted and the result passed the target format's checks (it is written to a temporary file
-        first, then renamed), so it is never half-written.  Offline: no credentials, no network.  Problems are in
-        the returned :class:`~llmfiles.validate.convert.ConvertResult` (``result.ok``), not raised.
+        ``to`` names a conversion a plugin provides (``llmfiles convert --list``, :meth:`converters`): ``gemini``
+        from llmfiles-vertex; ``claude``, ``nova`` and ``prompt-completion`` from llmfiles-bedrock; OpenAI batch
+        files to ``vertex-batch``, ``gemini-batch``, ``bedrock-batch``, ``mistral-batch``, and their results back
+        with ``openai-from-vertex`` and the like.  ``settings`` are the target provider's (``model=...`` for
+        ``bedrock-batch``), resolved as an upload resolves them (arguments, then ``Client`` settings, the config
+        file, the environment).  The input is streamed; ``output`` appears only when every record converted and the
+        result passed the target format's checks (it is written to a temporary file first, then renamed), so it is
+        never half-written.  Offline: no credentials, no network.  Problems are in the returned
+        :class:`~llmfiles.validate.convert.ConvertResult` (``result.ok``), not raised; a missing or wrong setting is
+        an :class:`~llmfiles.errors.InvalidSetting`.
         """
         from llmfiles.sources import open_source
         from llmfiles.validate.convert import convert_file
 
         converter = self._pm.get_converter(to)
+        resolved = self._conversion_settings(converter.provider, settings)
         source = open_source(file, default_name="input.jsonl")
         try:
-            return convert_file(source, output, converter, overwrite=overwrite, max_problems=max_problems)
+            return convert_file(
+                source, output, converter, settings=resolved, overwrite=overwrite, max_problems=max_problems
+            )
         finally:
             source.close()
+
+    def _conversion_settings(self, provider: str, explicit: Mapping[str, Any]) -> Settings:
+        """The settings a conversion gets: its provider's, resolved (offline: no credentials), when that provider
+        is installed; else the explicit ones as they are."""
+        from llmfiles.models import Settings
+
+        if provider and provider in self._pm.providers():
+            return self._resolver.call(provider, explicit, credentials=False).settings
+        return Settings(provider=provider, values=dict(explicit), sources={k: f"argument {k}" for k in explicit})
+
+    @overload
+    def converters(self, *, details: Literal[False] = False) -> dict[str, str]: ...
+    @overload
+    def converters(self, *, details: Literal[True]) -> dict[str, dict[str, Any]]: ...
+    def converters(self, *, details: bool = False) -> dict[str, str] | dict[str, dict[str, Any]]:
+        """The installed conversions: name -> description; with ``details``, name -> what it reads and makes, the
+        purposes it converts while uploading, the package it comes with and the settings it reads."""
+        found = sorted(self._pm.converters().items())
+        if not details:
+            return {name: c.description for name, c in found}
+        return {
+            name: {
+                "description": c.description,
+                "reads": c.reads,
+                "purposes": list(c.purposes),
+                "package": c.package,
+                "provider": c.provider,
+                "settings": list(c.settings),
+            }
+            for name, c in found
+        }
 
     def split(
         self,
@@ -470,10 +511,6 @@ class Client:
         )
         shards = split_file(file, output_dir, limits, force=force)
         return SplitResult(source=os.fspath(file), limits=limits, shards=shards)
-
-    def converters(self) -> dict[str, str]:
-        """The installed conversions: name -> description."""
-        return {name: c.description for name, c in sorted(self._pm.converters().items())}
 
     # -- other operations ------------------------------------------------------------------------------------
 
@@ -677,6 +714,12 @@ def upload(
 def split(file: str | os.PathLike[str], *, output_dir: str | os.PathLike[str], **kwargs: Any) -> SplitResult:
     """Cut ``file`` into shards that fit a provider's limits; see :meth:`Client.split`."""
     return default_client().split(file, output_dir=output_dir, **kwargs)
+
+
+def convert(file: FileArg, *, to: str, output: str | os.PathLike[str], **kwargs: Any) -> ConvertResult:
+    """Convert ``file`` into ``output`` in the format ``to`` (with the target's settings); see
+    :meth:`Client.convert`."""
+    return default_client().convert(file, to=to, output=output, **kwargs)
 
 
 def upload_training_files(

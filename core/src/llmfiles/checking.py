@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from llmfiles.calls import Resolver, plugin_boundary
-from llmfiles.conversions import check_purpose_converts, conversion_name
+from llmfiles.conversions import check_purpose_converts, usual_conversion
 from llmfiles.models import Problem, Progress
 from llmfiles.sources import Source, open_source
 from llmfiles.uploads import check_purpose
@@ -20,7 +20,7 @@ from llmfiles.validate.records import RecordChecker
 log = logging.getLogger("llmfiles.validate")
 
 if TYPE_CHECKING:
-    from llmfiles.validate.convert import Converter
+    from llmfiles.validate.convert import Converter, ConvertFn
     from llmfiles.validate.stats import FileFacts
 
 
@@ -47,14 +47,15 @@ def validate(
     call = resolver.call(provider, explicit, credentials=False)
     with plugin_boundary(call.plugin, "record_checker", call.secrets):
         checker = call.provider.record_checker(purpose, call.settings)
-    name = conversion_name(info, call.settings.get("convert"))
+    name = usual_conversion(resolver.plugins, call, purpose)
     notes: list[str] = []
     if name is not None:
-        check_purpose_converts(info, name, purpose)
         converter = resolver.plugins.get_converter(name)
+        check_purpose_converts(converter, purpose)
         with plugin_boundary(name, "the conversion's checker", ()):
+            convert = converter.prepare(call.settings)  # a missing setting (model=...): InvalidSetting, raised
             target = converter.checker() if converter.checker is not None else None
-        checker = ConvertingChecker(converter, [c for c in (checker, target) if c is not None])
+        checker = ConvertingChecker(converter, [c for c in (checker, target) if c is not None], convert)
         notes.append(f"checked as converted to {name!r} (the file itself is not changed)")
     source = open_source(file, default_name="upload.jsonl")
     try:
@@ -106,11 +107,13 @@ def _providers_with_rules(resolver: Resolver, purpose: str) -> list[str]:
 
 class ConvertingChecker:
     """A :class:`~llmfiles.validate.records.RecordChecker` of records as a conversion will make them: each record
-    converted (the conversion's problems at its line), then checked by ``checkers`` (a problem two of them report
-    alike is listed once); the statistics are the first checker's."""
+    converted by ``convert`` (the conversion ``converter`` made for the call's settings; the conversion's problems
+    at its line), then checked by ``checkers`` (a problem two of them report alike is listed once); the statistics
+    are the first checker's."""
 
-    def __init__(self, converter: Converter, checkers: list[RecordChecker]) -> None:
+    def __init__(self, converter: Converter, checkers: list[RecordChecker], convert: ConvertFn) -> None:
         self.converter = converter
+        self.convert = convert
         self.checkers = checkers
         self.stats = getattr(checkers[0], "stats", None) if checkers else None
 
@@ -128,7 +131,7 @@ class ConvertingChecker:
     def check(self, line_no: int, record: dict[str, Any]) -> Iterable[Problem]:
         """The conversion's problems of the record, then the checkers' of the converted record."""
         try:
-            converted, problems = self.converter.convert(record)
+            converted, problems = self.convert(record)
             out = list(problems)
         except Exception as exc:
             converted, out = None, [_converter_failed(self.converter, exc)]

@@ -116,14 +116,12 @@ def _global_options(p: argparse.ArgumentParser) -> None:
 
 def _provider_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--provider", "-p", help="provider name (default: $LLMFILES_PROVIDER, the profile's, else local)")
-    p.add_argument(
-        "--set",
-        "-s",
-        action="append",
-        type=_name_value,
-        metavar="NAME=VALUE",
-        help="a setting, e.g. -s api_base=https://example.com/v1 (repeatable)",
-    )
+    _set_option(p, "a setting, e.g. -s api_base=https://example.com/v1 (repeatable)")
+
+
+def _set_option(p: argparse.ArgumentParser, help: str) -> None:
+    """``--set``/``-s NAME=VALUE``, repeatable."""
+    p.add_argument("--set", "-s", action="append", type=_name_value, metavar="NAME=VALUE", help=help)
 
 
 def _network_options(p: argparse.ArgumentParser) -> None:
@@ -246,16 +244,23 @@ def _check_parsers(sub: Any) -> None:
         "target format's rules, and write OUT only if both passed (a temporary file is renamed: never a "
         "half-written OUT).",
     )
-    _files(p.add_argument("file", help="the JSONL file to convert"))
+    _files(p.add_argument("file", nargs="?", help="the JSONL file to convert"))
     p.add_argument(
         "--to",
-        required=True,
         metavar="FORMAT",
-        help="the target format: gemini (llmfiles-vertex); claude, nova, prompt-completion (llmfiles-bedrock)",
+        help="the target format (--list shows them): gemini (llmfiles-vertex); claude, nova, prompt-completion, "
+        "bedrock-batch (llmfiles-bedrock); vertex-batch, gemini-batch, mistral-batch; results back to OpenAI's batch "
+        "output: openai-from-vertex, openai-from-gemini, openai-from-bedrock, openai-from-mistral",
     )
-    _files(p.add_argument("-o", "--output", required=True, help="the converted file to write"))
+    _files(p.add_argument("-o", "--output", help="the converted file to write"))
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.add_argument("--max-problems", type=int, default=50, help="problems to list (the rest are counted)")
+    _set_option(
+        p,
+        "a setting of the target provider, e.g. -s model=anthropic.claude-3-5-haiku-20241022-v1:0 for bedrock-batch "
+        "(repeatable)",
+    )
+    p.add_argument("--list", action="store_true", help="list the installed conversions and exit")
 
 
 def _limit_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -666,8 +671,20 @@ def _cmd_validate(client: Client, args: argparse.Namespace, term: Terminal) -> i
 
 
 def _cmd_convert(client: Client, args: argparse.Namespace, term: Terminal) -> int:
+    if args.list:
+        return _list_converters(client, args)
+    missing = [flag for flag, value in (("FILE", args.file), ("--to", args.to), ("-o", args.output)) if not value]
+    if missing:
+        from llmfiles.errors import InputError
+
+        raise InputError(f"llmfiles convert needs {', '.join(missing)} (or --list)")
     result = client.convert(
-        args.file, to=args.to, output=args.output, overwrite=args.force, max_problems=args.max_problems
+        args.file,
+        to=args.to,
+        output=args.output,
+        overwrite=args.force,
+        max_problems=args.max_problems,
+        **dict(args.set or []),
     )
     if args.json:
         _print_json(result.as_dict())
@@ -696,6 +713,24 @@ def _cmd_convert(client: Client, args: argparse.Namespace, term: Terminal) -> in
         )
     print(printable(f"{args.output}: NOT written: {why}; fix {args.file} and run again"))
     return 2
+
+
+def _list_converters(client: Client, args: argparse.Namespace) -> int:
+    """``llmfiles convert --list``: each installed conversion, what it reads and makes, its settings."""
+    listed = client.converters(details=True)
+    if args.json:
+        _print_json(listed)
+        return 0
+    for name, about in listed.items():
+        uses = f"convert= on {', '.join(about['purposes'])} uploads" if about["purposes"] else "llmfiles convert only"
+        print(printable(f"{name}  ({about['package'] or 'a plugin'}; {uses})"))
+        print(printable(f"    reads: {about['reads']}"))
+        print(printable(f"    makes: {about['description']}"))
+        if about["settings"]:
+            print(printable(f"    settings: {', '.join(about['settings'])} (-s NAME=VALUE)"))
+    if not listed:
+        print("no conversions are installed (pip install llmfiles-vertex, llmfiles-bedrock, ...)")
+    return 0
 
 
 def _cmd_split(client: Client, args: argparse.Namespace, term: Terminal) -> int:

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmfiles.calls import Call, plugin_boundary
-from llmfiles.errors import FileChanged, InvalidSetting, ValidationError
+from llmfiles.errors import FileChanged, InputError, InvalidSetting, ValidationError
 from llmfiles.models import ProviderInfo
 from llmfiles.sources import Source
 
 if TYPE_CHECKING:
+    from llmfiles.models import Settings
     from llmfiles.plugins import PluginManager
+    from llmfiles.validate.convert import Converter
 
 log = logging.getLogger("llmfiles")
 #: converted files older than this are removed from the cache of conversions
@@ -47,11 +49,36 @@ def conversion_name(info: ProviderInfo, value: Any) -> str | None:
     return text
 
 
-def check_purpose_converts(info: ProviderInfo, name: str, purpose: str) -> None:
-    """:class:`InvalidSetting` when the provider's conversion ``name`` is asked for a purpose it does not convert
-    (a provider's conversions are of fine-tuning files)."""
-    if purpose != "fine-tune" and name in info.conversions:
-        raise InvalidSetting(f"convert={name!r} converts fine-tune files; {purpose!r} files are sent as they are")
+def usual_conversion(plugins: PluginManager, call: Call, purpose: str) -> str | None:
+    """The conversion the call's ``convert`` setting names for a ``purpose`` file (``None``: none).
+
+    ``convert=True`` is the provider's first conversion (``ProviderInfo.conversions``) that converts ``purpose``
+    files (``claude`` for a Bedrock fine-tune file, ``bedrock-batch`` for a batch file).  The call's settings are
+    given the name, so the provider sees the conversion it got (a Vertex object records it, for example)."""
+    import attrs
+
+    value = call.settings.get("convert")
+    if value is True or str(value).strip().lower() in ("1", "true", "yes", "on"):
+        for name in call.info.conversions:
+            try:
+                converter = plugins.get_converter(name)
+            except InputError:
+                continue
+            if purpose in converter.purposes:
+                values = {**call.settings.values, "convert": name}
+                call.settings = attrs.evolve(call.settings, values=values)
+                return name
+        raise InvalidSetting(f"convert=True: provider {call.info.name!r} has no usual conversion of {purpose!r} files")
+    return conversion_name(call.info, value)
+
+
+def check_purpose_converts(converter: Converter, purpose: str) -> None:
+    """:class:`InvalidSetting` when the conversion is asked for a purpose whose files it does not convert
+    (``Converter.purposes``: ``claude`` converts fine-tune files, ``bedrock-batch`` batch files)."""
+    if purpose not in converter.purposes:
+        raise InvalidSetting(
+            f"convert={converter.name!r} converts {' and '.join(converter.purposes)} files, not {purpose!r} files"
+        )
 
 
 def cache_dir(home: Any) -> Path:
@@ -70,31 +97,35 @@ def cache_dir(home: Any) -> Path:
     return folder
 
 
-def _cached_name(source: Source, name: str) -> str | None:
+def _cached_name(source: Source, converter: Converter, settings: Settings) -> str | None:
+    """The name of the converted file of ``source``: the same input, conversion and settings that change its output
+    (``Converter.settings``) give the same name; ``None`` for an input that is not a file on disk."""
     ident = source.identity
     if source.path is None or ident is None:
         return None
-    key = json.dumps([os.path.realpath(source.path), ident.size, ident.mtime_ns, ident.inode, name])
+    name = converter.name
+    used = [str(settings.get(s)) for s in converter.settings]
+    key = json.dumps([os.path.realpath(source.path), ident.size, ident.mtime_ns, ident.inode, name, *used])
     return f"{hashlib.sha256(key.encode()).hexdigest()[:24]}-{name}.jsonl"
 
 
 def converted_file(plugins: PluginManager, call: Call, source: Source, purpose: str, folder: Path) -> Path | None:
     """The converted file to upload instead of ``source`` (``None``: no conversion asked for); a
     :class:`ValidationError` naming the input's lines when records cannot be converted or break the target's rules."""
-    name = conversion_name(call.info, call.settings.get("convert"))
+    name = usual_conversion(plugins, call, purpose)
     if name is None:
         return None
-    check_purpose_converts(call.info, name, purpose)
     from llmfiles.validate.convert import convert_file
 
     converter = plugins.get_converter(name)
-    cached = _cached_name(source, name)
+    check_purpose_converts(converter, purpose)
+    cached = _cached_name(source, converter, call.settings)
     if cached is not None and (folder / cached).exists():
         log.info("using %s, converted from %s earlier", folder / cached, source.display)
         return folder / cached
     out = folder / (cached or f"{os.getpid()}-{time.time_ns()}-{name}.jsonl")
     with plugin_boundary(name, "the conversion", ()):
-        result = convert_file(source, out, converter, overwrite=True)
+        result = convert_file(source, out, converter, settings=call.settings, overwrite=True)
     try:
         # a file edited while it was converted is not uploaded (a change first: problems found in it may be its doing)
         source.check_unchanged()

@@ -59,15 +59,19 @@ def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
     """Declare the record conversions this plugin provides, for ``llmfiles convert FILE --to NAME -o OUT`` and
     ``convert=NAME`` while uploading.
 
-    Call ``register(Converter(name=..., convert=..., checker=...))`` once per conversion
-    (:class:`~llmfiles.validate.convert.Converter`).  ``convert(record)`` takes one parsed JSONL record (a ``dict``)
-    and returns ``(converted_record_or_None, problems)``: an error problem means the record cannot be converted
-    (nothing is written then), warnings are reported and the record is kept.  It must not raise and must not keep
-    state that grows with the file.  ``checker()`` returns a fresh
+    Call ``register(Converter(name=..., prepare=..., checker=...))`` once per conversion
+    (:class:`~llmfiles.validate.convert.Converter`).  ``prepare(settings)`` gets the target provider's resolved
+    :class:`~llmfiles.models.Settings` (``-s model=...``, the upload's settings) once per file and returns the
+    conversion of one record (``settings_free(fn)`` for one that reads none); it raises
+    :class:`~llmfiles.errors.InvalidSetting` when a setting it needs is missing.  The conversion takes one parsed
+    JSONL record (a ``dict``) and returns ``(converted_record_or_None, problems)``: an error problem means the
+    record cannot be converted (nothing is written then), warnings are reported and the record is kept.  It must
+    not raise and must not keep state that grows with the file.  ``checker()`` returns a fresh
     :class:`~llmfiles.validate.records.RecordChecker` with the rules of the target format; the converted file is
-    checked with it before it is used.  The core streams the input in constant memory and writes the output
-    atomically.  Names are global across plugins; two plugins that register the same name are rejected with
-    :class:`~llmfiles.errors.PluginError`.  Registration is asked for only when a conversion is used.
+    checked with it before it is used.  ``purposes`` names the files ``convert=NAME`` converts while uploading.
+    The core streams the input in constant memory and writes the output atomically.  Names are global across
+    plugins; two plugins that register the same name are rejected with :class:`~llmfiles.errors.PluginError`.
+    Registration is asked for only when a conversion is used.
     """
 
 

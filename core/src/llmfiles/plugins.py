@@ -50,7 +50,7 @@ KNOWN_PACKAGES = {
 }
 #: folders of plugins that need other plugins of this repository: installed from a checkout, they go in the same
 #: ``pip install`` command, before the plugin (pip cannot find an unpublished dependency anywhere else)
-CHECKOUT_NEEDS = {"plugins/azure": ("plugins/openai",)}
+CHECKOUT_NEEDS = {"plugins/azure": ("plugins/openai",), "plugins/vertex": ("plugins/gemini",)}
 
 
 def install_commands(provider: str) -> tuple[str, str] | None:
@@ -70,6 +70,14 @@ KNOWN_CONVERTERS = {
     "claude": "llmfiles-bedrock",
     "nova": "llmfiles-bedrock",
     "prompt-completion": "llmfiles-bedrock",
+    "vertex-batch": "llmfiles-vertex",
+    "openai-from-vertex": "llmfiles-vertex",
+    "gemini-batch": "llmfiles-gemini",
+    "openai-from-gemini": "llmfiles-gemini",
+    "bedrock-batch": "llmfiles-bedrock",
+    "openai-from-bedrock": "llmfiles-bedrock",
+    "mistral-batch": "llmfiles-mistral",
+    "openai-from-mistral": "llmfiles-mistral",
 }
 
 

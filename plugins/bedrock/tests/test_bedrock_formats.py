@@ -163,9 +163,11 @@ def test_prompt_completion_rules() -> None:
 def test_the_conversions_are_declared_claude_first() -> None:
     client = llmfiles.Client()
     info = client.provider_info("bedrock")
-    assert info.conversions == formats.FORMATS == ("claude", "nova", "prompt-completion")
+    # claude first: convert=True on a fine-tune file; bedrock-batch: convert=True on a batch file
+    assert info.conversions == (*formats.FORMATS, "bedrock-batch")
+    assert formats.FORMATS == ("claude", "nova", "prompt-completion")
     assert not [s for s in info.settings if s.name == "convert"]  # the core's setting, not shadowed
-    assert set(formats.FORMATS) <= set(client.converters())
+    assert set(info.conversions) <= set(client.converters())
 
 
 # --- checkers for files --------------------------------------------------------------------------------------

@@ -80,7 +80,8 @@ def test_registered_as_vertex_ai_with_the_alias_vertex() -> None:
     # the core computes the MD5 while sending and compares it with the one Cloud Storage reports
     assert info.checksums == ("md5",)
     # conversion is the core's setting: the plugin only names its conversion (and keeps no convert setting)
-    assert info.conversions == ("gemini",) and "convert" not in {s.name for s in info.settings}
+    # gemini for fine-tune files (convert=True on them), vertex-batch for OpenAI batch files (convert=True on them)
+    assert info.conversions == ("gemini", "vertex-batch") and "convert" not in {s.name for s in info.settings}
 
 
 # --- one-request uploads ------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Converting a JSONL file record by record with a conversion a plugin provides, streaming and atomically.
 
 A plugin declares its conversions with the ``llmfiles_register_converters`` hook: each is a :class:`Converter`, a
-name (``gemini``, ``claude``, ...) with a function from one record to one record and a factory of the checker
-that holds the target format's rules.  :func:`convert_file` reads the input once, line by line (constant
+name (``gemini``, ``claude``, ``bedrock-batch``, ...) with a function that makes, for the target provider's
+settings (``model=...``), the conversion of one record into one record, and a factory of the checker that holds
+the target format's rules.  :func:`convert_file` reads the input once, line by line (constant
 memory), checks each converted record with the target format's rules as it writes it to a temporary file next to
 the output, and only then renames it to the output: the output is never half-written, and a conversion with errors
 leaves no output at all.
@@ -20,7 +21,7 @@ from typing import Any
 import attrs
 from attrs import define, field, frozen
 
-from llmfiles.models import Problem
+from llmfiles.models import Problem, Settings
 from llmfiles.sources import Source
 from llmfiles.validate.jsonl import BINARY_SNIFF, BLOCK, BOM, MAX_LINE, JsonlChecker, Report, binary_problem, parse_line
 from llmfiles.validate.parse import fast_loads
@@ -29,6 +30,22 @@ from llmfiles.validate.records import RecordChecker
 #: a conversion of one record: the converted record (``None`` when it cannot be converted) and problems; problems
 #: with ``line=None`` are given the record's line, errors stop the output from being written
 ConvertFn = Callable[[dict[str, Any]], tuple[dict[str, Any] | None, Iterable[Problem]]]
+#: what a :class:`Converter` is made of: the conversion of one record for these settings (the target provider's,
+#: resolved); raises :class:`~llmfiles.errors.InvalidSetting` when a setting it needs is missing or wrong
+PrepareFn = Callable[[Settings], ConvertFn]
+
+#: the settings of a conversion run with none given (``Converter.prepare`` always gets a :class:`Settings`)
+NO_SETTINGS = Settings(provider="", values={})
+
+
+def settings_free(convert: ConvertFn) -> PrepareFn:
+    """The ``prepare`` of a conversion that reads no setting: ``convert`` whatever the settings."""
+
+    def prepare(settings: Settings) -> ConvertFn:
+        return convert
+
+    return prepare
+
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _ASCII_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
@@ -38,19 +55,27 @@ _ASCII_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 class Converter:
     """A conversion a plugin registers through ``llmfiles_register_converters``.
 
-    ``name`` is what ``llmfiles convert --to NAME`` and :meth:`llmfiles.Client.convert` take.  ``convert`` turns
-    one record into one record (see :data:`ConvertFn`); it must not raise for any input (return an error
-    :class:`~llmfiles.models.Problem` instead).  ``checker`` makes a fresh
+    ``name`` is what ``llmfiles convert --to NAME`` and :meth:`llmfiles.Client.convert` take.  ``prepare(settings)``
+    is called once per file with the target provider's resolved settings and returns the conversion of one record
+    into one record (see :data:`ConvertFn`; :func:`settings_free` wraps one that reads no setting); ``prepare``
+    raises :class:`~llmfiles.errors.InvalidSetting` when a setting it needs is missing, the record conversion must
+    not raise for any input (return an error :class:`~llmfiles.models.Problem` instead).  ``checker`` makes a fresh
     :class:`~llmfiles.validate.records.RecordChecker` for the target format, run over the converted file before it
-    is kept.  ``reads`` says which records it takes, ``description`` what it produces.
+    is kept.  ``reads`` says which records it takes, ``description`` what it produces.  ``purposes`` are the files
+    ``convert=NAME`` converts while uploading; ``provider`` is the provider whose settings ``llmfiles convert``
+    resolves for it (its ``-s NAME=VALUE``, config file and environment); ``settings`` names those that change its
+    output (a converted file is made again when one of them changes).
     """
 
     name: str
-    convert: ConvertFn = field(eq=False)
+    prepare: PrepareFn = field(eq=False)
     checker: Callable[[], RecordChecker | None] | None = field(default=None, eq=False)
     description: str = ""
     reads: str = "OpenAI chat fine-tuning records ({'messages': [...]})"
     package: str = ""
+    purposes: tuple[str, ...] = ("fine-tune",)
+    provider: str = ""
+    settings: tuple[str, ...] = ()
 
 
 @define(kw_only=True)
@@ -134,14 +159,16 @@ def convert_file(
     output: str | os.PathLike[str],
     converter: Converter,
     *,
+    settings: Settings = NO_SETTINGS,
     overwrite: bool = False,
     max_problems: int = 50,
     max_line: int = MAX_LINE,
 ) -> ConvertResult:
-    """Convert ``source`` into ``output`` with ``converter``; see the module's documentation.
+    """Convert ``source`` into ``output`` with ``converter`` made for ``settings``; see the module's documentation.
 
     Raises :class:`~llmfiles.errors.InputError` when ``output`` exists (unless ``overwrite``) or its folder does
-    not; problems in the content are in the returned :class:`ConvertResult`, never raised.
+    not, :class:`~llmfiles.errors.InvalidSetting` when the conversion lacks a setting it needs; problems in the
+    content are in the returned :class:`ConvertResult`, never raised.
     """
     from llmfiles.errors import InputError, advice
 
@@ -152,6 +179,7 @@ def convert_file(
         raise InputError(f"{target} already exists; {advice('pass overwrite=True', 'pass --force')} to replace it")
     if not target.parent.is_dir():
         raise InputError(f"{target.parent} is not a folder; create it first")
+    convert = converter.prepare(settings)
     tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
     conversion = Report(path=source.display, max_problems=max_problems, bytes=source.size)
     result = ConvertResult(converter=converter.name, output_path=str(target), conversion=conversion)
@@ -167,7 +195,7 @@ def convert_file(
     try:
         with open(tmp, "xb", buffering=BLOCK) as out:  # "x": never follows or reuses an existing file
             for line_no, raw, length in _lines(source, max_line):
-                data = _convert_line(converter, conversion, line_no, raw, length, max_line)
+                data = _convert_line(converter, convert, conversion, line_no, raw, length, max_line)
                 if data is not None:
                     out.write(data)
                     check.check_record(line_no, fast_loads(data))
@@ -197,7 +225,13 @@ def convert_file(
 
 
 def _convert_line(
-    converter: Converter, conversion: Report, line_no: int, raw: bytes | None, length: int, max_line: int
+    converter: Converter,
+    convert: ConvertFn,
+    conversion: Report,
+    line_no: int,
+    raw: bytes | None,
+    length: int,
+    max_line: int,
 ) -> bytes | None:
     """One input line converted to its output line (with its newline), or ``None`` when it cannot be (its problems
     are added to ``conversion``; once there is an error, nothing more is written but every line is still read)."""
@@ -224,7 +258,7 @@ def _convert_line(
     assert record is not None
     conversion.records += 1
     try:
-        converted, problems = converter.convert(record)
+        converted, problems = convert(record)
         problems = [p if p.line is not None else attrs.evolve(p, line=line_no) for p in problems]
     except Exception as exc:
         converted, problems = None, [_fail(converter, line_no, exc)]

@@ -33,7 +33,7 @@ from llmfiles.models import (
     UploadParts,
 )
 from llmfiles.provider import BaseProvider, Exchange, Http, UploadProtocol
-from llmfiles.validate.convert import Converter
+from llmfiles.validate.convert import Converter, settings_free
 from llmfiles.validate.records import RecordChecker
 from llmfiles_bedrock import formats, s3
 
@@ -112,7 +112,7 @@ INFO = ProviderInfo(
     # the ETag of a single PutObject is the MD5 of the object: the core compares it with the MD5 of what it sent
     checksums=("md5",),
     # convert=True is the first: Claude, the model family the README's examples train
-    conversions=formats.FORMATS,
+    conversions=(*formats.FORMATS, "bedrock-batch"),
     file_limits={"batch": formats.BATCH_LIMITS},
 )
 
@@ -312,7 +312,7 @@ def converter(target: str) -> Converter:
 
     return Converter(
         name=target,
-        convert=convert,
+        prepare=settings_free(convert),
         # the target's rules; the base model's limits are the provider's checker's (it has the model setting)
         checker=functools.partial(formats.FineTuneChecker, remind=False),
         description=f"Bedrock {target} fine-tuning records",
@@ -329,11 +329,43 @@ def llmfiles_register_providers(register: Callable[[BedrockProvider], None]) -> 
     register(BedrockProvider())
 
 
+def batch_converters() -> tuple[Converter, Converter]:
+    """``bedrock-batch`` (OpenAI batch lines to batch-inference records, for the ``model`` setting's family) and
+    ``openai-from-bedrock`` (batch-inference results back to OpenAI batch output lines)."""
+    from llmfiles.validate.openai_batch import requests_converter, results_converter
+    from llmfiles_bedrock import batch, batch_output
+
+    return (
+        requests_converter(
+            name=batch.NAME,
+            prepare=batch.prepare,
+            checker=formats.BatchChecker,
+            description="Bedrock batch-inference records {recordId, modelInput} in the model family's InvokeModel "
+            "body (Anthropic Messages, Nova, Llama, Titan Text; -s model=...)",
+            package="llmfiles-bedrock",
+            provider=NAME,
+            settings=("model",),
+        ),
+        results_converter(
+            name=batch_output.NAME,
+            prepare=batch_output.prepare,
+            reads="Bedrock batch-inference results (.jsonl.out: {recordId, modelInput, modelOutput | error}); "
+            "-s model=... names the model in results that do not",
+            package="llmfiles-bedrock",
+            provider=NAME,
+            settings=("model",),
+        ),
+    )
+
+
 @hookimpl
 def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
-    """``llmfiles convert --to claude|nova|prompt-completion``: the conversions ``convert=`` applies on upload."""
+    """``llmfiles convert --to claude|nova|prompt-completion`` (fine-tuning records), ``bedrock-batch`` (batch
+    records) and ``openai-from-bedrock`` (results back): the first four are what ``convert=`` applies on upload."""
     for target in formats.FORMATS:
         register(converter(target))
+    for conv in batch_converters():
+        register(conv)
 
 
 @hookimpl

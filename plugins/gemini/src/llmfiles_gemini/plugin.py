@@ -24,6 +24,7 @@ from llmfiles.models import (
     UploadParts,
 )
 from llmfiles.provider import BaseProvider, Exchange, UploadProtocol
+from llmfiles.validate.convert import Converter
 from llmfiles.validate.records import RecordChecker
 from llmfiles_gemini import batch, files
 
@@ -68,6 +69,7 @@ INFO = ProviderInfo(
     jsonl_purposes=("batch",),
     file_limits={"batch": batch.BATCH_LIMITS},
     checksums=("sha256",),
+    conversions=("gemini-batch",),
     purpose_notes={
         "fine-tune": "the Gemini API has no model left to tune (https://ai.google.dev/gemini-api/docs/model-tuning); "
         "Gemini tuning is on Vertex AI: pip install llmfiles-vertex and use provider 'vertex_ai'",
@@ -123,3 +125,31 @@ class GeminiProvider(BaseProvider):
 def llmfiles_register_providers(register: Callable[[GeminiProvider], None]) -> None:
     """Register the ``gemini`` provider."""
     register(GeminiProvider())
+
+
+@hookimpl
+def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
+    """``gemini-batch`` (OpenAI batch lines to Batch API input lines; ``convert=gemini-batch`` on batch uploads) and
+    ``openai-from-gemini`` (Batch API results back to OpenAI batch output lines)."""
+    from llmfiles.validate.openai_batch import requests_converter, results_converter
+    from llmfiles_gemini import conversions
+
+    register(
+        requests_converter(
+            name=conversions.TO_BATCH,
+            prepare=conversions.prepare_batch,
+            checker=batch.BatchChecker,
+            description="Gemini Batch API input lines {key: custom_id, request: GenerateContentRequest}",
+            package="llmfiles-gemini",
+            provider=NAME,
+        )
+    )
+    register(
+        results_converter(
+            name=conversions.FROM_RESULTS,
+            prepare=conversions.prepare_results,
+            reads="Gemini Batch API results ({key, response: GenerateContentResponse} or {key, error: Status})",
+            package="llmfiles-gemini",
+            provider=NAME,
+        )
+    )

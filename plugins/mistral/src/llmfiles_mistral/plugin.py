@@ -23,6 +23,7 @@ from llmfiles.models import (
     Upload,
 )
 from llmfiles.provider import BaseProvider, Exchange
+from llmfiles.validate.convert import Converter
 from llmfiles.validate.records import RecordChecker
 from llmfiles_mistral import checks, files
 
@@ -56,6 +57,7 @@ INFO = ProviderInfo(
     max_single_request_size=files.MAX_FILE_SIZE,
     # OCR files are documents and images, not JSONL
     jsonl_purposes=("fine-tune", "batch"),
+    conversions=("mistral-batch",),
     file_limits={"batch": checks.BATCH_LIMITS},
 )
 
@@ -103,3 +105,31 @@ class MistralProvider(BaseProvider):
 def llmfiles_register_providers(register: Callable[[MistralProvider], None]) -> None:
     """Register the ``mistral`` provider."""
     register(MistralProvider())
+
+
+@hookimpl
+def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
+    """``mistral-batch`` (OpenAI batch lines to Mistral's batch lines; ``convert=mistral-batch`` on batch uploads)
+    and ``openai-from-mistral`` (Mistral's batch results back to OpenAI batch output lines)."""
+    from llmfiles.validate.openai_batch import requests_converter, results_converter
+    from llmfiles_mistral import conversions
+
+    register(
+        requests_converter(
+            name=conversions.TO_BATCH,
+            prepare=conversions.prepare_batch,
+            checker=checks.BatchChecker,
+            description="Mistral batch lines {custom_id, body} (random_seed, max_tokens; no method or url)",
+            package="llmfiles-mistral",
+            provider=NAME,
+        )
+    )
+    register(
+        results_converter(
+            name=conversions.FROM_RESULTS,
+            prepare=conversions.prepare_results,
+            reads="Mistral batch results ({id, custom_id, response: {status_code, body}, error})",
+            package="llmfiles-mistral",
+            provider=NAME,
+        )
+    )

@@ -29,7 +29,7 @@ from llmfiles.models import (
     UploadParts,
 )
 from llmfiles.provider import BaseProvider, Exchange, Http, UploadProtocol
-from llmfiles.validate.convert import Converter
+from llmfiles.validate.convert import Converter, settings_free
 from llmfiles.validate.records import RecordChecker
 from llmfiles_vertex import auth, gcs, gemini
 
@@ -102,7 +102,7 @@ INFO = ProviderInfo(
     default_part_size=16 * MiB,
     supports_parts=True,
     checksums=("md5",),
-    conversions=(gemini.GEMINI,),
+    conversions=(gemini.GEMINI, "vertex-batch"),
     file_limits={"batch": gemini.BATCH_LIMITS},
 )
 
@@ -201,11 +201,37 @@ def llmfiles_register_providers(register: Callable[[VertexProvider], None]) -> N
 
 @hookimpl
 def llmfiles_register_converters(register: Callable[[Converter], None]) -> None:
-    """Register the ``gemini`` conversion (``llmfiles convert --to gemini``, ``convert="gemini"``)."""
+    """Register the ``gemini`` conversion (``llmfiles convert --to gemini``, ``convert="gemini"``), ``vertex-batch``
+    (OpenAI batch lines to batch prediction records, ``convert="vertex-batch"`` on batch uploads) and
+    ``openai-from-vertex`` (batch prediction output back to OpenAI batch output lines)."""
+    from llmfiles.validate.openai_batch import requests_converter, results_converter
+    from llmfiles_vertex import batch
+
+    register(
+        requests_converter(
+            name=batch.TO_BATCH,
+            prepare=batch.prepare_batch,
+            checker=gemini.BatchChecker,
+            description="Vertex AI batch prediction records for Gemini {request: GenerateContentRequest}, the "
+            "custom_id in request.labels",
+            package="llmfiles-vertex",
+            provider=NAME,
+        )
+    )
+    register(
+        results_converter(
+            name=batch.FROM_RESULTS,
+            prepare=batch.prepare_results,
+            reads="Vertex AI batch prediction output ({status, processed_time, request, response}) of a vertex-batch "
+            "input",
+            package="llmfiles-vertex",
+            provider=NAME,
+        )
+    )
     register(
         Converter(
             name=gemini.GEMINI,
-            convert=gemini.convert_record,
+            prepare=settings_free(gemini.convert_record),
             checker=gemini.TuningChecker,
             description="Vertex AI Gemini tuning records (contents/systemInstruction/tools)",
             reads="OpenAI chat fine-tuning records ({'messages': [...]}); Gemini records are kept as they are",
