@@ -140,6 +140,19 @@ def test_parts_and_the_lead_read_each_range_once(client: Client, counted: list[C
     assert source.times_read() == {2}
 
 
+def test_parts_with_nothing_to_inspect_read_each_byte_once(
+    client: Client, counted: list[CountingSource], jsonl: Path
+) -> None:
+    """``validate=False, checksum=False``: no checks, no digests, so no in-order read beside the parts (it would
+    read the whole file a second time and CRC every byte twice, for nothing to compare)."""
+    fo = client.upload(jsonl, purpose="fine-tune", validate=False, checksum=False, **PARTS)
+    assert fo.bytes == jsonl.stat().st_size
+    (source,) = counted
+    threads = {t for t, _, _ in source.reads[1:]}
+    assert "llmfiles-lead" not in threads and any(t.startswith("llmfiles-part") for t in threads)
+    assert source.times_read() == {1}
+
+
 def test_a_resumable_session_reads_each_byte_once(
     server: FaultServer, counted: list[CountingSource], jsonl: Path, tmp_path: Path
 ) -> None:
@@ -249,11 +262,14 @@ def change_once(path: Path, change: Callable[[Path], None], after: int) -> Calla
 
 @pytest.mark.parametrize("large", [False, True], ids=["single", "parts"])
 @pytest.mark.parametrize("how", sorted(CHANGES))
+@pytest.mark.parametrize("raw", [False, True], ids=["checked", "raw"])
 def test_a_file_that_changes_during_the_upload_is_refused(
-    client: Client, home: Path, blob: Path, how: str, large: bool
+    client: Client, home: Path, blob: Path, how: str, large: bool, raw: bool
 ) -> None:
     progress = change_once(blob, CHANGES[how], after=MiB)
-    settings = {**PARTS, "max_concurrency": 2} if large else {}
+    settings: dict[str, Any] = {**PARTS, "max_concurrency": 2} if large else {}
+    if raw:  # nothing inspected: the file's identity alone tells
+        settings.update(validate=False, checksum=False)
     with pytest.raises(FileChanged) as info:
         client.upload(blob, purpose="assistants", progress=progress, **settings)
     assert str(blob) in str(info.value) and "nothing was committed" in str(info.value)

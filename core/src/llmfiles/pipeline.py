@@ -138,6 +138,12 @@ class Inspection:
         self._failure: LLMFilesError | None = None
 
     @property
+    def idle(self) -> bool:
+        """Whether there is nothing to inspect: no checks, no digests, no UTF-8 check (``validate=False,
+        checksum=False``).  Then no byte needs reading but the ones sent, and no part's CRC-32 proves anything."""
+        return self.checks is None and not self._hasher.hashers and self._utf8 is None
+
+    @property
     def failing(self) -> bool:
         """Whether the checks already found an error (the upload can stop early)."""
         return self._utf8_problem is not None or (self.checks is not None and self.checks.errors > 0)
@@ -203,7 +209,7 @@ class Inspection:
             return self._result
 
     def _finish(self) -> Inspected:
-        if self.done != self.source.size:
+        if self.done != self.source.size and not self.idle:
             raise AssertionError(f"the inspection ended at byte {self.done} of {self.source.size}")
         report = self.checks.finish() if self.checks is not None else None
         digests = self._hasher.result()
@@ -325,6 +331,8 @@ class Pipeline:
     def inspect_until(self, offset: int) -> None:
         """Inspect (without sending) the bytes before ``offset``: a resumed session continues after bytes an earlier
         run sent, which are checked and hashed all the same."""
+        if self.inspection.idle:
+            return
         pos = self.inspection.done
         if pos < offset:
             for block in self.source.read_range(pos, offset - pos, BLOCK):
@@ -338,7 +346,9 @@ class Pipeline:
     # -- parts in parallel: the lead reads in order, each part streams its own range ---------------------------
 
     def start_lead(self) -> None:
-        """Start the in-order read that feeds the inspection beside the parts."""
+        """Start the in-order read that feeds the inspection beside the parts (none when it has nothing to do)."""
+        if self.inspection.idle:
+            return
         self._lead = threading.Thread(target=self._run_lead, name="llmfiles-lead", daemon=True)
         self._lead.start()
 
@@ -357,16 +367,19 @@ class Pipeline:
         key = (offset, length)
         self.counter.restart(key)
         crc = 0
+        compare = not self.inspection.idle  # with nothing inspected there is no read to compare the part with
         hashers = [(n, hashlib.new(n)) for n in names]
         for block in self.source.read_range(offset, length, BLOCK):
             if self._stop.is_set():
                 self._stopped()
-            crc = zlib.crc32(block, crc)
+            if compare:
+                crc = zlib.crc32(block, crc)
             for _, h in hashers:
                 h.update(block)
             self.counter.add(key, len(block))
             yield block
-        self._sent_crcs[index] = crc
+        if compare:
+            self._sent_crcs[index] = crc
         out.update({n: h.hexdigest() for n, h in hashers})
 
     def halt(self) -> None:
