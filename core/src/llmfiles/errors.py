@@ -8,10 +8,13 @@ redacted before an error is built (see :func:`llmfiles.transport.redact`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from llmfiles.models import Problem
+
+
+_T = TypeVar("_T")
 
 
 class LLMFilesError(Exception):
@@ -124,9 +127,10 @@ class MissingCredentials(ConfigurationError):
         super().__init__("\n".join([first, "looked at:", *(f"  {place}" for place in self.looked_at)]))
 
 
-def advice(python: str, cli: str) -> str:
+def advice(python: _T, cli: _T) -> _T:
     """What to do, said to whoever reads it: ``python`` (``pass overwrite=True``) for a program using the API,
-    ``cli`` (``pass --force``) on the command line, which declares itself with :func:`speaking_to`."""
+    ``cli`` (``pass --force``) on the command line, which declares itself with :func:`speaking_to`.  Any two
+    values of one type, for example the lists of places a setting can come from."""
     return cli if _AUDIENCE == "cli" else python
 
 

@@ -347,8 +347,7 @@ def places_looked(info: ProviderInfo, names: tuple[str, ...]) -> list[str]:
     for name in names:
         spec = specs[name]
         # the command line has one way to give a setting, Python two
-        in_python = advice("python", "cli") == "python"
-        out.extend([f"argument {name}=", f"Client({name}=...)"] if in_python else [f"-s {name}=..."])
+        out.extend(advice([f"argument {name}=", f"Client({name}=...)"], [f"-s {name}=..."]))
         out.extend(f"env {v}" for v in spec.env)
         out.append(f"config file [PROFILE.{info.name}] {name}")
         if spec.lookup_secret_names:
