@@ -105,6 +105,10 @@ class FireworksLikeServer:
         body = h.rfile.read(int(headers.get("content-length") or 0))
         with self._lock:
             self.requests.append((h.command, split.path))
+        if len(body) < int(headers.get("content-length") or 0):
+            # like any HTTP server: a body cut short is a request that never arrived, so nothing is stored
+            h.close_connection = True
+            return
         try:
             if split.path.startswith("/signed/"):
                 status, payload, extra = self._signed(split.path, dict(parse_qsl(split.query)), body, headers)

@@ -96,6 +96,8 @@ class Recorded:
     json: Any = None
     form: dict[str, str] = field(default_factory=dict)
     status: int | None = None
+    #: the client stopped before its ``Content-Length``: the request never finished and nothing was done with it
+    cut: bool = False
 
 
 class TogetherLikeServer:
@@ -196,6 +198,11 @@ class TogetherLikeServer:
         with self._lock:
             self.requests.append(rec)
         body = h.rfile.read(int(headers.get("content-length") or 0))
+        if len(body) < int(headers.get("content-length") or 0):
+            # like any HTTP server: a body cut short is a request that never arrived, so nothing is stored
+            rec.cut = True
+            h.close_connection = True
+            return
         route, args = _route(h.command, split.path)
         try:
             if self.faults.get(route):
@@ -398,6 +405,8 @@ def _form(content_type: str, body: bytes) -> dict[str, tuple[str | None, bytes]]
         raise ApiError(400, "expected multipart/form-data")
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    if message.defects:  # e.g. no closing boundary: the form is not whole
+        raise ApiError(400, f"malformed multipart body: {message.defects[0].__class__.__name__}")
     out: dict[str, tuple[str | None, bytes]] = {}
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
