@@ -207,3 +207,117 @@ def test_the_pipe_to_the_worker_holds_a_whole_block(tmp_path: Path) -> None:
     finally:
         wc.feed(path.read_bytes())
         assert wc.finish().ok
+
+
+# --- a parts upload: the worker reads the file itself --------------------------------------------------------------
+
+
+@pytest.fixture
+def fed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the blocks this process handed to a worker through the pipe."""
+    sizes: list[int] = []
+    real = WorkerChecker.feed
+
+    def feed(self: WorkerChecker, block: bytes | memoryview) -> None:
+        sizes.append(len(block))
+        real(self, block)
+
+    monkeypatch.setattr(WorkerChecker, "feed", feed)
+    return sizes
+
+
+def test_a_parts_upload_has_the_worker_read_check_and_hash_the_file_itself(
+    tmp_path: Path, worker_from_1k: None, made: list[WorkerChecker], fed: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    completed: list[dict[str, str]] = []
+    real = llmfiles.local.LocalParts.complete
+
+    def complete(self: Any, state: Any, receipts: Any, digests: Any) -> Any:
+        completed.append(dict(digests))
+        return real(self, state, receipts, digests)
+
+    monkeypatch.setattr(llmfiles.local.LocalParts, "digests", ("md5",), raising=False)
+    monkeypatch.setattr(llmfiles.local.LocalParts, "complete", complete)
+    client = strict_client(tmp_path, Rules)
+    good = write(tmp_path / "good.jsonl", records=20_000)
+    fo = client.upload(good, purpose="fine-tune", **SIZES["parts"])
+    (checks,) = made
+    assert fed == []  # not one byte went through the pipe: the worker read the file from its own descriptor
+    assert checks._remote is not None and checks._remote.read == good.stat().st_size
+    # the MD5 the worker computed is the one the upload was completed with
+    assert checks._remote.digests == {"md5": hashlib.md5(good.read_bytes()).hexdigest()}
+    assert completed == [checks._remote.digests] and fo.bytes == good.stat().st_size
+    assert len(checks._remote.part_crcs) == -(-good.stat().st_size // (64 * KiB))
+    # the same file in one request: the blocks go to the worker as they are sent (nothing else reads the file)
+    client.upload(good, purpose="fine-tune")
+    assert sum(fed) == good.stat().st_size
+
+
+def test_a_parts_upload_stops_as_soon_as_the_worker_finds_an_error(
+    tmp_path: Path, worker_from_1k: None, made: list[WorkerChecker], fed: list[int]
+) -> None:
+    import time
+
+    sent: list[int] = []
+
+    def progress(p: Any) -> None:
+        if p.done and not any(sent):  # the first bytes sent wait until the worker reported the error
+            deadline = time.monotonic() + 30
+            while not made[0].errors and time.monotonic() < deadline:
+                time.sleep(0.01)
+        sent.append(p.done)
+
+    client = strict_client(tmp_path, Rules)
+    bad = write(tmp_path / "bad.jsonl", records=60_000, broken_at=(3,))
+    with pytest.raises(ValidationError) as info:
+        client.upload(bad, purpose="fine-tune", progress=progress, max_concurrency=1, **SIZES["parts"])
+    assert [p.line for p in info.value.problems if p.severity == "error"] == [3]
+    assert fed == [] and made[0]._remote is not None
+    assert max(sent) <= 64 * KiB < bad.stat().st_size  # the parts stopped in the first one
+    assert nothing_stored(tmp_path, client)
+
+
+@pytest.mark.parametrize("how", ["in place", "renamed over"])
+def test_a_file_edited_while_the_worker_reads_it_is_not_committed(
+    tmp_path: Path, worker_from_1k: None, made: list[WorkerChecker], how: str
+) -> None:
+    from llmfiles.errors import FileChanged
+
+    client = strict_client(tmp_path, Rules)
+    path = write(tmp_path / "t.jsonl", records=20_000)
+    edited: list[bool] = []
+
+    def edit(progress: Any) -> None:
+        if not edited and progress.done > 0:
+            edited.append(True)
+            data = bytearray(path.read_bytes())
+            data[len(data) // 2] = ord("x") if data[len(data) // 2] != ord("x") else ord("y")
+            if how == "in place":
+                with open(path, "r+b") as fh:
+                    fh.write(data)
+            else:
+                (tmp_path / "new").write_bytes(data)
+                os.replace(tmp_path / "new", path)
+
+    with pytest.raises(FileChanged) as info:
+        client.upload(path, purpose="fine-tune", progress=edit, max_concurrency=1, resume=False, **SIZES["parts"])
+    assert edited and str(path) in str(info.value)
+    assert made[0]._remote is not None
+    assert nothing_stored(tmp_path, client)
+
+
+def test_a_checker_the_worker_cannot_take_is_fed_here_in_a_parts_upload(
+    tmp_path: Path, worker_from_1k: None, made: list[WorkerChecker], fed: list[int]
+) -> None:
+    client = strict_client(tmp_path, LostInTheWorker)
+    bad = write(tmp_path / "bad.jsonl", broken_at=(100, 131))
+    with pytest.raises(ValidationError) as info:
+        client.upload(bad, purpose="fine-tune", **SIZES["parts"])
+    assert [p.line for p in info.value.problems if p.severity == "error"] == [100, 131]
+    (checks,) = made
+    assert checks._remote is None and checks._fallback is not None and sum(fed) == bad.stat().st_size
+    assert nothing_stored(tmp_path, client)
+    good = write(tmp_path / "good.jsonl")
+    assert client.upload(good, purpose="fine-tune", **SIZES["parts"]).bytes == good.stat().st_size

@@ -10,7 +10,9 @@ nothing exists at the provider.
 Parts sent in parallel each stream their own range, so several connections can be busy at once; the in-order read
 that feeds the checks and whole-file digests runs beside them (a "lead" thread), over the same open descriptor,
 and a CRC-32 of each part as the lead read it is compared with the CRC-32 of the bytes its sender sent before the
-upload is completed: what was checked and hashed is what was sent.
+upload is completed: what was checked and hashed is what was sent.  When the checks run in a worker process, the
+lead hands the whole in-order read to it (:meth:`Inspection.inspect_remotely`): the worker reads the inherited
+descriptor itself and computes the digests and the CRC-32s beside the checks, so this process reads each byte once.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import codecs
 import hashlib
 import logging
-import queue
 import threading
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 
 from attrs import define, field
 
+from llmfiles.blockdigests import BlockHasher, PartCrcs, RemoteInspection
 from llmfiles.errors import FileChanged, LLMFilesError, ValidationError
 from llmfiles.models import Problem, Progress
 from llmfiles.sources import Source
@@ -60,44 +62,12 @@ def make_checks(source: Source, checker: Any, *, max_problems: int = 50, worker:
         from llmfiles.validate.worker import WorkerChecker
 
         try:
-            return WorkerChecker(source.display, source.size, checker=checker, max_problems=max_problems)
+            return WorkerChecker(
+                source.display, source.size, checker=checker, max_problems=max_problems, file=source.descriptor()
+            )
         except Exception as exc:  # a checker that cannot be pickled, no interpreter to start
             log.info("checking %s in this process (%s: %s)", source.display, type(exc).__name__, exc)
     return JsonlChecker(source.display, source.size, checker=checker, max_problems=max_problems)
-
-
-class _Hasher:
-    """Digests of the blocks, in order; on a helper thread for a large file (through a bounded queue)."""
-
-    def __init__(self, names: Sequence[str], threaded: bool) -> None:
-        self.hashers = {name: hashlib.new(name) for name in names}
-        self._queue: queue.Queue[bytes | None] | None = None
-        self._thread: threading.Thread | None = None
-        if threaded and self.hashers:
-            self._queue = queue.Queue(maxsize=8)
-            self._thread = threading.Thread(target=self._run, name="llmfiles-digests", daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        assert self._queue is not None
-        hashers = tuple(self.hashers.values())
-        while (block := self._queue.get()) is not None:
-            for h in hashers:
-                h.update(block)
-
-    def update(self, block: bytes) -> None:
-        if self._queue is not None:
-            self._queue.put(block)
-        else:
-            for h in self.hashers.values():
-                h.update(block)
-
-    def result(self) -> dict[str, str]:
-        if self._queue is not None and self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._queue = None
-        return {name: h.hexdigest() for name, h in self.hashers.items()}
 
 
 @define
@@ -126,12 +96,14 @@ class Inspection:
         self.source = source
         self.checks = checks
         self.done = 0
-        self._hasher = _Hasher(digests, threaded=source.size >= THREADED_DIGESTS_FROM)
+        self._hasher = BlockHasher(digests, threaded=source.size >= THREADED_DIGESTS_FROM)
         self._utf8 = codecs.getincrementaldecoder("utf-8")() if utf8 else None
         self._utf8_problem: Problem | None = None
         #: the part size of a parts upload (set before the first byte): a CRC-32 is kept per part
         self.part_size = part_size
-        self._crcs: dict[int, int] = {}
+        self._crcs: PartCrcs | None = None
+        #: what the checks' worker process found when it read the whole file itself (see :meth:`inspect_remotely`)
+        self._remote: RemoteInspection | None = None
         self._lock = threading.Lock()
         self._finish_lock = threading.Lock()
         self._result: Inspected | None = None
@@ -165,18 +137,29 @@ class Inspection:
             if self._utf8 is not None and self._utf8_problem is None:
                 self._decode(block, final=end == self.source.size)
             if self.part_size:
-                self._crc(offset, block)
+                if self._crcs is None:
+                    self._crcs = PartCrcs(self.part_size)
+                self._crcs.update(offset, block)
             self.done = end
 
-    def _crc(self, offset: int, block: bytes) -> None:
-        size = self.part_size
-        assert size
-        pos = 0
-        while pos < len(block):
-            index = (offset + pos) // size
-            take = min(len(block) - pos, (index + 1) * size - (offset + pos))
-            self._crcs[index] = zlib.crc32(block[pos : pos + take], self._crcs.get(index, 0))
-            pos += take
+    def inspect_remotely(self, on_errors: Callable[[], None]) -> bool:
+        """Have the checks' worker process read the whole file itself and compute the digests and the parts'
+        CRC-32s beside the checks (``on_errors`` is called from another thread when the checks find the first
+        error).  ``False`` when it cannot (the checks run here, nothing was read yet, or the worker did not start):
+        then the caller feeds the blocks.  Reading in the worker spares this process the read, the digests and the
+        hand-over of every byte through a pipe."""
+        inspect = getattr(self.checks, "inspect_file", None)
+        if inspect is None or self.done or self._utf8 is not None:
+            return False
+        remote: RemoteInspection | None = inspect(sorted(self._hasher.hashers), self.part_size, on_errors)
+        if remote is None:
+            return False
+        if remote.read < self.source.size:
+            raise self.source.shrank(remote.read)
+        with self._lock:
+            self._remote = remote
+            self.done = remote.read
+        return True
 
     def _decode(self, block: bytes, final: bool) -> None:
         assert self._utf8 is not None
@@ -213,6 +196,9 @@ class Inspection:
             raise AssertionError(f"the inspection ended at byte {self.done} of {self.source.size}")
         report = self.checks.finish() if self.checks is not None else None
         digests = self._hasher.result()
+        crcs = dict(self._crcs.crcs) if self._crcs is not None else {}
+        if self._remote is not None:
+            digests, crcs = dict(self._remote.digests), dict(self._remote.part_crcs)
         problems = [self._utf8_problem] if self._utf8_problem is not None else []
         if report is not None and not report.ok:
             raise ValidationError(self.source.display, report.problems, report.total)
@@ -228,7 +214,7 @@ class Inspection:
                 shown,
                 f" (and {more} more: `llmfiles validate` lists them)" if more > 0 else "",
             )
-        return Inspected(report=report, digests=digests, part_crcs=dict(self._crcs))
+        return Inspected(report=report, digests=digests, part_crcs=crcs)
 
     def abandon(self) -> None:
         """Stop the checks (the upload failed elsewhere)."""
@@ -354,7 +340,8 @@ class Pipeline:
 
     def _run_lead(self) -> None:
         try:
-            self.inspect_until(self.source.size)
+            if not self.inspection.inspect_remotely(self._stop.set):
+                self.inspect_until(self.source.size)
         except BaseException as exc:  # reported by the gate or by the parts
             self._lead_error = exc
             self._stop.set()
@@ -397,9 +384,9 @@ class Pipeline:
         """Stop the streams and the lead (the upload failed)."""
         self._stop.set()
         self._abandon.set()
+        self.inspection.abandon()  # first: a worker reading the file itself stops, and with it the lead waiting on it
         if self._lead is not None:
             self._lead.join()
-        self.inspection.abandon()
 
     def _stopped(self) -> None:
         if self._lead_error is not None:

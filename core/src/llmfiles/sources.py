@@ -60,15 +60,25 @@ class Source:
         while pos < end:
             chunk = self.pread(min(blocksize, end - pos), pos)
             if not chunk:
-                raise FileChanged(
-                    f"{self.display} shrank while it was being read (it ended at byte {pos:,} of {self.size:,}); "
-                    "nothing was committed: upload it again once nothing writes to it"
-                )
+                raise self.shrank(pos)
             pos += len(chunk)
             yield chunk
 
+    def shrank(self, pos: int) -> FileChanged:
+        """The error for a file that ended at byte ``pos``, before its size."""
+        return FileChanged(
+            f"{self.display} shrank while it was being read (it ended at byte {pos:,} of {self.size:,}); "
+            "nothing was committed: upload it again once nothing writes to it"
+        )
+
     def pread(self, n: int, offset: int) -> bytes:
         raise NotImplementedError
+
+    def descriptor(self) -> tuple[int, int] | None:
+        """``(descriptor, offset of the file's first byte)`` when another process may read the file with ``pread``
+        on an inherited copy of the descriptor (the same open file, so a file replaced by a rename is not read);
+        ``None`` when it cannot."""
+        return None
 
     def current_identity(self) -> Identity | None:
         """The identity now (``None`` when it cannot be known)."""
@@ -114,6 +124,9 @@ class PathSource(Source):
         st = os.fstat(self._fd)
         self.identity = Identity.of(os.stat(path)) if st.st_ino == 0 else Identity.of(st)
         self.size = st.st_size if size is None else size
+
+    def descriptor(self) -> tuple[int, int] | None:
+        return (self._fd, 0) if _PREAD is not None and self._fd >= 0 else None
 
     def pread(self, n: int, offset: int) -> bytes:
         if _PREAD is not None:
@@ -163,6 +176,9 @@ class FileObjSource(Source):
                 self.identity = Identity.of(os.fstat(self._fd))
             except (OSError, ValueError, io.UnsupportedOperation):
                 self._fd = None
+
+    def descriptor(self) -> tuple[int, int] | None:
+        return (self._fd, self.start) if self._fd is not None and _PREAD is not None else None
 
     def pread(self, n: int, offset: int) -> bytes:
         if self._fd is not None and _PREAD is not None:
