@@ -258,7 +258,7 @@ class Client:
         source = open_source(path, filename=filename, default_name="upload.jsonl")
         try:
             name = source.name
-            converted = converted_file(self._pm, call, source, purpose, folder)
+            converted = converted_file(self._pm, call, source, purpose, lambda: folder)
         finally:
             source.close()
         limits = shards.limits_for(provider_limits(info, purpose), split)

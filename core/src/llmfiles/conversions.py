@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,7 +110,9 @@ def _cached_name(source: Source, converter: Converter, settings: Settings) -> st
     return f"{hashlib.sha256(key.encode()).hexdigest()[:24]}-{name}.jsonl"
 
 
-def converted_file(plugins: PluginManager, call: Call, source: Source, purpose: str, folder: Path) -> Path | None:
+def converted_file(
+    plugins: PluginManager, call: Call, source: Source, purpose: str, where: Callable[[], Path]
+) -> Path | None:
     """The converted file to upload instead of ``source`` (``None``: no conversion asked for); a
     :class:`ValidationError` naming the input's lines when records cannot be converted or break the target's rules."""
     name = usual_conversion(plugins, call, purpose)
@@ -119,6 +122,7 @@ def converted_file(plugins: PluginManager, call: Call, source: Source, purpose: 
 
     converter = plugins.get_converter(name)
     check_purpose_converts(converter, purpose)
+    folder = where()  # the cache folder, made only when a conversion is asked for
     cached = _cached_name(source, converter, call.settings)
     if cached is not None and (folder / cached).exists():
         log.info("using %s, converted from %s earlier", folder / cached, source.display)

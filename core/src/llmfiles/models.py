@@ -357,6 +357,12 @@ class HttpResponse:
         """The body parsed as JSON; raises ``ValueError`` when it is not JSON (or nested too deeply to parse)."""
         import json
 
+        from llmfiles.validate.parse import fast_loads
+
+        try:
+            return fast_loads(self.body)
+        except Exception:  # noqa: S110 - the standard library decides (and reads UTF-16/32 bodies)
+            pass
         try:
             return json.loads(self.body)
         except RecursionError:

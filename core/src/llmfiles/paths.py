@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,7 +31,17 @@ def config_path(environ: Mapping[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
     if env.get(CONFIG_ENV):
         return Path(env[CONFIG_ENV]).expanduser()
-    import platformdirs
+    # platformdirs reads these from the process's environment: the answer is kept per their values (every call
+    # looks the config file up, and asking platformdirs each time cost a tenth of a small file's upload)
+    return _user_config_file(tuple(os.environ.get(name) for name in _PLATFORM_CONFIG_VARS))
+
+
+_PLATFORM_CONFIG_VARS = ("XDG_CONFIG_HOME", "HOME", "APPDATA", "USERPROFILE")
+
+
+@functools.lru_cache(maxsize=4)
+def _user_config_file(_environment: tuple[str | None, ...]) -> Path:
+    import platformdirs  # here: `import llmfiles` stays cheap
 
     return Path(platformdirs.user_config_dir(APP, appauthor=False, roaming=True)) / CONFIG_NAME
 

@@ -260,6 +260,7 @@ def resolve_settings(
     secret manager asked for a provider's key talks through a transport with the caller's timeout and TLS settings.
     """
     specs = all_specs(info)
+    environ = dict(environ)  # one snapshot: looking each variable up in os.environ costs more than copying it
     known = {s.name for s in specs}
     unknown = sorted(k for k, v in explicit.items() if k not in known)
     if unknown:

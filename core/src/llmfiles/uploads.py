@@ -94,7 +94,7 @@ class Uploader:
         source = open_source(file, filename=filename, default_name="upload.jsonl" if is_jsonl else "upload")
         try:
             display = source.display
-            converted = converted_file(self.plugins, call, source, purpose, cache_dir(self.home))
+            converted = converted_file(self.plugins, call, source, purpose, lambda: cache_dir(self.home))
             if converted is not None:
                 source.close()
                 source = open_source(converted, filename=source.name)

@@ -880,10 +880,15 @@ _TALLIED = ("assistant", "user", "system", "tool")
 
 
 def _is_json_object(text: str) -> bool:
-    from llmfiles.validate.parse import reference_loads
+    from llmfiles.validate.parse import fast_loads, reference_loads
 
+    raw = text.encode("utf-8", "surrogatepass")
     try:
-        return isinstance(reference_loads(text.encode("utf-8", "surrogatepass")), dict)
+        return isinstance(fast_loads(raw), dict)
+    except Exception:  # noqa: S110 - the reference parser decides what the fast one refuses
+        pass
+    try:
+        return isinstance(reference_loads(raw), dict)
     except (ValueError, RecursionError):
         return False
 
