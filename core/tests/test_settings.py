@@ -361,3 +361,24 @@ def test_missing_credentials_on_the_command_line_name_the_option_not_python(trai
     message = str(info.value)
     assert "  -s api_key=..." in message.splitlines() and "env FAKE_API_KEY" in message
     assert "Client(" not in message and "argument " not in message
+
+
+def test_a_python_object_setting_has_no_command_line_place() -> None:
+    from llmfiles.errors import speaking_to
+    from llmfiles.settings import places_looked
+
+    info = ProviderInfo(
+        name="p",
+        package="p",
+        purposes=("batch",),
+        settings=(SettingSpec(name="credentials", kind="object"), SettingSpec(name="token", env=("P_TOKEN",))),
+    )
+    before = speaking_to("cli")
+    try:
+        cli = places_looked(info, ("credentials", "token"))
+    finally:
+        speaking_to(before)
+    assert "-s credentials=..." not in cli and "-s token=..." in cli and "env P_TOKEN" in cli
+    assert "config file [PROFILE.p] token" in cli and "config file [PROFILE.p] credentials" not in cli
+    python = places_looked(info, ("credentials",))
+    assert python[:2] == ["argument credentials=", "Client(credentials=...)"]

@@ -198,5 +198,6 @@ def run_split(client: Client, args: argparse.Namespace) -> int:
         print(printable(f"{result.source}: {n} shards ({bound} a shard)"))
     for s in result.shards:
         last = s.first_line + s.lines - 1
-        print(printable(f"  {s.path}  {s.records:,} records  {s.bytes:,} bytes  lines {s.first_line}-{last}"))
+        records = f"{s.records:,} record{'s' if s.records != 1 else ''}"
+        print(printable(f"  {s.path}  {records}  {s.bytes:,} bytes  lines {s.first_line}-{last}"))
     return 0

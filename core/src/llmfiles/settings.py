@@ -347,10 +347,12 @@ def places_looked(info: ProviderInfo, names: tuple[str, ...]) -> list[str]:
     specs = {s.name: s for s in all_specs(info)}
     for name in names:
         spec = specs[name]
-        # the command line has one way to give a setting, Python two
-        out.extend(advice([f"argument {name}=", f"Client({name}=...)"], [f"-s {name}=..."]))
+        # the command line has one way to give a setting, Python two; a Python object is given in Python only
+        python_only = spec.kind == "object"
+        out.extend(advice([f"argument {name}=", f"Client({name}=...)"], [] if python_only else [f"-s {name}=..."]))
         out.extend(f"env {v}" for v in spec.env)
-        out.append(f"config file [PROFILE.{info.name}] {name}")
+        if not python_only:
+            out.append(f"config file [PROFILE.{info.name}] {name}")
         if spec.lookup_secret_names:
             out.append("secret hooks for " + ", ".join(spec.lookup_secret_names))
     return out
