@@ -106,15 +106,17 @@ def _private_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
 
 @pytest.fixture(autouse=True)
 def _hide_pread(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With ``LLMFILES_TESTS_HIDE_PREAD=1`` (test_portable.py runs the upload tests so), ``os.pread`` does not exist,
-    as on Windows: the sources read with seek and read instead."""
+    """With ``LLMFILES_TESTS_HIDE_PREAD=1`` (test_portable.py runs the upload tests so), ``os.pread`` and
+    ``os.preadv`` do not exist, as on Windows: the sources read with seek and read instead."""
     import os
 
     if os.environ.get("LLMFILES_TESTS_HIDE_PREAD") == "1":
         import llmfiles.sources
 
         monkeypatch.delattr(os, "pread", raising=False)
+        monkeypatch.delattr(os, "preadv", raising=False)
         monkeypatch.setattr(llmfiles.sources, "_PREAD", None)
+        monkeypatch.setattr(llmfiles.sources, "_PREADV", None)
 
 
 @pytest.fixture(autouse=True)

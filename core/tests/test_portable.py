@@ -44,6 +44,7 @@ def test_pread_is_hidden_when_the_tests_ask() -> None:
         assert llmfiles.sources._PREAD is not None or not hasattr(os, "pread")
         return
     assert not hasattr(os, "pread") and llmfiles.sources._PREAD is None
+    assert not hasattr(os, "preadv") and llmfiles.sources._PREADV is None
 
 
 def test_ranges_read_by_seek_and_read_from_many_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,3 +118,36 @@ def test_a_secret_in_the_config_file_is_not_refused_for_its_mode_on_windows(
     assert config._private(os.stat(path)) is (sys.platform == "win32")
     monkeypatch.setattr(config.sys, "platform", "win32")
     assert config._private(os.stat(path)) is True
+
+
+@pytest.mark.parametrize("preadv", [True, False], ids=["preadv", "no-preadv"])
+def test_a_range_read_into_one_reused_buffer_gives_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, preadv: bool
+) -> None:
+    """The raw sending path reads into one buffer again and again: the same bytes as new blocks, a file object's
+    own start honoured, and a file that shrank is reported as changed."""
+    from llmfiles.errors import FileChanged
+    from llmfiles.sources import FileObjSource
+
+    if not preadv:
+        monkeypatch.setattr(llmfiles.sources, "_PREADV", None)
+    data = os.urandom(1024 * 1024 + 7)
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+    source = PathSource(str(path), "blob.bin")
+    buffer = bytearray(64 * 1024)
+    views = list(source.read_range_into(5, len(data) - 9, buffer))
+    if preadv and llmfiles.sources._PREAD is not None:
+        assert all(isinstance(v, memoryview) and v.obj is buffer for v in views)  # the same buffer, each time
+    got = b"".join(bytes(b) for b in source.read_range_into(5, len(data) - 9, buffer))
+    assert got == data[5:-4]
+    with open(path, "rb") as fh:
+        fh.seek(100)
+        inner = FileObjSource(fh, "blob.bin", 100, 1000)
+        assert b"".join(bytes(b) for b in inner.read_range_into(10, 500, bytearray(64))) == data[110:610]
+    with open(path, "r+b") as fh:
+        fh.truncate(1000)
+    with pytest.raises(FileChanged, match="shrank"):
+        for _ in source.read_range_into(0, len(data), buffer):
+            pass
+    source.close()

@@ -21,7 +21,7 @@ class BlockHasher:
 
     def __init__(self, names: Sequence[str], threaded: bool) -> None:
         self.hashers = {name: hashlib.new(name) for name in names}
-        self._queue: queue.Queue[bytes | None] | None = None
+        self._queue: queue.Queue[bytes | memoryview | None] | None = None
         self._thread: threading.Thread | None = None
         if threaded and self.hashers:
             self._queue = queue.Queue(maxsize=8)
@@ -35,7 +35,7 @@ class BlockHasher:
             for h in hashers:
                 h.update(block)
 
-    def update(self, block: bytes) -> None:
+    def update(self, block: bytes | memoryview) -> None:
         """Hash the next block."""
         if self._queue is not None:
             self._queue.put(block)
@@ -59,7 +59,7 @@ class PartCrcs:
         self.part_size = part_size
         self.crcs: dict[int, int] = {}
 
-    def update(self, offset: int, block: bytes) -> None:
+    def update(self, offset: int, block: bytes | memoryview) -> None:
         """The bytes ``[offset, offset + len(block))``."""
         size = self.part_size
         pos = 0

@@ -485,7 +485,7 @@ class _PartBody:
         self.part = part
         self.names = names
 
-    def stream(self, offset: int, length: int) -> Iterator[bytes]:
+    def stream(self, offset: int, length: int) -> Iterator[bytes | memoryview]:
         return self.pipeline.part_stream(offset, length, self.part.index, self.names, self.part.sent)
 
 

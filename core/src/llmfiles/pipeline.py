@@ -120,7 +120,7 @@ class Inspection:
         """Whether the checks already found an error (the upload can stop early)."""
         return self._utf8_problem is not None or (self.checks is not None and self.checks.errors > 0)
 
-    def feed(self, offset: int, block: bytes) -> None:
+    def feed(self, offset: int, block: bytes | memoryview) -> None:
         """The bytes ``[offset, offset + len(block))``: only those beyond what was already inspected are used."""
         with self._lock:
             end = offset + len(block)
@@ -161,7 +161,7 @@ class Inspection:
             self.done = remote.read
         return True
 
-    def _decode(self, block: bytes, final: bool) -> None:
+    def _decode(self, block: bytes | memoryview, final: bool) -> None:
         assert self._utf8 is not None
         # the decoder keeps the start of a sequence a block cut in two: its errors count from there
         pending = len(self._utf8.getstate()[0])
@@ -296,7 +296,7 @@ class Pipeline:
 
     # -- the single request and the resumable session: the stream is the in-order read ------------------------
 
-    def stream(self, offset: int, length: int) -> Iterator[bytes]:
+    def stream(self, offset: int, length: int) -> Iterator[bytes | memoryview]:
         """The bytes ``[offset, offset + length)`` for a request body: inspected as they are read; before the
         file's last block goes out, the gate (when ``gate_last``)."""
         key = (offset, length)
@@ -304,7 +304,7 @@ class Pipeline:
         end = offset + length
         size = self.source.size
         pos = offset
-        for block in self.source.read_range(offset, length, BLOCK):
+        for block in self._read(offset, length, kept=not self.inspection.idle):
             self.inspection.feed(pos, block)
             if self.inspection.failing:
                 self.gate()  # raises the ValidationError, once the checks read the rest of the file
@@ -313,6 +313,13 @@ class Pipeline:
                 self.gate()
             self.counter.add(key, len(block))
             yield block
+
+    def _read(self, offset: int, length: int, *, kept: bool) -> Iterator[bytes | memoryview]:
+        """The blocks of a range; into one reused buffer when nothing but the sending looks at them (``kept``:
+        something may hold on to a block after the next is read, so each is a block of its own)."""
+        if kept:
+            return self.source.read_range(offset, length, BLOCK)
+        return self.source.read_range_into(offset, length, bytearray(BLOCK))
 
     def inspect_until(self, offset: int) -> None:
         """Inspect (without sending) the bytes before ``offset``: a resumed session continues after bytes an earlier
@@ -348,7 +355,7 @@ class Pipeline:
 
     def part_stream(
         self, offset: int, length: int, index: int, names: Sequence[str], out: dict[str, str]
-    ) -> Iterator[bytes]:
+    ) -> Iterator[bytes | memoryview]:
         """A part's bytes, read on their own, with the digests ``names`` of them put into ``out`` once they were all
         read, and their CRC-32 kept for the gate to compare with what the lead read."""
         key = (offset, length)
@@ -356,7 +363,8 @@ class Pipeline:
         crc = 0
         compare = not self.inspection.idle  # with nothing inspected there is no read to compare the part with
         hashers = [(n, hashlib.new(n)) for n in names]
-        for block in self.source.read_range(offset, length, BLOCK):
+        # nothing keeps a part's block once it is sent (its CRC-32 and digests are taken here, at once)
+        for block in self._read(offset, length, kept=False):
             if self._stop.is_set():
                 self._stopped()
             if compare:

@@ -64,6 +64,25 @@ class Source:
             pos += len(chunk)
             yield chunk
 
+    def read_range_into(self, offset: int, length: int, buffer: bytearray) -> Iterator[bytes | memoryview]:
+        """The bytes ``[offset, offset + length)`` like :meth:`read_range`, read into ``buffer`` again and again:
+        each view holds its bytes only until the next one is asked for, so this is for bytes that are sent and not
+        kept.  A buffer that stays in the CPU's cache made a raw upload on loopback about a tenth faster than a new
+        block for every read; without ``preadv`` it falls back to :meth:`read_range`."""
+        fd = self.descriptor()
+        if fd is None or _PREADV is None:
+            yield from self.read_range(offset, length, len(buffer))
+            return
+        handle, start = fd
+        view = memoryview(buffer)
+        pos, end = offset, offset + length
+        while pos < end:
+            n = _PREADV(handle, [view[: min(len(view), end - pos)]], start + pos)
+            if not n:
+                raise self.shrank(pos)
+            pos += n
+            yield view[:n]
+
     def shrank(self, pos: int) -> FileChanged:
         """The error for a file that ended at byte ``pos``, before its size."""
         return FileChanged(
@@ -107,6 +126,7 @@ class Source:
 
 
 _PREAD: Callable[[int, int, int], bytes] | None = getattr(os, "pread", None)
+_PREADV: Callable[[int, list[memoryview], int], int] | None = getattr(os, "preadv", None)
 
 
 class PathSource(Source):
