@@ -321,3 +321,26 @@ def test_a_checker_the_worker_cannot_take_is_fed_here_in_a_parts_upload(
     assert nothing_stored(tmp_path, client)
     good = write(tmp_path / "good.jsonl")
     assert client.upload(good, purpose="fine-tune", **SIZES["parts"]).bytes == good.stat().st_size
+
+
+def test_the_worker_reads_a_file_object_from_its_own_start(
+    tmp_path: Path, worker_from_1k: None, made: list[WorkerChecker], fed: list[int]
+) -> None:
+    """A file object the caller opened and moved into: the worker reads the same descriptor, from that position."""
+    import io
+
+    client = strict_client(tmp_path, Rules)
+    good = write(tmp_path / "good.jsonl", records=20_000)
+    junk = b"not part of the upload\n" * 10
+    both = tmp_path / "both.bin"
+    both.write_bytes(junk + good.read_bytes())
+    with open(both, "rb") as fh:
+        fh.seek(len(junk))
+        fo = client.upload(fh, purpose="fine-tune", filename="good.jsonl", **SIZES["parts"])
+    assert fo.bytes == good.stat().st_size and fed == []
+    assert made[0]._remote is not None and made[0]._remote.read == good.stat().st_size
+    client.download(fo.id, tmp_path / "back.jsonl")
+    assert (tmp_path / "back.jsonl").read_bytes() == good.read_bytes()
+    # an in-memory file has no descriptor to hand over: its blocks go through the pipe
+    client.upload(io.BytesIO(good.read_bytes()), purpose="fine-tune", filename="mem.jsonl", **SIZES["parts"])
+    assert made[1]._remote is None and sum(fed) == good.stat().st_size
