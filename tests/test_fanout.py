@@ -156,5 +156,10 @@ def test_cli_fan_out_prints_one_result_per_provider_and_fails_if_one_failed(
     assert "failed: openai; the other uploads are kept" in bad.stderr
     as_json = json.loads(_cli("--json", "upload", path, "--purpose", "batch", "-p", "local,openai", check=2).stdout)
     assert as_json[1]["ok"] is False and as_json[1]["error"]["type"] == "MissingCredentials"
+    # with several providers on one command line a setting is given to one of them: the advice says how
+    said = as_json[1]["error"]["message"] + bad.stdout
+    assert "-s openai.api_key=..." in said and "-s api_key=" not in said
+    alone = _cli("upload", path, "--purpose", "batch", "-p", "openai", check=2)
+    assert "-s api_key=..." in alone.stderr and "openai.api_key" not in alone.stderr
     unknown = _cli("upload", path, "--purpose", "batch", "-p", "local,openai", "-s", "vertex.bucket=b", check=2)
     assert "not one of the providers" in unknown.stderr

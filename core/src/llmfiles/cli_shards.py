@@ -11,7 +11,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any, Literal
 
-from llmfiles.errors import InputError, InvalidSetting
+from llmfiles.errors import InputError, InvalidSetting, speaking_to
 from llmfiles.redact import printable
 
 if TYPE_CHECKING:
@@ -86,7 +86,13 @@ def upload_many_or_split(client: Client, args: argparse.Namespace, term: Termina
             shared, per = split_settings(settings)
             names = [n.strip() for n in args.provider.split(",")]
             split = _limits(args) if args.split else False
-            fanout = client.upload(args.file, provider=names, split=split, provider_settings=per, **common, **shared)
+            before = speaking_to("cli-providers")  # a setting one provider lacks is -s PROVIDER.name=...
+            try:
+                fanout = client.upload(
+                    args.file, provider=names, split=split, provider_settings=per, **common, **shared
+                )
+            finally:
+                speaking_to(before)
         else:
             own = own_settings(client, args.provider, settings)
             result = client.upload(args.file, provider=args.provider, split=_limits(args), **common, **own)

@@ -101,7 +101,7 @@ class MissingSetting(InvalidSetting):
         self.provider = provider
         self.setting = setting
         ways = [f"set {env[0]}={example}"] if env else []
-        ways.append(setting_advice(setting, example))
+        ways.append(setting_advice(setting, example, provider))
         ways.append(f"put {setting} under [default.{provider}] in the config file")
         self.hint = ", ".join(ways[:-1]) + f", or {ways[-1]}"
         self.looked_at = (
@@ -131,21 +131,28 @@ def advice(python: _T, cli: _T) -> _T:
     """What to do, said to whoever reads it: ``python`` (``pass overwrite=True``) for a program using the API,
     ``cli`` (``pass --force``) on the command line, which declares itself with :func:`speaking_to`.  Any two
     values of one type, for example the lists of places a setting can come from."""
-    return cli if _AUDIENCE == "cli" else python
+    return python if _AUDIENCE == "python" else cli
 
 
-def setting_advice(name: str, value: str = "...") -> str:
+def setting_advice(name: str, value: str = "...", provider: str | None = None) -> str:
     """How to give the setting ``name`` a value: ``pass name=value`` in Python, ``pass -s name=value`` on the
-    command line."""
-    return advice(f"pass {name}={value}", f"pass -s {name}={value}")
+    command line (``-s PROVIDER.name=value`` where one command line speaks to several providers)."""
+    return advice(f"pass {name}={value}", f"pass -s {cli_setting(name, provider)}={value}")
+
+
+def cli_setting(name: str, provider: str | None = None) -> str:
+    """The setting ``name`` as ``-s`` takes it: ``PROVIDER.name`` where one command line speaks to several providers
+    (the audience ``"cli-providers"``), else ``name``."""
+    return f"{provider}.{name}" if provider and _AUDIENCE == "cli-providers" else name
 
 
 _AUDIENCE = "python"
 
 
 def speaking_to(audience: str) -> str:
-    """Who error messages are for from now on, ``"python"`` or ``"cli"``; returns the one before (the command line
-    sets it while it runs)."""
+    """Who error messages are for from now on, ``"python"``, ``"cli"`` or ``"cli-providers"`` (a command line that
+    uploads to several providers at once, whose settings are ``-s PROVIDER.name=value``); returns the one before
+    (the command line sets it while it runs)."""
     global _AUDIENCE
     before, _AUDIENCE = _AUDIENCE, audience
     return before

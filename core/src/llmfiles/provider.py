@@ -305,7 +305,7 @@ def missing_credentials(info: ProviderInfo, names: Sequence[str], what: str = "c
 
     specs = {s.name: s for s in all_specs(info)}
     env = next((v for n in names for v in specs[n].env), None)
-    todo = setting_advice(names[0])
+    todo = setting_advice(names[0], provider=info.name)
     return MissingCredentials(
         info.name, what, places_looked(info, tuple(names)), hint=f"set {env}, or {todo}" if env else todo
     )

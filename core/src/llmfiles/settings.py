@@ -341,7 +341,7 @@ def _check_numbers(values: Mapping[str, Any], sources: Mapping[str, str]) -> Non
 def places_looked(info: ProviderInfo, names: tuple[str, ...]) -> list[str]:
     """Every place the chain looked for ``names`` (argument, Client, env vars, the config file, secret names), for
     errors."""
-    from llmfiles.errors import advice
+    from llmfiles.errors import advice, cli_setting
 
     out: list[str] = []
     specs = {s.name: s for s in all_specs(info)}
@@ -349,7 +349,8 @@ def places_looked(info: ProviderInfo, names: tuple[str, ...]) -> list[str]:
         spec = specs[name]
         # the command line has one way to give a setting, Python two; a Python object is given in Python only
         python_only = spec.kind == "object"
-        out.extend(advice([f"argument {name}=", f"Client({name}=...)"], [] if python_only else [f"-s {name}=..."]))
+        cli = [] if python_only else [f"-s {cli_setting(name, info.name)}=..."]
+        out.extend(advice([f"argument {name}=", f"Client({name}=...)"], cli))
         out.extend(f"env {v}" for v in spec.env)
         if not python_only:
             out.append(f"config file [PROFILE.{info.name}] {name}")

@@ -195,8 +195,8 @@ def resolve_region(region: Any, where: str, profile: str | None, *, provider: st
     places += [f"'region' of {_profile_label(profile)} in ~/.aws/config"]
     raise ConfigurationError(
         f"no AWS region for provider {provider!r} (S3 buckets and Bedrock jobs live in one; llmfiles does not guess "
-        f"it): set AWS_REGION, for example us-east-1, or {setting_advice('aws_region', 'us-east-1')}\nlooked at:\n"
-        + "\n".join(f"  {p}" for p in places)
+        f"it): set AWS_REGION, for example us-east-1, or {setting_advice('aws_region', 'us-east-1', provider)}\n"
+        "looked at:\n" + "\n".join(f"  {p}" for p in places)
     )
 
 

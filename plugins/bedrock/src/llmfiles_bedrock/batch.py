@@ -81,7 +81,7 @@ def prepare(settings: Settings) -> ConvertFn:
     if not model:
         raise InvalidSetting(
             f"{NAME} writes the request body of the job's model, so it needs the model: "
-            f"{setting_advice('model', 'anthropic.claude-3-5-haiku-20241022-v1:0')} (families: {families})"
+            f"{setting_advice('model', 'anthropic.claude-3-5-haiku-20241022-v1:0', 'bedrock')} (families: {families})"
         )
     family = family_of(str(model))
     if family is None:
