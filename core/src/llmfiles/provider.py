@@ -17,8 +17,10 @@ defaults, so a provider is a class with an ``info`` and an ``exchange``.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import IO, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from attrs import field, frozen
@@ -114,6 +116,46 @@ def guarded_error(
             return ProviderError(text, provider=provider, status=response.status)
 
     return guarded
+
+
+def json_object(provider: str, response: HttpResponse) -> dict[str, Any]:
+    """The answer's body as a JSON object, or a :class:`~llmfiles.errors.ProviderError` saying what came instead
+    (for a provider's readers)."""
+    try:
+        data = response.json()
+    except ValueError:
+        raise ProviderError(
+            f"unexpected answer: expected a JSON object, got {response.body[:200]!r}",
+            provider=provider,
+            status=response.status,
+        ) from None
+    if not isinstance(data, dict):
+        raise ProviderError(
+            f"unexpected answer: expected a JSON object, got a {type(data).__name__}",
+            provider=provider,
+            status=response.status,
+        )
+    return data
+
+
+_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\d)[Tt ](\d\d:\d\d:\d\d)(?:\.\d+)?([Zz]|[+-]\d\d:\d\d)?$")
+
+
+def rfc3339_seconds(value: Any) -> int | None:
+    """An RFC 3339 time as the providers write them (``2025-03-29T12:39:16.599879123Z``: any number of fraction
+    digits, ``Z`` or an offset; a time without one is UTC) in whole seconds since the epoch; ``None`` for anything
+    else."""
+    if not isinstance(value, str):
+        return None
+    m = _RFC3339.match(value.strip())
+    if m is None:
+        return None
+    zone = m.group(3)
+    offset = "+00:00" if zone is None or zone in "Zz" else zone
+    try:
+        return int(datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}{offset}").timestamp())
+    except ValueError:
+        return None
 
 
 def _unreadable(provider: str, response: HttpResponse, exc: Exception) -> ProviderError:

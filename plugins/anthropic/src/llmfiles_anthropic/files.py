@@ -23,7 +23,6 @@ from __future__ import annotations
 import mimetypes
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -32,7 +31,7 @@ from attrs import field, frozen
 from llmfiles.errors import InputError, ProviderError
 from llmfiles.models import FileObject, FilePage, FileRange, HttpRequest, HttpResponse, UploadFacts
 from llmfiles.multipart import multipart_body
-from llmfiles.provider import Exchange, Probe, guarded_error, guarded_read
+from llmfiles.provider import Exchange, Probe, guarded_error, guarded_read, json_object, rfc3339_seconds
 
 T = TypeVar("T")
 
@@ -49,7 +48,6 @@ PROBE_PAGE_SIZE = 100
 #: files.md, "Invalid filename (400)": forbidden characters, and the length
 _FORBIDDEN = re.compile(r'[<>:"|?*\\/\x00-\x1f]')
 MAX_FILENAME = 255
-_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
 
@@ -174,34 +172,6 @@ def list_page(
 # --- answers ----------------------------------------------------------------------------------------------------
 
 
-def json_object(provider: str, response: HttpResponse) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError:
-        raise ProviderError(
-            f"expected a JSON object, got {response.body[:200]!r}", provider=provider, status=response.status
-        ) from None
-    if not isinstance(data, dict):
-        raise ProviderError(
-            f"expected a JSON object, got a {type(data).__name__}", provider=provider, status=response.status
-        )
-    return data
-
-
-def timestamp(value: Any) -> int | None:
-    """An RFC 3339 time as epoch seconds."""
-    if not isinstance(value, str):
-        return None
-    m = _TIME.match(value.strip())
-    if m is None:
-        return None
-    zone = "+00:00" if m.group(3) == "Z" else m.group(3)
-    try:
-        return int(datetime.fromisoformat(m.group(1) + zone).timestamp())
-    except ValueError:
-        return None
-
-
 def file_object(ep: Endpoint, data: Mapping[str, Any]) -> FileObject:
     """A ``FileMetadata`` as llmfiles' :class:`FileObject`.  A field of the wrong type is a :class:`ProviderError`:
     a malformed answer must not become a plausible-looking file."""
@@ -214,7 +184,7 @@ def file_object(ep: Endpoint, data: Mapping[str, Any]) -> FileObject:
             f"the file's metadata has no filename or size_bytes of the right type: {dict(data)!r:.200}",
             provider=provider,
         )
-    created = timestamp(data.get("created_at"))
+    created = rfc3339_seconds(data.get("created_at"))
     if created is None:
         raise ProviderError(
             f"the file's created_at is not an RFC 3339 time: {data.get('created_at')!r}", provider=provider
@@ -227,7 +197,7 @@ def file_object(ep: Endpoint, data: Mapping[str, Any]) -> FileObject:
         bytes=size,
         created_at=created,
         status="processed",  # a file can be used in messages as soon as it is uploaded
-        expires_at=timestamp(data.get("expires_at")),
+        expires_at=rfc3339_seconds(data.get("expires_at")),
         raw=dict(data),
     )
 

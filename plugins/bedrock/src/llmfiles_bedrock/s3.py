@@ -36,7 +36,16 @@ from llmfiles.models import (
     UploadFacts,
     UploadState,
 )
-from llmfiles.provider import Exchange, PartLimits, PartListing, PartsUpload, Probe, guarded_error, guarded_read
+from llmfiles.provider import (
+    Exchange,
+    PartLimits,
+    PartListing,
+    PartsUpload,
+    Probe,
+    guarded_error,
+    guarded_read,
+    rfc3339_seconds,
+)
 
 log = logging.getLogger("llmfiles.bedrock")
 
@@ -250,15 +259,6 @@ def _http_date(value: str | None) -> int | None:
         return None
 
 
-def _iso_date(value: str | None) -> int | None:
-    if not value:
-        return None
-    try:
-        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
-    except ValueError:
-        return None
-
-
 def _error_fields(body: bytes) -> tuple[str | None, str, str | None, dict[str, Any]]:
     """``(code, message, request id, details)`` of an S3 XML error body."""
     try:
@@ -408,7 +408,7 @@ def page_from_list(provider: str, response: HttpResponse, purpose: str | None = 
                 Location(bucket=bucket, key=key),
                 size=int(size) if size.isdigit() else 0,
                 purpose=purpose_of(key) or purpose,
-                created_at=_iso_date(_child_text(item, "LastModified")),
+                created_at=rfc3339_seconds(_child_text(item, "LastModified")),
                 raw={"bucket": bucket, "key": key, "etag": _child_text(item, "ETag")},
             )
         )

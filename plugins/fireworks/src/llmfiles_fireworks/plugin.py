@@ -24,7 +24,6 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -52,7 +51,7 @@ from llmfiles.models import (
     UploadState,
 )
 from llmfiles.multipart import multipart_body
-from llmfiles.provider import BaseProvider, Exchange, PartLimits, PartsUpload, UploadProtocol
+from llmfiles.provider import BaseProvider, Exchange, PartLimits, PartsUpload, UploadProtocol, rfc3339_seconds
 
 NAME = "fireworks"
 MB = 1000 * 1000
@@ -136,13 +135,6 @@ def error(response: HttpResponse) -> ProviderError:
     return ProviderError(str(message), provider=NAME, status=response.status, code=None if code is None else str(code))
 
 
-def _created(value: Any) -> int:
-    try:
-        return int(datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp())
-    except ValueError:
-        return 0
-
-
 def file_object(data: Any, size: int | None = None) -> FileObject:
     """A ``gatewayDataset`` as a :class:`FileObject` (``READY`` is processed, ``UPLOADING`` pending; an error
     ``status`` is an error)."""
@@ -159,7 +151,7 @@ def file_object(data: Any, size: int | None = None) -> FileObject:
         filename=str(data.get("displayName") or short),
         purpose="batch" if short.startswith("batch-") else "fine-tune",
         bytes=size or 0,
-        created_at=_created(data.get("createTime")),
+        created_at=rfc3339_seconds(data.get("createTime")) or 0,
         status="error" if failed else STATUS.get(str(data.get("state")), "pending"),  # type: ignore[arg-type]
         status_details=str(status.get("message")) if failed else None,
         object="dataset",

@@ -38,7 +38,6 @@ import mimetypes
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -46,7 +45,16 @@ from attrs import field, frozen
 
 from llmfiles.errors import AuthenticationError, InputError, ProviderError
 from llmfiles.models import FileObject, FilePage, FileRange, HttpRequest, HttpResponse, Part, UploadFacts, UploadState
-from llmfiles.provider import Exchange, PartLimits, Probe, ResumableUpload, guarded_error, guarded_read
+from llmfiles.provider import (
+    Exchange,
+    PartLimits,
+    Probe,
+    ResumableUpload,
+    guarded_error,
+    guarded_read,
+    json_object,
+    rfc3339_seconds,
+)
 
 T = TypeVar("T")
 
@@ -80,7 +88,6 @@ STATUS_MAP: Mapping[str, str] = {
 #: file.proto: "The ID ... can contain up to 40 characters that are lowercase alphanumeric or dashes (-). The ID cannot
 #: start or end with a dash."
 _ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
-_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
 
 
 @frozen(kw_only=True)
@@ -435,35 +442,6 @@ def list_page(
 # --- answers ------------------------------------------------------------------------------------------------------
 
 
-def json_object(provider: str, response: HttpResponse) -> dict[str, Any]:
-    """The answer as a JSON object, or a :class:`ProviderError` saying what came instead."""
-    try:
-        data = response.json()
-    except ValueError:
-        raise ProviderError(
-            f"expected a JSON object, got {response.body[:200]!r}", provider=provider, status=response.status
-        ) from None
-    if not isinstance(data, dict):
-        raise ProviderError(
-            f"expected a JSON object, got a {type(data).__name__}", provider=provider, status=response.status
-        )
-    return data
-
-
-def timestamp(value: Any) -> int | None:
-    """An RFC 3339 time (``2025-03-29T12:39:16.599879Z``, nanoseconds allowed) as epoch seconds."""
-    if not isinstance(value, str):
-        return None
-    m = _TIME.match(value.strip())
-    if m is None:
-        return None
-    zone = "+00:00" if m.group(3) == "Z" else m.group(3)
-    try:
-        return int(datetime.fromisoformat(m.group(1) + zone).timestamp())
-    except ValueError:
-        return None
-
-
 def sha256_hex(value: Any) -> str | None:
     """``sha256Hash`` (``bytes`` in the contract, so base64 in JSON) as hex.  The service has been seen to put the
     hex digest's text in those bytes (88 base64 characters) as well as the raw digest (44): both are read; anything
@@ -505,9 +483,9 @@ def file_object(provider: str, data: Mapping[str, Any], purposes: Sequence[str])
         filename=display if isinstance(display, str) and display else name.removeprefix("files/"),
         purpose=purpose_of(name, purposes),
         bytes=size_bytes,
-        created_at=timestamp(data.get("createTime")) or 0,
+        created_at=rfc3339_seconds(data.get("createTime")) or 0,
         status=STATUS_MAP.get(state if isinstance(state, str) else "", "pending"),  # type: ignore[arg-type]
-        expires_at=timestamp(data.get("expirationTime")),
+        expires_at=rfc3339_seconds(data.get("expirationTime")),
         status_details=str(details) if details else None,
         checksums={"sha256": digest} if digest else {},
         raw=dict(data),

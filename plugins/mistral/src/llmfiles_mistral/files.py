@@ -24,7 +24,7 @@ from attrs import field, frozen
 from llmfiles.errors import InputError, ProviderError
 from llmfiles.models import FileObject, FilePage, FileRange, HttpRequest, HttpResponse, UploadFacts
 from llmfiles.multipart import multipart_body
-from llmfiles.provider import Exchange, Probe, guarded_error, guarded_read
+from llmfiles.provider import Exchange, Probe, guarded_error, guarded_read, json_object
 
 T = TypeVar("T")
 
@@ -140,20 +140,6 @@ def list_page(ep: Endpoint, *, purpose: str | None, cursor: str | None, limit: i
 
 
 # --- answers ------------------------------------------------------------------------------------------------------
-
-
-def json_object(provider: str, response: HttpResponse) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError:
-        raise ProviderError(
-            f"expected a JSON object, got {response.body[:200]!r}", provider=provider, status=response.status
-        ) from None
-    if not isinstance(data, dict):
-        raise ProviderError(
-            f"expected a JSON object, got a {type(data).__name__}", provider=provider, status=response.status
-        )
-    return data
 
 
 def _field(provider: str, data: Mapping[str, Any], name: str, kind: type, *, optional: bool = False) -> Any:

@@ -35,7 +35,7 @@ from llmfiles.models import (
     UploadState,
 )
 from llmfiles.multipart import multipart_body
-from llmfiles.provider import Exchange, PartLimits, PartsUpload, Probe, guarded_error, guarded_read
+from llmfiles.provider import Exchange, PartLimits, PartsUpload, Probe, guarded_error, guarded_read, json_object
 
 T = TypeVar("T")
 
@@ -249,7 +249,7 @@ class Uploads(PartsUpload):
         ep = self.ep
 
         def read(response: HttpResponse) -> UploadState:
-            data = json_object(ep, response)
+            data = json_object(ep.provider, response)
             upload_id = data.get("id")
             if not isinstance(upload_id, str) or not upload_id:
                 raise ProviderError(
@@ -266,7 +266,7 @@ class Uploads(PartsUpload):
         ep = self.ep
 
         def read(response: HttpResponse) -> Receipt:
-            data = json_object(ep, response)
+            data = json_object(ep.provider, response)
             part_id = data.get("id")
             if not isinstance(part_id, str) or not part_id:
                 raise ProviderError(
@@ -291,7 +291,7 @@ class Uploads(PartsUpload):
         ep, size = self.ep, self.size
 
         def read(response: HttpResponse) -> FileObject:
-            data = json_object(ep, response)
+            data = json_object(ep.provider, response)
             status, file_data = data.get("status"), data.get("file")
             if status != "completed" or not isinstance(file_data, Mapping):
                 raise ProviderError(
@@ -309,25 +309,6 @@ class Uploads(PartsUpload):
 
 
 # --- answers -------------------------------------------------------------------------------------------------------
-
-
-def json_object(ep: Endpoint, response: HttpResponse) -> dict[str, Any]:
-    """The answer as a JSON object, or a :class:`ProviderError` saying what came instead."""
-    try:
-        data = response.json()
-    except ValueError:
-        raise ProviderError(
-            f"unexpected answer: expected a JSON object, got {response.body[:200]!r}",
-            provider=ep.provider,
-            status=response.status,
-        ) from None
-    if not isinstance(data, dict):
-        raise ProviderError(
-            f"unexpected answer: expected a JSON object, got a {type(data).__name__}",
-            provider=ep.provider,
-            status=response.status,
-        )
-    return data
 
 
 def _field(provider: str, data: Mapping[str, Any], name: str, kind: type, optional: bool = False) -> Any:
@@ -381,12 +362,12 @@ def file_object(ep: Endpoint, data: Mapping[str, Any], *, size: int | None = Non
 
 
 def read_file(ep: Endpoint, response: HttpResponse, *, size: int | None = None) -> FileObject:
-    return file_object(ep, json_object(ep, response), size=size)
+    return file_object(ep, json_object(ep.provider, response), size=size)
 
 
 def read_page(ep: Endpoint, response: HttpResponse) -> FilePage:
     """A listing: a page (``has_more``, ``last_id``), or Azure's classic API's every file in one answer."""
-    data = json_object(ep, response)
+    data = json_object(ep.provider, response)
     items = data.get("data")
     if not isinstance(items, list):
         raise ProviderError("the listing has no 'data' array", provider=ep.provider, status=response.status)
@@ -399,7 +380,7 @@ def read_page(ep: Endpoint, response: HttpResponse) -> FilePage:
 
 
 def read_deleted(ep: Endpoint, response: HttpResponse, file_id: str) -> bool:
-    data = json_object(ep, response)
+    data = json_object(ep.provider, response)
     if data.get("deleted") is False:
         raise ProviderError(f"the provider did not delete {file_id}", provider=ep.provider, status=response.status)
     return True

@@ -50,7 +50,7 @@ from llmfiles.models import (
 )
 from llmfiles.multipart import multipart_body
 from llmfiles.parts import choose_part_size
-from llmfiles.provider import Exchange, PartLimits, PartsUpload, Probe
+from llmfiles.provider import Exchange, PartLimits, PartsUpload, Probe, json_object
 
 log = logging.getLogger("llmfiles.together")
 T = TypeVar("T")
@@ -358,20 +358,6 @@ def storage_error(response: HttpResponse) -> ProviderError:
 
 
 # --- answers -------------------------------------------------------------------------------------------------
-
-
-def json_object(provider: str, response: HttpResponse) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError:
-        raise ProviderError(
-            f"unexpected answer: expected a JSON object, got {response.body[:200]!r}",
-            provider=provider,
-            status=response.status,
-        ) from None
-    if not isinstance(data, dict):
-        raise ProviderError("unexpected answer: expected a JSON object", provider=provider, status=response.status)
-    return data
 
 
 def _int(data: Mapping[str, Any], name: str, provider: str) -> int:

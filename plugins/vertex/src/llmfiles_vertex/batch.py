@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import mimetypes
 import re
-from datetime import datetime
 from typing import Any
 
 from llmfiles.models import Problem, Settings
+from llmfiles.provider import rfc3339_seconds
 from llmfiles.validate import openai_batch as ob
 from llmfiles.validate.convert import ConvertFn
 from llmfiles.validate.openai_batch import Block
@@ -95,15 +95,7 @@ def prepare_results(settings: Settings) -> ConvertFn:
         if status or not isinstance(response, dict):
             message = str(status) if status else "the output line has no response"
             return ob.error_line(PROVIDER, custom_id, "vertex_error", message), []
-        body = chat.completion(response, custom_id, "gemini", _epoch(record.get("processed_time")))
+        body = chat.completion(response, custom_id, "gemini", rfc3339_seconds(record.get("processed_time")) or 0)
         return ob.result_line(PROVIDER, custom_id, body, request_id=str(response.get("responseId") or "")), []
 
     return convert
-
-
-def _epoch(value: Any) -> int:
-    """An RFC 3339 time (``processed_time``) in seconds since the epoch; 0 when there is none."""
-    try:
-        return int(datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp())
-    except ValueError:
-        return 0

@@ -19,7 +19,6 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -36,7 +35,16 @@ from llmfiles.models import (
     UploadFacts,
     UploadState,
 )
-from llmfiles.provider import Exchange, PartLimits, Probe, ResumableUpload, guarded_error, guarded_read
+from llmfiles.provider import (
+    Exchange,
+    PartLimits,
+    Probe,
+    ResumableUpload,
+    guarded_error,
+    guarded_read,
+    json_object,
+    rfc3339_seconds,
+)
 from llmfiles.urls import Origin, origin
 
 T = TypeVar("T")
@@ -378,30 +386,6 @@ def list_page(
 # --- answers --------------------------------------------------------------------------------------------------
 
 
-def json_object(provider: str, response: HttpResponse) -> dict[str, Any]:
-    """The answer as a JSON object, or a :class:`ProviderError` saying what came instead."""
-    try:
-        data = response.json()
-    except ValueError:
-        raise ProviderError(
-            f"expected a JSON object, got {response.body[:200]!r}", provider=provider, status=response.status
-        ) from None
-    if not isinstance(data, dict):
-        raise ProviderError(
-            f"expected a JSON object, got a {type(data).__name__}", provider=provider, status=response.status
-        )
-    return data
-
-
-def _timestamp(value: Any) -> int:
-    if not isinstance(value, str) or not value:
-        return 0
-    try:
-        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
-    except ValueError:
-        return 0
-
-
 def file_object(provider: str, data: Mapping[str, Any]) -> FileObject:
     """A Cloud Storage object resource as llmfiles' :class:`FileObject` (id ``gs://bucket/object``; the MD5 it
     reports, ``md5Hash`` in base64, as ``checksums["md5"]`` in hex)."""
@@ -419,7 +403,7 @@ def file_object(provider: str, data: Mapping[str, Any]) -> FileObject:
         filename=str(meta.get(META_FILENAME) or name.rsplit("/", 1)[-1]),
         purpose=str(meta.get(META_PURPOSE) or ""),
         bytes=int(size) if isinstance(size, (int, str)) and str(size).isdigit() else 0,
-        created_at=_timestamp(data.get("timeCreated")),
+        created_at=rfc3339_seconds(data.get("timeCreated")) or 0,
         status="processed",
         checksums={"md5": md5} if md5 else {},
         raw=dict(data),
