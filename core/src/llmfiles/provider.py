@@ -22,6 +22,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import IO, Any, Generic, Protocol, TypeVar, runtime_checkable
+from urllib.parse import urlencode
 
 from attrs import field, frozen
 
@@ -116,6 +117,54 @@ def guarded_error(
             return ProviderError(text, provider=provider, status=response.status)
 
     return guarded
+
+
+@frozen(kw_only=True)
+class Endpoint:
+    """Where and how a provider's HTTP API is reached: the base URL and the headers every request carries.  A
+    plugin subclasses it with how its API's errors read (:meth:`error`) and whatever else its requests need, and
+    builds every :class:`Exchange` with :meth:`exchange`, so every reader is guarded."""
+
+    provider: str
+    base: str
+    headers: Mapping[str, str] = field(factory=dict, repr=False)
+
+    def url(self, path: str, **params: Any) -> str:
+        """``base`` + ``path``, with the ``params`` that are not ``None`` as the query (``True`` as ``true``)."""
+        query = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in params.items() if v is not None}
+        return f"{self.base.rstrip('/')}{path}" + (f"?{urlencode(query)}" if query else "")
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+        idempotent: bool | None = None,
+    ) -> HttpRequest:
+        """A request to ``url`` carrying the endpoint's headers (and ``headers``)."""
+        return HttpRequest(
+            method=method, url=url, headers={**self.headers, **(headers or {})}, body=body, idempotent=idempotent
+        )
+
+    def error(self, response: HttpResponse) -> ProviderError:
+        """The provider's error for an answer with a status of 400 or more; this default says the status and the
+        start of the body."""
+        text = response.body[:300].decode("utf-8", "replace").strip() or f"HTTP {response.status}"
+        return ProviderError(text, provider=self.provider, status=response.status)
+
+    def exchange(
+        self, request: HttpRequest, read: Callable[[HttpResponse], T], *, probe: Probe | None = None
+    ) -> Exchange[T]:
+        """``request`` with its reader and :meth:`error`, both guarded (:func:`guarded_read`,
+        :func:`guarded_error`)."""
+        return Exchange(
+            request=request,
+            read=guarded_read(self.provider, read),
+            error=guarded_error(self.provider, self.error),
+            probe=probe,
+        )
 
 
 def json_object(provider: str, response: HttpResponse) -> dict[str, Any]:

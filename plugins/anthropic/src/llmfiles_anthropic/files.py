@@ -22,18 +22,17 @@ from __future__ import annotations
 
 import mimetypes
 import re
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
-from urllib.parse import quote, urlencode
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
 
-from attrs import field, frozen
+from attrs import frozen
 
 from llmfiles.errors import InputError, ProviderError
-from llmfiles.models import FileObject, FilePage, FileRange, HttpRequest, HttpResponse, UploadFacts
+from llmfiles.models import FileObject, FilePage, FileRange, HttpResponse, UploadFacts
 from llmfiles.multipart import multipart_body
-from llmfiles.provider import Exchange, Probe, guarded_error, guarded_read, json_object, rfc3339_seconds
-
-T = TypeVar("T")
+from llmfiles.provider import Endpoint as BaseEndpoint
+from llmfiles.provider import Exchange, Probe, guarded_read, json_object, rfc3339_seconds
 
 DEFAULT_API_BASE = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
@@ -52,34 +51,15 @@ _ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
 
 @frozen(kw_only=True)
-class Endpoint:
-    """Where and how to reach the Files API: the base URL and the headers every request carries."""
+class Endpoint(BaseEndpoint):
+    """The Files API's endpoint (the base URL and the headers every request carries), with Anthropic's errors."""
 
-    provider: str
     #: the purpose a file is reported with (Anthropic keeps none)
     purpose: str
     base: str = DEFAULT_API_BASE
-    headers: Mapping[str, str] = field(factory=dict, repr=False)
 
-    def url(self, path: str, **params: Any) -> str:
-        query = {k: str(v) for k, v in params.items() if v is not None}
-        return f"{self.base}{path}" + (f"?{urlencode(query)}" if query else "")
-
-    def request(
-        self, method: str, url: str, *, headers: Mapping[str, str] | None = None, body: Any = None
-    ) -> HttpRequest:
-        return HttpRequest(method=method, url=url, headers={**self.headers, **(headers or {})}, body=body)
-
-    def exchange(
-        self, request: HttpRequest, read: Callable[[HttpResponse], T], *, probe: Probe | None = None
-    ) -> Exchange[T]:
-        provider = self.provider
-        return Exchange(
-            request=request,
-            read=guarded_read(provider, read),
-            error=guarded_error(provider, lambda r: error(provider, r)),
-            probe=probe,
-        )
+    def error(self, response: HttpResponse) -> ProviderError:
+        return error(self.provider, response)
 
 
 def normalize_api_base(value: str) -> str:

@@ -39,12 +39,13 @@ import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
-from attrs import field, frozen
+from attrs import frozen
 
 from llmfiles.errors import AuthenticationError, InputError, ProviderError
 from llmfiles.models import FileObject, FilePage, FileRange, HttpRequest, HttpResponse, Part, UploadFacts, UploadState
+from llmfiles.provider import Endpoint as BaseEndpoint
 from llmfiles.provider import (
     Exchange,
     PartLimits,
@@ -91,33 +92,15 @@ _ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 
 
 @frozen(kw_only=True)
-class Endpoint:
-    """Where and how to reach the Gemini API: the base URL and the key header (plus any a credential plugin gave)."""
+class Endpoint(BaseEndpoint):
+    """The Gemini API's endpoint: the base URL and the key header (plus any a credential plugin gave)."""
 
-    provider: str
     base: str = DEFAULT_API_BASE
-    headers: Mapping[str, str] = field(factory=dict, repr=False)
     #: where the key came from ("env GOOGLE_API_KEY"), said when Gemini refuses it - never the key itself
     key_source: str | None = None
 
-    def url(self, path: str, **params: Any) -> str:
-        """``base`` + ``path`` with ``params`` (those that are not ``None``) as the query."""
-        query = {k: str(v) for k, v in params.items() if v is not None}
-        return f"{self.base}{path}" + (f"?{urlencode(query)}" if query else "")
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        body: Any = None,
-        idempotent: bool | None = None,
-    ) -> HttpRequest:
-        """A request carrying the key header (and ``headers``)."""
-        return HttpRequest(
-            method=method, url=url, headers={**self.headers, **(headers or {})}, body=body, idempotent=idempotent
-        )
+    def error(self, response: HttpResponse) -> ProviderError:
+        return error_reader(self.provider, None, self.key_source)(response)
 
     def exchange(
         self,

@@ -11,7 +11,7 @@ import json
 import mimetypes
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from attrs import field, frozen
 
@@ -35,7 +35,8 @@ from llmfiles.models import (
     UploadState,
 )
 from llmfiles.multipart import multipart_body
-from llmfiles.provider import Exchange, PartLimits, PartsUpload, Probe, guarded_error, guarded_read, json_object
+from llmfiles.provider import Endpoint as BaseEndpoint
+from llmfiles.provider import Exchange, PartLimits, PartsUpload, Probe, guarded_read, json_object
 
 T = TypeVar("T")
 
@@ -55,7 +56,7 @@ MiB = 1024 * 1024
 
 
 @frozen(kw_only=True)
-class Endpoint:
+class Endpoint(BaseEndpoint):
     """Where and how to reach an OpenAI-format Files API.
 
     ``sign`` is applied to every request as it is built (Azure adds a fresh Entra ID token); ``paged_listing``
@@ -63,10 +64,7 @@ class Endpoint:
     ``bytes``/``created_at`` (Azure's contract makes them optional) instead of refusing it.
     """
 
-    provider: str
-    base: str
     query: Mapping[str, str] = field(factory=dict)
-    headers: Mapping[str, str] = field(factory=dict, repr=False)
     request_id_headers: tuple[str, ...] = ("x-request-id",)
     uploads_path: str = "/uploads"
     #: query parameters of the listing that looks for a file whose upload answer was lost (newest first)
@@ -77,32 +75,19 @@ class Endpoint:
     sign: Callable[[HttpRequest], HttpRequest] | None = field(default=None, eq=False, repr=False)
 
     def url(self, path: str, **params: Any) -> str:
-        query = dict(self.query)
-        query.update({k: str(v) for k, v in params.items() if v is not None})
-        tail = f"?{urlencode(query)}" if query else ""
-        return f"{self.base.rstrip('/')}{path}{tail}"
+        """``base`` + ``path`` with the endpoint's own query (Azure's ``api-version``) and ``params``."""
+        return super().url(path, **{**self.query, **{k: v for k, v in params.items() if v is not None}})
 
-    def request(
+    def api_request(
         self, method: str, path: str, *, body: Any = None, content_type: str | None = None, **params: Any
     ) -> HttpRequest:
-        headers = dict(self.headers)
-        if content_type:
-            headers["Content-Type"] = content_type
-        request = HttpRequest(method=method, url=self.url(path, **params), headers=headers, body=body)
+        """A request to ``path`` of the API (``params`` as its query), signed when the endpoint signs."""
+        headers = {"Content-Type": content_type} if content_type else None
+        request = self.request(method, self.url(path, **params), headers=headers, body=body)
         return self.sign(request) if self.sign is not None else request
 
     def error(self, response: HttpResponse) -> ProviderError:
         return error(self, response)
-
-    def exchange(
-        self, request: HttpRequest, read: Callable[[HttpResponse], T], probe: Probe | None = None
-    ) -> Exchange[T]:
-        return Exchange(
-            request=request,
-            read=guarded_read(self.provider, read),
-            error=guarded_error(self.provider, self.error),
-            probe=probe,
-        )
 
 
 def _file_path(file_id: str) -> str:
@@ -151,16 +136,16 @@ def exchange(
             session_ttl=session_ttl,
         )
     if isinstance(op, Retrieve):
-        return ep.exchange(ep.request("GET", _file_path(op.file_id)), lambda r: read_file(ep, r))
+        return ep.exchange(ep.api_request("GET", _file_path(op.file_id)), lambda r: read_file(ep, r))
     if isinstance(op, Delete):
-        return ep.exchange(ep.request("DELETE", _file_path(op.file_id)), lambda r: read_deleted(ep, r, op.file_id))
+        return ep.exchange(ep.api_request("DELETE", _file_path(op.file_id)), lambda r: read_deleted(ep, r, op.file_id))
     if isinstance(op, Download):
-        return ep.exchange(ep.request("GET", _file_path(op.file_id) + "/content"), lambda r: True)
+        return ep.exchange(ep.api_request("GET", _file_path(op.file_id) + "/content"), lambda r: True)
     assert isinstance(op, ListFiles)
     if ep.paged_listing:
-        request = ep.request("GET", "/files", purpose=op.purpose, after=op.cursor, limit=op.limit)
+        request = ep.api_request("GET", "/files", purpose=op.purpose, after=op.cursor, limit=op.limit)
     else:
-        request = ep.request("GET", "/files", purpose=op.purpose)
+        request = ep.api_request("GET", "/files", purpose=op.purpose)
     return ep.exchange(request, lambda r: read_page(ep, r))
 
 
@@ -175,7 +160,7 @@ def upload(
         [("file", facts.filename, "application/octet-stream", segments)],
     )
     size = facts.size + len(prefix)
-    request = ep.request("POST", "/files", body=body, content_type=content_type)
+    request = ep.api_request("POST", "/files", body=body, content_type=content_type)
     # POST /files is not idempotent: an attempt whose answer was lost is looked for before it is sent again
     return ep.exchange(request, lambda r: read_file(ep, r, size=size), probe=probe(ep, facts, size))
 
@@ -193,7 +178,7 @@ def probe(ep: Endpoint, facts: UploadFacts, size: int) -> Probe:
 
     params = dict(ep.probe_params) if ep.paged_listing else {}
     return Probe(
-        request=ep.request("GET", "/files", purpose=facts.purpose, **params), read=guarded_read(ep.provider, read)
+        request=ep.api_request("GET", "/files", purpose=facts.purpose, **params), read=guarded_read(ep.provider, read)
     )
 
 
@@ -243,7 +228,7 @@ class Uploads(PartsUpload):
         }
         if self.expires_after is not None:
             body["expires_after"] = {"anchor": "created_at", "seconds": int(self.expires_after)}
-        request = self.ep.request(
+        request = self.ep.api_request(
             "POST", self.ep.uploads_path, body=json.dumps(body).encode(), content_type="application/json"
         )
         ep = self.ep
@@ -262,7 +247,7 @@ class Uploads(PartsUpload):
     def part(self, state: UploadState, part: Part) -> Exchange[Receipt]:
         segments: list[Any] = [self.prefix, part.body] if (self.prefix and part.index == 0) else [part.body]
         content_type, body = multipart_body([], [("data", f"part-{part.number}", "application/octet-stream", segments)])
-        request = self.ep.request("POST", self._path(state, "/parts"), body=body, content_type=content_type)
+        request = self.ep.api_request("POST", self._path(state, "/parts"), body=body, content_type=content_type)
         ep = self.ep
 
         def read(response: HttpResponse) -> Receipt:
@@ -285,7 +270,7 @@ class Uploads(PartsUpload):
         payload: dict[str, Any] = {"part_ids": [r["part_id"] for r in receipts]}
         if "md5" in self.digests and "md5" in digests:
             payload["md5"] = digests["md5"]
-        request = self.ep.request(
+        request = self.ep.api_request(
             "POST", self._path(state, "/complete"), body=json.dumps(payload).encode(), content_type="application/json"
         )
         ep, size = self.ep, self.size
@@ -305,7 +290,7 @@ class Uploads(PartsUpload):
         return ep.exchange(request, read, probe=probe(ep, self.facts, size))
 
     def abort(self, state: UploadState) -> Exchange[object]:
-        return self.ep.exchange(self.ep.request("POST", self._path(state, "/cancel")), lambda r: True)
+        return self.ep.exchange(self.ep.api_request("POST", self._path(state, "/cancel")), lambda r: True)
 
 
 # --- answers -------------------------------------------------------------------------------------------------------

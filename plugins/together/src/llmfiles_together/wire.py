@@ -22,12 +22,12 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
-from attrs import field, frozen
+from attrs import frozen
 
 from llmfiles.errors import InputError, ProviderError, UploadFailed
 from llmfiles.models import (
@@ -50,6 +50,7 @@ from llmfiles.models import (
 )
 from llmfiles.multipart import multipart_body
 from llmfiles.parts import choose_part_size
+from llmfiles.provider import Endpoint as BaseEndpoint
 from llmfiles.provider import Exchange, PartLimits, PartsUpload, Probe, json_object
 
 log = logging.getLogger("llmfiles.together")
@@ -71,30 +72,19 @@ _MD5 = re.compile(r"[0-9a-f]{32}")
 
 
 @frozen(kw_only=True)
-class Endpoint:
+class Endpoint(BaseEndpoint):
     """Where Together's API is and the headers every request to it carries (``Authorization``)."""
 
-    base: str
-    headers: Mapping[str, str] = field(factory=dict, repr=False)
     provider: str = "together"
 
-    def url(self, path: str, **params: Any) -> str:
-        query = {k: str(v) for k, v in params.items() if v is not None}
-        return f"{self.base.rstrip('/')}{path}" + (f"?{urlencode(query)}" if query else "")
-
-    def request(self, method: str, path: str, *, body: Any = None, content_type: str | None = None) -> HttpRequest:
-        headers = dict(self.headers)
-        if content_type:
-            headers["Content-Type"] = content_type
-        return HttpRequest(method=method, url=self.url(path), headers=headers, body=body)
+    def api_request(self, method: str, path: str, *, body: Any = None, content_type: str | None = None) -> HttpRequest:
+        """A request to ``path`` of the API."""
+        headers = {"Content-Type": content_type} if content_type else None
+        return self.request(method, self.url(path), headers=headers, body=body)
 
     def json_request(self, path: str, payload: Mapping[str, Any]) -> HttpRequest:
-        return self.request("POST", path, body=json.dumps(payload).encode(), content_type="application/json")
-
-    def exchange(
-        self, request: HttpRequest, read: Callable[[HttpResponse], T], probe: Probe | None = None
-    ) -> Exchange[T]:
-        return Exchange(request=request, read=read, error=self.error, probe=probe)
+        """A ``POST`` of ``payload`` as JSON to ``path``."""
+        return self.api_request("POST", path, body=json.dumps(payload).encode(), content_type="application/json")
 
     def error(self, response: HttpResponse) -> ProviderError:
         """Together's error body (``ErrorData``: ``error.message``, ``type``, ``param``, ``code``)."""
@@ -123,14 +113,14 @@ def exchange(ep: Endpoint, op: Operation, *, part_size: int | None) -> Exchange[
     if isinstance(op, UploadParts):
         return Multipart(ep, op.file, part_size)
     if isinstance(op, Retrieve):
-        return ep.exchange(ep.request("GET", _file_path(op.file_id)), lambda r: file_object(ep.provider, r.json()))
+        return ep.exchange(ep.api_request("GET", _file_path(op.file_id)), lambda r: file_object(ep.provider, r.json()))
     if isinstance(op, Delete):
-        return ep.exchange(ep.request("DELETE", _file_path(op.file_id)), lambda r: read_deleted(ep, r, op.file_id))
+        return ep.exchange(ep.api_request("DELETE", _file_path(op.file_id)), lambda r: read_deleted(ep, r, op.file_id))
     if isinstance(op, Download):
-        return ep.exchange(ep.request("GET", _file_path(op.file_id) + "/content"), lambda r: True)
+        return ep.exchange(ep.api_request("GET", _file_path(op.file_id) + "/content"), lambda r: True)
     assert isinstance(op, ListFiles)
     # GET /files takes no parameters: one answer holds every file (the purpose is filtered here)
-    return ep.exchange(ep.request("GET", "/files"), lambda r: read_page(ep, r, op.purpose))
+    return ep.exchange(ep.api_request("GET", "/files"), lambda r: read_page(ep, r, op.purpose))
 
 
 #: purposes llmfiles names as every provider does, and Together's name for them on the wire
@@ -156,7 +146,7 @@ def upload(ep: Endpoint, facts: UploadFacts) -> Exchange[FileObject]:
         [("purpose", wire_purpose(facts.purpose)), ("file_name", facts.filename), ("file_type", kind)],
         [("file", facts.filename, "application/octet-stream", [FileRange(offset=0, length=facts.size)])],
     )
-    request = ep.request("POST", "/files/upload", body=body, content_type=content_type)
+    request = ep.api_request("POST", "/files/upload", body=body, content_type=content_type)
     return ep.exchange(request, lambda r: read_file(ep, r), probe=listing_probe(ep, facts))
 
 
@@ -169,7 +159,7 @@ def listing_probe(ep: Endpoint, facts: UploadFacts) -> Probe:
         page = read_page(ep, response, facts.purpose)
         return [f for f in page.files if f.filename == facts.filename and f.bytes == facts.size]
 
-    return Probe(request=ep.request("GET", "/files"), read=read)
+    return Probe(request=ep.api_request("GET", "/files"), read=read)
 
 
 # --- the multipart protocol ----------------------------------------------------------------------------------
@@ -292,7 +282,7 @@ def file_probe(ep: Endpoint, state: UploadState) -> Probe:
         found = file_object(ep.provider, response.json())
         return [found] if found.bytes == size else []
 
-    return Probe(request=ep.request("GET", _file_path(str(state["file_id"]))), read=read, unique=True)
+    return Probe(request=ep.api_request("GET", _file_path(str(state["file_id"]))), read=read, unique=True)
 
 
 def read_initiate(ep: Endpoint, response: HttpResponse, num_parts: int) -> dict[str, Any]:

@@ -20,9 +20,9 @@ import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
-from attrs import field, frozen
+from attrs import frozen
 
 from llmfiles.errors import InputError, ProviderError
 from llmfiles.models import (
@@ -35,6 +35,7 @@ from llmfiles.models import (
     UploadFacts,
     UploadState,
 )
+from llmfiles.provider import Endpoint as BaseEndpoint
 from llmfiles.provider import (
     Exchange,
     PartLimits,
@@ -70,32 +71,24 @@ _RANGE_RE = re.compile(r"\s*bytes=0-(\d+)\s*")
 
 
 @frozen(kw_only=True)
-class Endpoint:
-    """Where and how to reach the Cloud Storage JSON API: the base URL and the auth headers."""
+class Endpoint(BaseEndpoint):
+    """The Cloud Storage JSON API's endpoint: the base URL and the auth headers."""
 
-    provider: str
     base: str = DEFAULT_API_BASE
-    headers: Mapping[str, str] = field(factory=dict, repr=False)
-
-    @staticmethod
-    def _query(params: Mapping[str, Any]) -> str:
-        query = {k: str(v) for k, v in params.items() if v is not None}
-        return f"?{urlencode(query)}" if query else ""
 
     def objects_url(self, bucket: str, name: str | None = None, **params: Any) -> str:
         """``/storage/v1/b/<bucket>/o[/<object>]`` with ``params`` as the query."""
         path = f"/storage/v1/b/{quote(bucket, safe='')}/o"
         if name is not None:
             path += "/" + quote(name, safe="")
-        return f"{self.base}{path}{self._query(params)}"
+        return self.url(path, **params)
 
     def upload_url(self, bucket: str, **params: Any) -> str:
         """``/upload/storage/v1/b/<bucket>/o`` with ``params`` as the query."""
-        return f"{self.base}/upload/storage/v1/b/{quote(bucket, safe='')}/o{self._query(params)}"
+        return self.url(f"/upload/storage/v1/b/{quote(bucket, safe='')}/o", **params)
 
-    def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None, **kw: Any) -> HttpRequest:
-        """A request carrying the endpoint's auth headers (and ``headers``)."""
-        return HttpRequest(method=method, url=url, headers={**self.headers, **(headers or {})}, **kw)
+    def error(self, response: HttpResponse) -> ProviderError:
+        return error_reader(self.provider, False, None)(response)
 
     def exchange(
         self,
