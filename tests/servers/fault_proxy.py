@@ -255,8 +255,8 @@ class FaultProxy:
             except OSError:
                 return
             t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            t.start()  # then listed: settle() and close() join only threads that started
             self._threads.append(t)
-            t.start()
 
     def _serve(self, conn: socket.socket) -> None:
         try:

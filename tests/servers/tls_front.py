@@ -111,8 +111,8 @@ class TlsFront:
             except OSError:
                 return
             t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            t.start()  # then listed: closing joins only threads that started
             self._threads.append(t)
-            t.start()
 
     def _serve(self, conn: socket.socket) -> None:
         conn.settimeout(30)
