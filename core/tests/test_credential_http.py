@@ -77,3 +77,44 @@ def test_the_utf8_check_counts_bytes_from_the_file_start_whatever_the_blocks(blo
         inspection.finish()
     bad = data.index(b"\xc3(") + 1
     assert f"byte {bad} of the file" in str(info.value)
+
+
+def test_a_dry_runs_http_sends_nothing_and_says_so() -> None:
+    from llmfiles.errors import LLMFilesError
+
+    transport = Recording()
+    http = CallHttp(transport, Policy(provider="p"), offline=True)  # type: ignore[arg-type]
+    assert http.offline
+    with pytest.raises(LLMFilesError, match="a dry run sends nothing") as info:
+        http.send(HttpRequest(method="POST", url="http://127.0.0.1:1/token?key=sekrit"))
+    assert transport.policies == [] and "sekrit" not in str(info.value)
+    assert not CallHttp(transport, Policy(provider="p")).offline  # type: ignore[arg-type]
+
+
+def test_a_dry_run_resolves_credentials_offline_and_an_upload_does_not(tmp_path: Any) -> None:
+    """The provider's credentials get an ``Http`` that is offline in a dry run (and only there)."""
+    from llmfiles import Client, hookimpl
+    from llmfiles.local import LocalProvider
+    from llmfiles.models import Credentials, Settings
+    from llmfiles.plugins import PluginManager
+
+    seen: list[bool] = []
+
+    class Watching(LocalProvider):
+        def credentials(self, settings: Settings, environ: Any, http: Any) -> Credentials:
+            seen.append(http.offline)
+            return super().credentials(settings, environ, http)
+
+    class Registers:
+        @hookimpl
+        def llmfiles_register_providers(self, register: Any) -> None:
+            register(Watching())
+
+    pm = PluginManager(load_entry_points=False, environ={})
+    pm.register(Registers(), name="local")
+    src = tmp_path / "a.jsonl"
+    src.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    with Client("local", plugin_manager=pm, environ={}, home=str(tmp_path / "home")) as client:
+        assert client.describe_upload(src, purpose="assistants")["ok"]
+        client.upload(src, purpose="assistants")
+    assert seen == [True, False]

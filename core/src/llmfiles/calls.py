@@ -37,7 +37,7 @@ from llmfiles.models import (
     operation_name,
 )
 from llmfiles.provider import Exchange, InProcessServer, Probe, Provider, Registered, UploadProtocol
-from llmfiles.redact import redact
+from llmfiles.redact import redact, redact_url
 from llmfiles.transport import BodySource, Policy, Sent, Transport
 
 if TYPE_CHECKING:
@@ -73,9 +73,15 @@ class CallHttp:
     the call's policy (plain ``http://`` is allowed to link-local addresses too, where instance metadata and
     managed identity endpoints answer)."""
 
-    def __init__(self, transport: Transport, policy: Policy) -> None:
+    def __init__(self, transport: Transport, policy: Policy, *, offline: bool = False) -> None:
         self._transport = transport
         self._policy = attrs.evolve(policy, link_local_http=True)
+        self._offline = offline
+
+    @property
+    def offline(self) -> bool:
+        """Whether this is a dry run's, which sends nothing."""
+        return self._offline
 
     def send(
         self,
@@ -85,6 +91,8 @@ class CallHttp:
         connect_timeout: float | None = None,
         retries: bool = True,
     ) -> HttpResponse:
+        if self._offline:
+            raise LLMFilesError(f"a dry run sends nothing (not even {request.method} {redact_url(request.url)})")
         policy = self._policy
         if timeout is not None and timeout > 0:
             policy = attrs.evolve(policy, timeout=min(policy.timeout, timeout))
@@ -428,11 +436,13 @@ class Resolver:
         deadline_at = self.clock.monotonic() + float(deadline) if deadline else None
         return make_policy(provider, values, secrets, clock=self.clock, on_retry=self.on_retry, deadline_at=deadline_at)
 
-    def credentials(self, registered: Registered, settings: Settings, policy: Policy) -> Credentials:
+    def credentials(
+        self, registered: Registered, settings: Settings, policy: Policy, *, offline: bool = False
+    ) -> Credentials:
         provider = registered.provider
         name = provider.info.name
         environ = self.environ()
-        http = CallHttp(self.transport, policy)
+        http = CallHttp(self.transport, policy, offline=offline)
         with plugin_boundary("credential hooks", "llmfiles_credentials", policy.secrets):
             found = self.plugins.credentials(name, settings, environ, http)
         if found is not None:
@@ -457,10 +467,10 @@ class Resolver:
         )
         return self.authorize(call) if credentials else call
 
-    def authorize(self, call: Call) -> Call:
-        """``call`` with its credentials resolved."""
+    def authorize(self, call: Call, *, offline: bool = False) -> Call:
+        """``call`` with its credentials resolved (``offline``: for a dry run, without asking for a token)."""
         registered = Registered(provider=call.provider, plugin=call.plugin)
-        creds = self.credentials(registered, call.settings, call.policy)
+        creds = self.credentials(registered, call.settings, call.policy, offline=offline)
         policy = call.policy
         if creds.secrets():
             policy = attrs.evolve(policy, secrets=(*policy.secrets, *creds.secrets()))

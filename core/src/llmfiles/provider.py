@@ -321,6 +321,12 @@ class Http(Protocol):
     ``http://`` to link-local addresses (169.254.0.0/16, fe80::/10), where instance metadata servers hand out cloud
     credentials, and nowhere else."""
 
+    @property
+    def offline(self) -> bool:
+        """``True`` in a dry run, which sends nothing (:meth:`send` refuses): credentials are then found and read
+        but no token is asked for, and a provider says so in the credentials' ``source``."""
+        ...
+
     def send(
         self,
         request: HttpRequest,

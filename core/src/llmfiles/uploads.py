@@ -315,7 +315,7 @@ class Uploader:
         problems: list[str] = list(prep.refusals)
         try:
             # the exchange is built with the credentials the upload would use (a provider may sign with them)
-            call = self.resolver.authorize(call)
+            call = self.resolver.authorize(call, offline=True)
             plan["credentials"] = call.credentials.source
         except MissingCredentials as exc:
             plan["credentials"] = "missing"

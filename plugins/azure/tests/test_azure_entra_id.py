@@ -70,8 +70,9 @@ def test_default_azure_credential_is_named_as_the_source(
     monkeypatch.setenv("LLMFILES_AZURE_DEFAULT_CREDENTIAL", "1")  # the env var turns it on too
     with _client(accepting.origin) as client:
         plan = client.describe_upload(make_jsonl(), purpose="fine-tune")
-    assert plan["credentials"] == "Entra ID (DefaultAzureCredential)"
+    assert plan["credentials"] == "Entra ID (DefaultAzureCredential); no token asked for in a dry run"
     assert accepting.requests == []  # a dry run sends nothing to Azure
+    assert identity.requests == []  # nor to the identity endpoint
 
 
 def test_entra_id_token_passes_azures_contract_in_prism(
@@ -100,7 +101,10 @@ def test_a_managed_identity_credential_passed_in(
     credential = ManagedIdentityCredential()
     with _client(accepting.origin, credential=credential) as client:
         plan = client.describe_upload(make_batch_jsonl(), purpose="batch")
-        assert plan["credentials"] == "Entra ID (ManagedIdentityCredential, Client setting credential)"
+        assert plan["credentials"] == (
+            "Entra ID (ManagedIdentityCredential, Client setting credential); no token asked for in a dry run"
+        )
+        assert identity.requests == [] and plan["ok"]
         fo = client.upload(make_batch_jsonl(), purpose="batch")
     with _client(accepting.origin) as other:
         assert other.retrieve(fo.id, credential=credential).id == fo.id
@@ -123,7 +127,9 @@ def test_a_token_provider_callable(
     with _client(accepting.origin, azure_ad_token_provider=provider) as client:
         fo = client.upload(make_jsonl(), purpose="fine-tune")
         plan = client.describe_upload(make_jsonl(), purpose="fine-tune")
-    assert plan["credentials"] == "Entra ID (token provider, Client setting azure_ad_token_provider)"
+    assert plan["credentials"] == (
+        "Entra ID (token provider, Client setting azure_ad_token_provider); no token asked for in a dry run"
+    )
     assert accepting.files[fo.id].purpose == "fine-tune"
     assert set(_auth_headers(accepting)) == {(f"Bearer {identity.token}", None)}
     assert len(calls) >= 2  # asked when resolving and for each request: the provider does the caching

@@ -234,3 +234,22 @@ def test_an_access_token_from_the_environment_is_sent_without_loading_google_aut
     assert proc.stdout.splitlines()[-1] == "google.auth loaded: False"
     assert proc.stdout.startswith(f"gs://{BUCKET}/{prefix}")
     assert bearer(proxy) == {"Bearer ya29.env-token-0123456789"}
+
+
+def test_a_dry_run_finds_the_credentials_without_asking_for_a_token(
+    base: dict[str, Any], sa_key: Any, token_server: GoogleTokenServer, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """A dry run sends nothing: Application Default Credentials are found and read, no token is asked for; the
+    upload that follows asks for its token as usual."""
+    gcloud = Path(os.environ["CLOUDSDK_CONFIG"])
+    gcloud.mkdir(parents=True)
+    adc = gcloud / "application_default_credentials.json"
+    write_service_account_key(adc, sa_key, token_uri=token_server.token_uri, email=EMAIL)
+    with llmfiles.Client("vertex_ai", **base) as client:
+        plan = client.describe_upload(chat_file(tmp_path / "train.jsonl"), purpose="fine-tune")
+        assert plan["ok"] and plan["problems"] == []
+        assert plan["credentials"].startswith("Application Default Credentials")
+        assert "no token asked for in a dry run" in plan["credentials"]
+        assert token_server.issued == [] and proxy.requests == []
+        client.upload(chat_file(tmp_path / "train.jsonl"), purpose="fine-tune")
+        assert len(token_server.issued) == 1

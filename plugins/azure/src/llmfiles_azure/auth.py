@@ -95,7 +95,7 @@ def resolve(provider: str, settings: Settings, key_places: Sequence[str], http: 
             key = settings.values["api_key"]
             assert isinstance(key, Secret)
             return Credentials(kind="api_key", source=settings.source("api_key"), secret=key)
-        return _given_entra(provider, settings, name, scope)
+        return _given_entra(provider, settings, name, scope, offline=http.offline)
     looked_at = [
         *key_places,
         "argument credential= / Client(credential=...)",
@@ -121,8 +121,15 @@ def resolve(provider: str, settings: Settings, key_places: Sequence[str], http: 
         scope=scope,
         source="Entra ID (DefaultAzureCredential)",
     )
+    if http.offline:
+        return _untried(entra)
     fetch_token(entra, provider=provider, looked_at=[*looked_at, "DefaultAzureCredential"])
     return Credentials(kind="entra_id", source=entra.source, extra=entra)
+
+
+def _untried(entra: EntraToken) -> Credentials:
+    """For a dry run, which sends nothing: Entra ID without a token (its requests are built unsigned)."""
+    return Credentials(kind="entra_id", source=f"{entra.source}; no token asked for in a dry run")
 
 
 def _chosen(provider: str, settings: Settings, given: list[str]) -> str:
@@ -134,7 +141,7 @@ def _chosen(provider: str, settings: Settings, given: list[str]) -> str:
     return chosen[0]
 
 
-def _given_entra(provider: str, settings: Settings, name: str, scope: str) -> Credentials:
+def _given_entra(provider: str, settings: Settings, name: str, scope: str, *, offline: bool) -> Credentials:
     """Credentials from a ``credential`` or an ``azure_ad_token_provider`` the caller gave (used as they are)."""
     if name == "credential":
         cred = settings.values["credential"]
@@ -146,6 +153,8 @@ def _given_entra(provider: str, settings: Settings, name: str, scope: str) -> Cr
         mode = "token provider"
     source = f"Entra ID ({mode}, {settings.source(name)})"
     entra = EntraToken(get=get, mode=mode, scope=scope, source=source)
+    if offline:
+        return _untried(entra)
     fetch_token(entra, provider=provider, looked_at=[source])
     return Credentials(kind="entra_id", source=source, extra=entra)
 

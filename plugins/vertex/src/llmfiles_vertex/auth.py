@@ -178,6 +178,12 @@ def _token(
 
     exceptions = _google("google.auth.exceptions")
     with lock:
+        if http.offline and not creds.valid:  # a dry run: the credentials were found and read, no token is asked for
+            return Credentials(
+                kind="google-auth",
+                source=f"{source} ({type(creds).__name__}; no token asked for in a dry run)",
+                extra={"project": project} if project else None,
+            )
         try:
             if not creds.valid:
                 creds.refresh(CoreRequest(http))
