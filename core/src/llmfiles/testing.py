@@ -14,7 +14,12 @@ rejection before the file is opened, missing credentials, error mapping, progres
             return {"api_base": acme_server.url, "api_key": "test-key"}
 
 The module is registered as a pytest plugin (entry point ``pytest11``), so its fixtures
-(``llmfiles_home``, ``make_jsonl``, ``make_batch_jsonl``) are available in any test suite where llmfiles is installed.
+(``llmfiles_home``, ``make_jsonl``, ``make_batch_jsonl``, ``loopback_only``) are available in any test suite where
+llmfiles is installed.  A plugin's ``conftest.py`` keeps every test on this machine with::
+
+    @pytest.fixture(autouse=True)
+    def _loopback_only(loopback_only: None) -> None:
+        pass  # no test here reaches a host that is not loopback
 """
 
 from __future__ import annotations
@@ -83,6 +88,33 @@ def write_batch_jsonl(
             size += len(line) + 1
             i += 1
     return path
+
+
+@pytest.fixture
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Looking up any name but a loopback one (``127.0.0.0/8``, ``::1``, ``localhost``) is refused, and the test
+    fails if it tried, even when the code under test swallowed the refusal as a network error: a test never reaches a
+    real provider."""
+    import ipaddress
+    import socket
+
+    real = socket.getaddrinfo
+    refused: list[str] = []
+
+    def getaddrinfo(host: Any, *args: Any, **kw: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        try:
+            loopback = ipaddress.ip_address(name.strip("[]")).is_loopback
+        except ValueError:
+            loopback = name == "localhost"
+        if not loopback:
+            refused.append(name)
+            raise socket.gaierror(socket.EAI_NONAME, f"the tests talk to loopback addresses only, not {name!r}")
+        return real(host, *args, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield
+    assert not refused, f"the test tried to reach {refused!r}"
 
 
 @pytest.fixture

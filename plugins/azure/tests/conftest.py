@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -87,23 +86,6 @@ def identity(monkeypatch: pytest.MonkeyPatch) -> Iterator[ManagedIdentityEndpoin
         yield endpoint
 
 
-_LOOPBACK = ("127.0.0.1", "::1", "localhost")
-
-
 @pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No test may leave this machine: resolving any host but loopback is refused, and the test fails (even if the
-    code under test swallowed the refusal as a network error)."""
-    real = socket.getaddrinfo
-    refused: list[object] = []
-
-    def guarded(host: object, *args: object, **kwargs: object) -> object:
-        name = host.decode() if isinstance(host, bytes) else str(host)
-        if name not in _LOOPBACK and not name.startswith("127."):
-            refused.append(host)
-            raise socket.gaierror(f"tests talk to 127.0.0.1 only, not {name!r}")
-        return real(host, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(socket, "getaddrinfo", guarded)
-    yield
-    assert not refused, f"the test tried to reach {refused!r}"
+def _loopback_only(loopback_only: None) -> None:
+    """No test here reaches a host that is not loopback (``llmfiles.testing.loopback_only``)."""

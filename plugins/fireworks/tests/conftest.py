@@ -3,7 +3,6 @@ Together's published contracts, a clean environment, and no host but loopback.""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,21 +33,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Resolving any host but loopback is refused, and the test fails even if the code swallowed the refusal."""
-    real = socket.getaddrinfo
-    refused: list[object] = []
-
-    def guarded(host: object, *args: object, **kwargs: object) -> object:
-        name = host.decode() if isinstance(host, bytes) else str(host)
-        if name not in ("127.0.0.1", "::1", "localhost") and not name.startswith("127."):
-            refused.append(host)
-            raise socket.gaierror(f"tests talk to 127.0.0.1 only, not {name!r}")
-        return real(host, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(socket, "getaddrinfo", guarded)
-    yield
-    assert not refused, f"the test tried to reach {refused!r}"
+def _loopback_only(loopback_only: None) -> None:
+    """No test here reaches a host that is not loopback (``llmfiles.testing.loopback_only``)."""
 
 
 ACCOUNT = "acct-test"

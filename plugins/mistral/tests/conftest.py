@@ -4,9 +4,7 @@ instead)."""
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,25 +31,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Resolving any name but a loopback one fails the test (even if the code under test swallowed the refusal)."""
-    real = socket.getaddrinfo
-    refused: list[str] = []
-
-    def getaddrinfo(host: Any, *args: Any, **kw: Any) -> Any:
-        name = host.decode() if isinstance(host, bytes) else str(host)
-        try:
-            loopback = ipaddress.ip_address(name.strip("[]")).is_loopback
-        except ValueError:
-            loopback = name == "localhost"
-        if not loopback:
-            refused.append(name)
-            raise OSError(f"the tests resolve loopback names only, not {name!r}")
-        return real(host, *args, **kw)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    yield
-    assert not refused, f"the test tried to reach {refused!r}"
+def _loopback_only(loopback_only: None) -> None:
+    """No test here reaches a host that is not loopback (``llmfiles.testing.loopback_only``)."""
 
 
 @pytest.fixture(scope="session")
