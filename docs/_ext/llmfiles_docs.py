@@ -462,6 +462,9 @@ CONTRACT = (
     "missing_credentials",
     "guarded_read",
     "guarded_error",
+    "Endpoint",
+    "json_object",
+    "rfc3339_seconds",
 )
 
 
