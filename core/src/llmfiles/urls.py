@@ -8,7 +8,9 @@ authority could be read two ways (a backslash, a control character, white space 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import re
 from typing import TYPE_CHECKING
 
 from attrs import frozen
@@ -70,6 +72,11 @@ def _authority(url: str) -> str:
     return rest
 
 
+#: what makes a URL readable two ways: a backslash, whitespace (any), a control character
+_AMBIGUOUS = re.compile(r"[\\\s\x00-\x1f\x7f]")
+
+
+@functools.lru_cache(maxsize=256)  # every request is checked: the same few URLs, again and again
 def check_url(
     url: str, allow_insecure_http: bool, *, schemes: frozenset[str] = frozenset(), link_local: bool = False
 ) -> Origin:
@@ -77,7 +84,8 @@ def check_url(
     read two ways, userinfo in it, plain ``http://`` to a host that is not loopback (unless allowed; with
     ``link_local``, a link-local address is allowed too: the instance metadata endpoints credential libraries ask),
     a scheme that is neither ``https``, ``http`` nor one of ``schemes`` (served in-process)."""
-    bad = next((ch for ch in url if ch == "\\" or ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F), None)
+    found = _AMBIGUOUS.search(url)
+    bad = found.group() if found is not None else None
     if bad is not None:
         raise InsecureTransport(
             f"refusing a URL with {bad!r} in it ({redact_url(url)!r}): it could be read as two different hosts"
