@@ -382,3 +382,76 @@ def test_a_python_object_setting_has_no_command_line_place() -> None:
     assert "config file [PROFILE.p] token" in cli and "config file [PROFILE.p] credentials" not in cli
     python = places_looked(info, ("credentials",))
     assert python[:2] == ["argument credentials=", "Client(credentials=...)"]
+
+
+# --- kept between calls ----------------------------------------------------------------------------------------
+
+
+def test_the_same_inputs_give_the_settings_resolved_before(train: Path) -> None:
+    environ = {"FAKE_API_KEY": ENV_KEY, "FAKE_TOKEN": "tok-6666"}  # (no secret hook is asked)
+    client, fake, _ = make_client(environ=environ)
+    client.describe_upload(train, purpose="fine-tune")
+    client.describe_upload(train, purpose="fine-tune")
+    assert fake.seen[-1] is fake.seen[-2]  # kept, not resolved again
+    client.describe_upload(train, purpose="fine-tune", part_size="16MiB")
+    assert fake.seen[-1]["part_size"] == 16 * 1024 * 1024  # another explicit argument: resolved again
+
+
+def test_a_changed_environment_variable_is_seen_by_the_next_call(train: Path) -> None:
+    environ = {"FAKE_API_KEY": ENV_KEY}
+    client, fake, _ = make_client(environ=environ)
+    assert credentials_source(client, train) == "env FAKE_API_KEY"
+    environ["FAKE_API_KEY"] = "sk-rotated-5555"
+    client.describe_upload(train, purpose="fine-tune")
+    assert fake.seen[-1].secret("api_key") == "sk-rotated-5555"
+    del environ["FAKE_API_KEY"]
+    environ["FAKE_KEY_OLD"] = ENV_KEY
+    assert credentials_source(client, train) == "env FAKE_KEY_OLD"
+
+
+def test_os_environ_changes_are_seen_by_the_next_call(train: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pm = PluginManager(load_entry_points=False, environ={})
+    fake = FakeProvider()
+    pm.register(FakePlugin(fake), name="fake")
+    monkeypatch.setenv("FAKE_API_KEY", ENV_KEY)
+    client = Client("fake", plugin_manager=pm)  # the process's environment
+    client.describe_upload(train, purpose="fine-tune")
+    assert fake.seen[-1].secret("api_key") == ENV_KEY
+    monkeypatch.setenv("FAKE_API_KEY", "sk-rotated-5555")
+    client.describe_upload(train, purpose="fine-tune")
+    assert fake.seen[-1].secret("api_key") == "sk-rotated-5555"
+    monkeypatch.delenv("FAKE_API_KEY")
+    monkeypatch.setenv("FAKE_TOKEN", "tok-6666")
+    client.describe_upload(train, purpose="fine-tune")
+    assert fake.seen[-1].secret("api_key") is None and fake.seen[-1].secret("token") == "tok-6666"
+
+
+def test_settings_a_secret_hook_was_asked_for_are_never_kept(train: Path) -> None:
+    client, fake, vault = make_client({"FAKE_API_KEY": VAULT_KEY})
+    assert credentials_source(client, train) == "secret FAKE_API_KEY"
+    vault.secrets["FAKE_API_KEY"] = "sk-rotated-in-the-vault-7777"
+    client.describe_upload(train, purpose="fine-tune")
+    assert fake.seen[-1].secret("api_key") == "sk-rotated-in-the-vault-7777"
+
+
+def test_an_unhashable_explicit_value_is_resolved_every_time(train: Path) -> None:
+    client, fake, _ = make_client(environ={"FAKE_API_KEY": ENV_KEY})
+    client.describe_upload(train, purpose="fine-tune", verify=["not", "hashable"])
+    client.describe_upload(train, purpose="fine-tune", verify=["not", "hashable"])
+    assert fake.seen[-1] is not fake.seen[-2]
+    assert fake.seen[-1]["verify"] == ["not", "hashable"]
+
+
+def test_process_environ_is_a_read_only_copy_renewed_on_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmfiles.environ import process_environ
+
+    monkeypatch.setenv("LLMFILES_TEST_SNAPSHOT", "one")
+    first = process_environ()
+    assert first["LLMFILES_TEST_SNAPSHOT"] == "one"
+    assert process_environ() is first  # nothing changed: the same copy
+    with pytest.raises(TypeError):
+        first["LLMFILES_TEST_SNAPSHOT"] = "two"  # type: ignore[index]
+    monkeypatch.setenv("LLMFILES_TEST_SNAPSHOT", "two")
+    assert process_environ()["LLMFILES_TEST_SNAPSHOT"] == "two"
+    monkeypatch.delenv("LLMFILES_TEST_SNAPSHOT")
+    assert "LLMFILES_TEST_SNAPSHOT" not in process_environ()

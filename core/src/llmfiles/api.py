@@ -121,7 +121,9 @@ class Client:
         self.close()
 
     def _env(self) -> Mapping[str, str]:
-        return os.environ if self._environ is None else self._environ
+        from llmfiles.environ import process_environ
+
+        return process_environ() if self._environ is None else self._environ
 
     def provider_info(self, provider: str | None = None) -> ProviderInfo:
         """The :class:`~llmfiles.models.ProviderInfo` of ``provider`` (or the default provider)."""

@@ -38,6 +38,7 @@ from llmfiles.models import (
 )
 from llmfiles.provider import Exchange, InProcessServer, Probe, Provider, Registered, UploadProtocol
 from llmfiles.redact import redact, redact_url
+from llmfiles.settings import SettingsCache
 from llmfiles.transport import BodySource, Policy, Sent, Transport
 
 if TYPE_CHECKING:
@@ -392,6 +393,7 @@ class Resolver:
         self.clock = clock
         self.on_retry = on_retry
         self.config = config
+        self._kept = SettingsCache()
 
     def profile(self) -> Profile | None:
         """The config file's chosen profile (``None``: no config file)."""
@@ -412,24 +414,36 @@ class Resolver:
         return self.plugins.get(self.provider_name(provider))
 
     def settings(self, info: ProviderInfo, explicit: Mapping[str, Any]) -> Settings:
+        """The settings of a call to ``info``'s provider (kept for the next call with the same inputs)."""
         from llmfiles.settings import resolve_settings
 
+        asked: list[str] = []
+
         def get_secret(name: str, provider: str, core: Mapping[str, Any]) -> str | None:
+            if not self.plugins.has_secret_hooks():
+                return None
+            asked.append(name)
             http = CallHttp(self.transport, self._policy(provider, core, ()))
             with plugin_boundary("secret hooks", "llmfiles_get_secret", ()):
                 return self.plugins.get_secret(name, provider, http)
 
-        config: dict[str, Any] = {}
+        environ = self.environ()
         profile = self.profile()
+        key = self._kept.key(info, explicit, environ, profile)
+        kept = self._kept.get(key, info, profile) if key is not None else None
+        if kept is not None:
+            return kept
+        config: dict[str, Any] = {}
         if profile is not None:
             from llmfiles.config import values_for
             from llmfiles.settings import all_specs
 
             specs = {spec.name: spec for spec in all_specs(info)}
             config = values_for(profile, specs, info.name, (info.name, *info.aliases))
-        return resolve_settings(
-            info, explicit, self.client_settings, self.environ(), get_secret=get_secret, config=config
-        )
+        settings = resolve_settings(info, explicit, self.client_settings, environ, get_secret=get_secret, config=config)
+        if key is not None and not asked:
+            self._kept.put(key, info, profile, settings)
+        return settings
 
     def _policy(self, provider: str, values: Mapping[str, Any], secrets: Sequence[str]) -> Policy:
         deadline = values.get("deadline")

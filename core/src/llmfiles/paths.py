@@ -33,7 +33,10 @@ def config_path(environ: Mapping[str, str] | None = None) -> Path:
         return Path(env[CONFIG_ENV]).expanduser()
     # platformdirs reads these from the process's environment: the answer is kept per their values (every call
     # looks the config file up, and asking platformdirs each time cost a tenth of a small file's upload)
-    return _user_config_file(tuple(os.environ.get(name) for name in _PLATFORM_CONFIG_VARS))
+    from llmfiles.environ import process_environ
+
+    process = process_environ()
+    return _user_config_file(tuple(process.get(name) for name in _PLATFORM_CONFIG_VARS))
 
 
 _PLATFORM_CONFIG_VARS = ("XDG_CONFIG_HOME", "HOME", "APPDATA", "USERPROFILE")

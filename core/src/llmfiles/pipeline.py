@@ -319,7 +319,7 @@ class Pipeline:
         something may hold on to a block after the next is read, so each is a block of its own)."""
         if kept:
             return self.source.read_range(offset, length, BLOCK)
-        return self.source.read_range_into(offset, length, bytearray(BLOCK))
+        return self.source.read_range_into(offset, length, bytearray(min(BLOCK, max(length, 1))))
 
     def inspect_until(self, offset: int) -> None:
         """Inspect (without sending) the bytes before ``offset``: a resumed session continues after bytes an earlier

@@ -232,6 +232,10 @@ class PluginManager:
 
     # -- the cross-cutting hooks, typed ----------------------------------------------------------------------
 
+    def has_secret_hooks(self) -> bool:
+        """Whether any plugin implements ``llmfiles_get_secret``."""
+        return bool(self.pm.hook.llmfiles_get_secret.get_hookimpls())
+
     def get_secret(self, name: str, provider: str, http: Http) -> str | None:
         """The first secret-manager plugin's answer for ``name`` (``None``: none has it)."""
         value = self.pm.hook.llmfiles_get_secret(name=name, provider=provider, http=http)

@@ -291,6 +291,44 @@ def resolve_settings(
     return Settings(provider=info.name, values=values, sources=sources)
 
 
+class SettingsCache:
+    """Resolved settings kept per provider, explicit arguments, the values of the environment variables the
+    provider's settings read, and the config file's profile, so that a client's next call with the same inputs
+    does not resolve them again (resolving cost a tenth of a small upload).  Settings a secret hook was asked for
+    are never kept: a secret manager's answer may change between calls."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._entries: dict[Any, tuple[ProviderInfo, object, Settings]] = {}
+        self._env_names: dict[int, tuple[ProviderInfo, tuple[str, ...]]] = {}
+
+    def key(self, info: ProviderInfo, explicit: Mapping[str, Any], environ: Mapping[str, str], profile: object) -> Any:
+        """What the settings of one call are resolved from, or ``None`` when an explicit value cannot be a key."""
+        names = self._env_names.get(id(info))
+        if names is None or names[0] is not info:
+            names = (info, tuple(dict.fromkeys(var for spec in all_specs(info) for var in spec.env)))
+            self._env_names[id(info)] = names
+        key = (id(info), id(profile), tuple(explicit.items()), tuple(map(environ.get, names[1])))
+        try:
+            hash(key)
+        except TypeError:  # an unhashable explicit value (a credential object, a list)
+            return None
+        return key
+
+    def get(self, key: Any, info: ProviderInfo, profile: object) -> Settings | None:
+        """The settings kept for ``key`` (the ``info`` and ``profile`` objects they were resolved with), or ``None``."""
+        found = self._entries.get(key)
+        if found is None or found[0] is not info or found[1] is not profile:
+            return None
+        return found[2]
+
+    def put(self, key: Any, info: ProviderInfo, profile: object, settings: Settings) -> None:
+        """Keep ``settings`` for ``key`` (all are forgotten once ``size`` are kept)."""
+        if len(self._entries) >= self._size:
+            self._entries.clear()
+        self._entries[key] = (info, profile, settings)
+
+
 def _lookup(
     spec: SettingSpec,
     info: ProviderInfo,
