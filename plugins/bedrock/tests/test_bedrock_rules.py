@@ -321,3 +321,33 @@ def test_convert_problems_name_the_input_whose_lines_they_are(
     assert problems and all(line.startswith(f"{src} (converted to claude): line 2") for line in problems)
     assert not any(line.startswith(f"{out}: line") for line in printed)
     assert f"the records of {src}, converted, break" in printed[-1] and not out.exists()
+
+
+def test_a_dry_run_asks_no_server_for_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loopback_only: None
+) -> None:
+    # botocore's chain would ask the EC2 instance metadata service (169.254.169.254) and the container credentials
+    # endpoint: a dry run sends nothing, so it says they were not asked (loopback_only fails the test if they were)
+    monkeypatch.delenv("AWS_EC2_METADATA_DISABLED")
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.170.23/v1/credentials")
+    path = write(tmp_path / "claude.jsonl", [BLOCKS] * 3)
+    plan = llmfiles.Client("bedrock").describe_upload(
+        path, purpose="fine-tune", aws_region="us-east-1", bucket="my-bucket"
+    )
+    assert plan["credentials"] == (
+        "botocore credential chain: container credentials, EC2 instance metadata (not asked in a dry run, which "
+        "sends nothing)"
+    )
+    assert plan["destination"].startswith("PUT https://my-bucket.s3.us-east-1.amazonaws.com/llmfiles/fine-tune/")
+
+
+def test_a_dry_run_reads_the_keys_of_the_profile_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_EC2_METADATA_DISABLED")  # found before the links that ask a server
+    credentials = tmp_path / "aws-credentials"
+    credentials.write_text("[default]\naws_access_key_id = AKIAEXAMPLEFROMFILE\naws_secret_access_key = s3cr3t\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    path = write(tmp_path / "claude.jsonl", [BLOCKS] * 3)
+    plan = llmfiles.Client("bedrock").describe_upload(
+        path, purpose="fine-tune", aws_region="us-east-1", bucket="my-bucket"
+    )
+    assert plan["credentials"] == "profile 'default' in the shared credentials file (botocore credential chain)"

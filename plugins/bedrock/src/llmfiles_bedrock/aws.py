@@ -132,17 +132,83 @@ def default_identity(
     except bx.BotoCoreError as exc:  # expired SSO token, failing credential_process, bad role chain ...
         raise ConfigurationError(f"botocore could not load AWS credentials for {provider!r}: {exc}") from None
     if creds is None:
-        places = list(looked_first) + [f"botocore's chain: {p}" for p in CHAIN_PLACES]
-        if os.environ.get("AWS_EC2_METADATA_DISABLED", "").lower() == "true":
-            places[-1] += " (off: AWS_EC2_METADATA_DISABLED=true)"
-        raise MissingCredentials(
-            provider,
-            "AWS credentials",
-            places,
-            hint="run `aws configure` (or `aws sso login`), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-        )
-    method = getattr(creds, "method", None) or "chain"
-    where = {
+        raise _missing(provider, looked_first)
+    where = _where(getattr(creds, "method", None) or "chain", profile)
+    return AwsIdentity(credentials=creds, source=f"{where} (botocore credential chain)")
+
+
+#: the links of botocore's chain that only read the environment and files (named by their ``METHOD``)
+_LOCAL_METHODS = frozenset({"env", "shared-credentials-file", "config-file", "ec2-credentials-file", "boto-config"})
+
+
+def offline_identity(
+    profile: str | None, *, provider: str = PROVIDER, looked_first: tuple[str, ...] = ()
+) -> AwsIdentity | str:
+    """For a dry run, which sends nothing and runs nothing: the credentials the links of botocore's chain that read
+    only the environment and files find; else, when a link that would ask a server or run a command could give
+    some, what it is (a string, for the dry run to report); else :class:`MissingCredentials`, as
+    :func:`default_identity` says it."""
+    bx = botocore("exceptions")
+    try:
+        found = session(profile)
+        resolver = found.get_component("credential_provider")
+        for link in resolver.providers:
+            if getattr(link, "METHOD", None) in _LOCAL_METHODS:
+                creds = link.load()
+                if creds is not None:
+                    return AwsIdentity(
+                        credentials=creds, source=_where(link.METHOD, profile) + " (botocore credential chain)"
+                    )
+        scoped = found.get_scoped_config()
+    except bx.ProfileNotFound:
+        raise InvalidSetting(
+            f"AWS {_profile_label(profile)} is not in ~/.aws/config or ~/.aws/credentials "
+            "(or the files AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE name)"
+        ) from None
+    except bx.BotoCoreError as exc:
+        raise ConfigurationError(f"botocore could not read the AWS credentials for {provider!r}: {exc}") from None
+    remote = _remote_links(scoped, profile)
+    if remote:
+        return "botocore credential chain: " + ", ".join(remote) + " (not asked in a dry run, which sends nothing)"
+    raise _missing(provider, looked_first)
+
+
+def _remote_links(scoped: Mapping[str, Any], profile: str | None) -> list[str]:
+    """The links of botocore's chain that would ask a server or run a command, given the profile's settings
+    (``scoped``) and the environment."""
+    env = os.environ
+    label = _profile_label(profile)
+    out = []
+    if env.get("AWS_WEB_IDENTITY_TOKEN_FILE") or scoped.get("web_identity_token_file"):
+        out.append("web identity")
+    if scoped.get("role_arn"):
+        out.append(f"the role of {label}")
+    if scoped.get("sso_session") or scoped.get("sso_start_url"):
+        out.append(f"SSO of {label}")
+    if scoped.get("credential_process"):
+        out.append(f"credential_process of {label}")
+    if env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") or env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        out.append("container credentials")
+    if env.get("AWS_EC2_METADATA_DISABLED", "").strip().lower() != "true":
+        out.append("EC2 instance metadata")
+    return out
+
+
+def _missing(provider: str, looked_first: tuple[str, ...]) -> MissingCredentials:
+    places = list(looked_first) + [f"botocore's chain: {p}" for p in CHAIN_PLACES]
+    if os.environ.get("AWS_EC2_METADATA_DISABLED", "").lower() == "true":
+        places[-1] += " (off: AWS_EC2_METADATA_DISABLED=true)"
+    return MissingCredentials(
+        provider,
+        "AWS credentials",
+        places,
+        hint="run `aws configure` (or `aws sso login`), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+    )
+
+
+def _where(method: str, profile: str | None) -> str:
+    """Where botocore's link ``method`` found credentials, in words."""
+    return {
         "env": "env AWS_ACCESS_KEY_ID",
         "shared-credentials-file": f"{_profile_label(profile)} in the shared credentials file",
         "config-file": f"{_profile_label(profile)} in the config file",
@@ -153,7 +219,6 @@ def default_identity(
         "iam-role": "EC2 instance metadata",
         "custom-process": f"credential_process of {_profile_label(profile)}",
     }.get(method, method)
-    return AwsIdentity(credentials=creds, source=f"{where} (botocore credential chain)")
 
 
 def explicit_identity(access_key: str, secret_key: str, token: str | None, source: str) -> AwsIdentity:

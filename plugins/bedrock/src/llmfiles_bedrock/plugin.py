@@ -143,15 +143,17 @@ def _explicit_places() -> tuple[str, ...]:
     )
 
 
-def _identity(settings: Settings) -> Any:
-    """Explicit keys from the settings (both or neither), else botocore's default chain."""
+def _identity(settings: Settings, *, offline: bool) -> Any:
+    """Explicit keys from the settings (both or neither), else botocore's default chain (``offline``, for a dry
+    run: only its links that read the environment and files; a string says which others would be asked)."""
     from llmfiles_bedrock import aws
 
     key_id = settings.get("aws_access_key_id")
     secret = settings.secret("aws_secret_access_key")
     token = settings.secret("aws_session_token")
     if not (key_id or secret or token):
-        return aws.default_identity(_profile(settings), provider=NAME, looked_first=_explicit_places())
+        chain = aws.offline_identity if offline else aws.default_identity
+        return chain(_profile(settings), provider=NAME, looked_first=_explicit_places())
     if not (key_id and secret):
         missing = "aws_access_key_id" if not key_id else "aws_secret_access_key"
         raise MissingCredentials(
@@ -184,8 +186,14 @@ class BedrockProvider(BaseProvider):
     def credentials(self, settings: Settings, environ: Mapping[str, str], http: Http) -> Credentials:
         """AWS credentials (explicit keys, else botocore's chain) and the region; both are found before anything is
         read or sent."""
-        identity = _identity(settings)
+        identity = _identity(settings, offline=http.offline)
         region, region_source = _region(settings)
+        if isinstance(identity, str):  # a dry run: the chain would ask a server for them
+            return Credentials(
+                kind="aws_sigv4",
+                source=identity,
+                extra=AwsContext(identity=None, region=region, region_source=region_source),
+            )
         frozen_keys = identity.frozen()
         token = getattr(frozen_keys, "token", None)
         return Credentials(
