@@ -118,12 +118,18 @@ def main() -> int:
             remote = _read_file(jc, file, size, pickle.loads(payload), out)  # noqa: S301 - our own parent's data
             _send(out, ("done", jc.finish(), remote))
             return 0
-        jc.feed(payload)
-        if not told and jc.errors:
-            _send(out, ("errors", jc.errors))
-            told = True
+        told = _check(jc, payload, out, told)
     _send(out, ("done", jc.finish(), None))
     return 0
+
+
+def _check(jc: JsonlChecker, block: bytes, out: IO[bytes], told: bool) -> bool:
+    """Check ``block``; the first error found is told to the parent at once (``told``: it was already)."""
+    jc.feed(block)
+    if not told and jc.errors:
+        _send(out, ("errors", jc.errors))
+        return True
+    return told
 
 
 def _read_file(
@@ -143,11 +149,8 @@ def _read_file(
         hasher.update(block)
         if crcs is not None:
             crcs.update(pos, block)
-        jc.feed(block)
+        told = _check(jc, block, out, told)
         pos += len(block)
-        if not told and jc.errors:
-            _send(out, ("errors", jc.errors))
-            told = True
     return RemoteInspection(read=pos, digests=hasher.result(), part_crcs=crcs.crcs if crcs is not None else {})
 
 
