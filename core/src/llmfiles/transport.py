@@ -626,7 +626,8 @@ class Transport:
         stall = policy.timeout if left is None else max(0.001, min(policy.timeout, left))
         connect = min(stall, policy.connect_timeout)
         host = where.host
-        log.debug("%s %s headers=%s", method, redact_url(url), redacted_headers(headers))
+        if log.isEnabledFor(logging.DEBUG):  # the redacted URL and headers are made only to be logged
+            log.debug("%s %s headers=%s", method, redact_url(url), redacted_headers(headers))
         budget = self._watchdog.budget(policy.deadline_at)
         clock = policy.clock
         # the answer must begin within ``timeout`` of the last byte of the request, however slowly it drips
