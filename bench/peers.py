@@ -11,7 +11,8 @@ peak RSS).  Specs:
 - ``{"op": "validate", "path": P}``
 
 TOOL is ``llmfiles``, ``openai-file`` (``files.create`` with an open file), ``openai-path`` (with a ``Path``),
-``openai-chunked`` (``uploads.upload_file_chunked``) or ``litellm`` (``litellm.create_file``).
+``openai-chunked`` (``uploads.upload_file_chunked``), ``litellm`` (``litellm.create_file``) or ``floor`` (the file
+checked as an upload checks it and POSTed with urllib3, nothing else: what a checked upload cannot cost less than).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def _uploader(tool: str, base: str, settings: dict[str, Any]) -> Any:
             return int(upload.file.bytes)
 
         return up
+    if tool == "floor":
+        return _floor_uploader(base)
     if tool == "litellm":
         import litellm
 
@@ -75,6 +78,40 @@ def _uploader(tool: str, base: str, settings: dict[str, Any]) -> Any:
 
         return up
     raise SystemExit(f"unknown tool {tool!r}")
+
+
+def _floor_uploader(base: str) -> Any:
+    """What a checked upload of a small file cannot cost less than with what llmfiles is built on: the file read,
+    parsed and checked with the OpenAI plugin's record rules (``JsonlChecker``, as an upload checks it), then one
+    urllib3 POST of the multipart body, its answer parsed.  Nothing else: no settings, credentials, retries, deadline,
+    identity checks, held-back bytes or normalized answer."""
+    import urllib3
+
+    from llmfiles.validate.jsonl import JsonlChecker
+    from llmfiles_openai.checks import FineTuneChecker
+
+    pool = urllib3.PoolManager()
+    url = base.rstrip("/") + "/files"
+    boundary = "llmfiles-bench-floor"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n--{boundary}\r\n'
+        'Content-Disposition: form-data; name="file"; filename="train.jsonl"\r\n'
+        "Content-Type: application/jsonl\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+    def up(path: str) -> int:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        checks = JsonlChecker(path, len(data), checker=FineTuneChecker(provider="OpenAI"))
+        checks.feed(data)
+        if not checks.finish().ok:
+            raise SystemExit(f"{path} does not pass the checks")
+        answer = pool.request("POST", url, body=head + data + tail, headers=headers, retries=False)
+        return int(json.loads(answer.data)["bytes"])
+
+    return up
 
 
 def _async_uploader(tool: str, base: str) -> Any:
