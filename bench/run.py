@@ -284,7 +284,7 @@ def section_upload(peers: list[str], sizes: list[int], repeat: int, base: str, q
 
 
 def section_small(peers: list[str], repeat: int, base: str, count: int, log: Any) -> list[dict[str, Any]]:
-    tools = [p for p in ("llmfiles", "llmfiles-raw", "openai-file", "litellm") if p in peers]
+    tools: list[str] = [p for p in ("llmfiles", "llmfiles-raw", "openai-file", "litellm") if p in peers]
     if "llmfiles" in peers:
         tools.insert(2, "floor")  # sequential only: what llmfiles' own code adds to a checked upload
     paths = [str(p) for p in small_files(count, SMALL_SIZE)]

@@ -300,15 +300,21 @@ class SettingsCache:
     def __init__(self, size: int = 64) -> None:
         self._size = size
         self._entries: dict[Any, tuple[ProviderInfo, object, Settings]] = {}
-        self._env_names: dict[int, tuple[ProviderInfo, tuple[str, ...]]] = {}
+        #: per provider: the environment variables its settings read, and the names of its secret settings
+        self._names: dict[int, tuple[ProviderInfo, tuple[str, ...], frozenset[str]]] = {}
 
     def key(self, info: ProviderInfo, explicit: Mapping[str, Any], environ: Mapping[str, str], profile: object) -> Any:
-        """What the settings of one call are resolved from, or ``None`` when an explicit value cannot be a key."""
-        names = self._env_names.get(id(info))
+        """What the settings of one call are resolved from, or ``None`` when an explicit value cannot be a key.
+        A secret given as an argument is kept as a :class:`Secret`, which never shows it."""
+        names = self._names.get(id(info))
         if names is None or names[0] is not info:
-            names = (info, tuple(dict.fromkeys(var for spec in all_specs(info) for var in spec.env)))
-            self._env_names[id(info)] = names
-        key = (id(info), id(profile), tuple(explicit.items()), tuple(map(environ.get, names[1])))
+            specs = all_specs(info)
+            env = tuple(dict.fromkeys(var for spec in specs for var in spec.env))
+            names = (info, env, frozenset(spec.name for spec in specs if spec.secret))
+            self._names[id(info)] = names
+        secret = names[2]
+        given = tuple((k, Secret(v) if k in secret and isinstance(v, str) else v) for k, v in explicit.items())
+        key = (id(info), id(profile), given, tuple(map(environ.get, names[1])))
         try:
             hash(key)
         except TypeError:  # an unhashable explicit value (a credential object, a list)
