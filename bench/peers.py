@@ -11,8 +11,9 @@ peak RSS).  Specs:
 - ``{"op": "validate", "path": P}``
 
 TOOL is ``llmfiles``, ``openai-file`` (``files.create`` with an open file), ``openai-path`` (with a ``Path``),
-``openai-chunked`` (``uploads.upload_file_chunked``), ``litellm`` (``litellm.create_file``) or ``floor`` (the file
-checked as an upload checks it and POSTed with urllib3, nothing else: what a checked upload cannot cost less than).
+``openai-chunked`` (``uploads.upload_file_chunked``), ``litellm`` (``litellm.create_file``), ``floor`` (the file
+checked as an upload checks it and POSTed with urllib3, nothing else: what a checked upload cannot cost less than)
+or ``floor-raw`` (the same POST, unchecked).
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ def _uploader(tool: str, base: str, settings: dict[str, Any]) -> Any:
             return int(upload.file.bytes)
 
         return up
-    if tool == "floor":
-        return _floor_uploader(base)
+    if tool in ("floor", "floor-raw"):
+        return _floor_uploader(base, checked=tool == "floor")
     if tool == "litellm":
         import litellm
 
@@ -80,11 +81,11 @@ def _uploader(tool: str, base: str, settings: dict[str, Any]) -> Any:
     raise SystemExit(f"unknown tool {tool!r}")
 
 
-def _floor_uploader(base: str) -> Any:
-    """What a checked upload of a small file cannot cost less than with what llmfiles is built on: the file read,
-    parsed and checked with the OpenAI plugin's record rules (``JsonlChecker``, as an upload checks it), then one
-    urllib3 POST of the multipart body, its answer parsed.  Nothing else: no settings, credentials, retries, deadline,
-    identity checks, held-back bytes or normalized answer."""
+def _floor_uploader(base: str, *, checked: bool) -> Any:
+    """What an upload of a small file cannot cost less than with what llmfiles is built on: the file read, parsed and
+    checked with the OpenAI plugin's record rules (``JsonlChecker``, as an upload checks it; not when ``checked`` is
+    false), then one urllib3 POST of the multipart body, its answer parsed.  Nothing else: no settings, credentials,
+    retries, deadline, identity checks, held-back bytes or normalized answer."""
     import urllib3
 
     from llmfiles.validate.jsonl import JsonlChecker
@@ -104,10 +105,11 @@ def _floor_uploader(base: str) -> Any:
     def up(path: str) -> int:
         with open(path, "rb") as fh:
             data = fh.read()
-        checks = JsonlChecker(path, len(data), checker=FineTuneChecker(provider="OpenAI"))
-        checks.feed(data)
-        if not checks.finish().ok:
-            raise SystemExit(f"{path} does not pass the checks")
+        if checked:
+            checks = JsonlChecker(path, len(data), checker=FineTuneChecker(provider="OpenAI"))
+            checks.feed(data)
+            if not checks.finish().ok:
+                raise SystemExit(f"{path} does not pass the checks")
         answer = pool.request("POST", url, body=head + data + tail, headers=headers, retries=False)
         return int(json.loads(answer.data)["bytes"])
 

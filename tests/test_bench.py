@@ -126,6 +126,11 @@ def test_a_quick_run_writes_the_report(tmp_path: Path) -> None:
     assert {r["peer"] for r in uploads} == {"curl", "llmfiles", "llmfiles-raw"}
     assert all(r["rss_mib"] > 1 and r["cpu"] > 0 and r["mib_s"] > 0 for r in uploads)
     assert "| 3 MiB | llmfiles-raw |" in report and "## Goals" in report and "## 5. Validation" in report
+    # the small files ran beside both floors, one after another only
+    small = {(r["peer"], r["mode"]) for r in results if r["section"] == "small"}
+    assert {("floor", "seq"), ("floor-raw", "seq")} <= small
+    assert not {p for p, m in small if m != "seq"} & {"floor", "floor-raw"}
+    assert "| seq | floor |" in report and "(the floor: " in report
     # the 3 MiB file went up in parts: the quick run sets llmfiles' multipart threshold to 2 MiB, parts of 1 MiB
     parts = int(report.split(" upload parts")[0].rsplit(", ", 1)[-1].replace(",", ""))
     assert parts >= 3 * 2  # 3 parts for each of the two llmfiles variants
