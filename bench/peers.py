@@ -9,6 +9,7 @@ peak RSS).  Specs:
 - ``{"op": "upload", "tool": TOOL, "path": P, "base": URL, "settings": {...}}``: one upload, purpose fine-tune
 - ``{"op": "small", "tool": TOOL, "mode": "seq" | "threads" | "asyncio", "paths": [...], "base": URL}``
 - ``{"op": "validate", "path": P}``
+- ``{"op": "calibrate", "path": P}``: this machine's speed at the per-byte work of a default upload, on one core
 
 TOOL is ``llmfiles``, ``openai-file`` (``files.create`` with an open file), ``openai-path`` (with a ``Path``),
 ``openai-chunked`` (``uploads.upload_file_chunked``), ``litellm`` (``litellm.create_file``), ``floor`` (the file
@@ -199,6 +200,48 @@ def _validate(spec: dict[str, Any]) -> dict[str, Any]:
     return run_one(Path(spec["path"]), "openai", "fine-tune", None)
 
 
+def _best_mib_s(work: Any, size: int, repeat: int = 5) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - t0)
+    return round(size / (1024 * 1024) / best, 1)
+
+
+def _calibrate(spec: dict[str, Any]) -> dict[str, Any]:
+    """How fast this machine does, on one core and in memory, the per-byte work a default upload adds to a raw one:
+    the MD5 of the file, orjson's parse of its lines, and the whole check pass (``JsonlChecker`` with the OpenAI
+    record rules, which includes the parse).  Best of 5 over the first 16 MiB of the file (whole lines)."""
+    import hashlib
+
+    import orjson
+
+    from llmfiles.validate.jsonl import JsonlChecker
+    from llmfiles_openai.checks import FineTuneChecker
+
+    with open(spec["path"], "rb") as fh:
+        data = fh.read(16 * 1024 * 1024)
+    data = data[: data.rfind(b"\n") + 1]
+    lines = data.splitlines()
+
+    def parse() -> None:
+        for line in lines:
+            orjson.loads(line)
+
+    def check() -> None:
+        checks = JsonlChecker(spec["path"], len(data), checker=FineTuneChecker(provider="OpenAI"))
+        checks.feed(data)
+        checks.finish()
+
+    return {
+        "bytes": len(data),
+        "md5_mib_s": _best_mib_s(lambda: hashlib.md5(data, usedforsecurity=False).digest(), len(data)),
+        "parse_mib_s": _best_mib_s(parse, len(data)),
+        "checks_mib_s": _best_mib_s(check, len(data)),
+    }
+
+
 def main() -> int:
     spec = json.loads(sys.argv[1])
     op = spec["op"]
@@ -210,6 +253,8 @@ def main() -> int:
         out = _small(spec)
     elif op == "validate":
         out = _validate(spec)
+    elif op == "calibrate":
+        out = _calibrate(spec)
     else:
         raise SystemExit(f"unknown op {op!r}")
     print(json.dumps(out), flush=True)

@@ -121,7 +121,12 @@ def test_a_quick_run_writes_the_report(tmp_path: Path) -> None:
     report = (out / "report.md").read_text()
     results = json.loads((out / "results.json").read_text())
     sections = {r["section"] for r in results}
-    assert sections == {"import", "upload", "small", "capped", "validate"}
+    assert sections == {"machine", "import", "upload", "small", "capped", "validate"}
+    # this machine's speeds at the per-byte work of a default upload, and what they make the least CPU per GiB
+    (speeds,) = [r for r in results if r["section"] == "machine"]
+    assert all(speeds[k] > 1 for k in ("md5_mib_s", "parse_mib_s", "checks_mib_s"))
+    assert speeds["checks_mib_s"] < speeds["parse_mib_s"]  # the checks include the parse
+    assert "- this machine, one core" in report and "; the checks and MD5 alone: " in report
     uploads = [r for r in results if r["section"] == "upload"]
     assert {r["peer"] for r in uploads} == {"curl", "llmfiles", "llmfiles-raw"}
     assert all(r["rss_mib"] > 1 and r["cpu"] > 0 and r["mib_s"] > 0 for r in uploads)
