@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +31,7 @@ from faultserver import (
 )
 
 from llmfiles import transport as transport_mod
-from llmfiles.clock import FakeClock
+from llmfiles.clock import SYSTEM_CLOCK, FakeClock
 from llmfiles.errors import (
     DeadlineExceeded,
     FileChanged,
@@ -295,6 +297,42 @@ def test_deadline_cuts_a_stall_short(server: FaultServer, transport: Transport) 
     with pytest.raises(DeadlineExceeded):
         transport.send(get(server.url), real(timeout=30, deadline_at=time.monotonic() + 0.5))
     assert 0.45 <= time.monotonic() - start < 20
+
+
+class _CountingCondition(threading.Condition):
+    notified = 0
+
+    def notify(self, n: int = 1) -> None:
+        self.notified += 1
+        super().notify(n)
+
+
+def test_the_watchdog_is_woken_only_for_a_budget_due_before_it_looks_again() -> None:
+    """Every request gives the watchdog a budget, most of them minutes away and over long before: waking its thread
+    for each costs a thread switch per request. Only a budget due sooner than the thread's own next look wakes it,
+    and that one is still cut on time."""
+    dog = transport_mod._Watchdog(SYSTEM_CLOCK)
+    dog._cond = cond = _CountingCondition()
+    far = [transport_mod._Budget(dog, None) for _ in range(6)]
+    far[0].limit(time.monotonic() + 600)
+    while dog._wakes_at == -math.inf:  # the thread started and sleeps until its next look
+        time.sleep(0.01)
+    before = cond.notified
+    for budget in far[1:]:
+        budget.limit(time.monotonic() + 600)
+    assert cond.notified == before
+    ours, theirs = socket.socketpair()
+    soon = transport_mod._Budget(dog, None)
+    soon.conn = type("Conn", (), {"sock": ours})()
+    start = time.monotonic()
+    soon.limit(start + 0.2)
+    assert cond.notified == before + 1
+    theirs.settimeout(5)
+    assert theirs.recv(1) == b""  # shut by the watchdog
+    assert 0.15 <= time.monotonic() - start < 0.9  # on time, not at the thread's next look a second later
+    assert soon.fired == "stall"
+    ours.close()
+    theirs.close()
 
 
 def test_deadline_without_retries_is_still_a_deadline(server: FaultServer, transport: Transport) -> None:

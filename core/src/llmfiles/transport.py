@@ -19,6 +19,7 @@ import contextvars
 import heapq
 import itertools
 import logging
+import math
 import re
 import socket
 import threading
@@ -234,6 +235,9 @@ class _Watchdog:
         self._cond = threading.Condition()
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
+        # when the thread, waiting, looks at the heap again of its own accord: a budget due later needs no wake-up
+        # (waking it costs a thread switch per request; most budgets are minutes away and end long before)
+        self._wakes_at = -math.inf
 
     def budget(self, deadline: float | None) -> _Budget:
         return _Budget(self, deadline)
@@ -244,24 +248,31 @@ class _Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="llmfiles-watchdog", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if when < self._wakes_at:
+                self._cond.notify()
 
     def _run(self) -> None:
         with self._cond:
             while True:
                 if not self._heap:
-                    self._cond.wait(5.0)
+                    self._wait(5.0)
                     continue
                 when, _, budget = self._heap[0]
                 wait = when - self._clock.monotonic()
                 if wait > 0:
-                    self._cond.wait(min(wait, 1.0))
+                    self._wait(min(wait, 1.0))
                     continue
                 heapq.heappop(self._heap)
                 if budget.when != when or budget.fired or budget.conn is None:
                     continue  # tightened since, already cut, or done
                 budget.fired = "deadline" if budget.deadline is not None and when >= budget.deadline else "stall"
                 _shut(budget.conn)
+
+    def _wait(self, seconds: float) -> None:
+        """Wait (holding ``_cond``) until ``seconds`` pass or a budget due sooner is watched."""
+        self._wakes_at = self._clock.monotonic() + seconds
+        self._cond.wait(seconds)
+        self._wakes_at = -math.inf
 
 
 def _shut(conn: Any) -> None:
